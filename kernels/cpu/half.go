@@ -1,0 +1,57 @@
+package cpu
+
+import "github.com/x448/float16"
+
+// F16ToF32Scalar converts one IEEE binary16 value (raw bits) to float32.
+func F16ToF32Scalar(h uint16) float32 { return float16.Frombits(h).Float32() }
+
+// F32ToF16Scalar converts one float32 to IEEE binary16 bits, rounding to nearest even.
+func F32ToF16Scalar(f float32) uint16 { return float16.Fromfloat32(f).Bits() }
+
+// BF16ToF32Scalar converts one bfloat16 value (raw bits) to float32.
+func BF16ToF32Scalar(h uint16) float32 { return fromBits(uint32(h) << 16) }
+
+// F32ToBF16Scalar converts one float32 to bfloat16 bits, rounding to nearest even
+// (NaN stays NaN), as PyTorch does.
+func F32ToBF16Scalar(f float32) uint16 {
+	b := toBits(f)
+	if b&0x7fffffff > 0x7f800000 { // NaN: keep it quiet and non-zero
+		return uint16(b>>16) | 0x40
+	}
+	rounding := uint32(0x7fff) + (b>>16)&1
+	return uint16((b + rounding) >> 16)
+}
+
+// F16ToF32 converts len(src) half-precision values to float32 into dst.
+//
+//	for i := range src { dst[i] = F16ToF32Scalar(src[i]) }
+func F16ToF32(dst []float32, src []uint16) {
+	_ = dst[len(src)-1:]
+	for i, h := range src {
+		dst[i] = F16ToF32Scalar(h)
+	}
+}
+
+// BF16ToF32 converts len(src) bfloat16 values to float32 into dst.
+func BF16ToF32(dst []float32, src []uint16) {
+	_ = dst[len(src)-1:]
+	for i, h := range src {
+		dst[i] = fromBits(uint32(h) << 16)
+	}
+}
+
+// F32ToF16 converts len(src) float32 values to half precision (round to nearest even) into dst.
+func F32ToF16(dst []uint16, src []float32) {
+	_ = dst[len(src)-1:]
+	for i, f := range src {
+		dst[i] = F32ToF16Scalar(f)
+	}
+}
+
+// F32ToBF16 converts len(src) float32 values to bfloat16 (round to nearest even) into dst.
+func F32ToBF16(dst []uint16, src []float32) {
+	_ = dst[len(src)-1:]
+	for i, f := range src {
+		dst[i] = F32ToBF16Scalar(f)
+	}
+}

@@ -1,0 +1,363 @@
+package cpu
+
+import "math"
+
+// This file holds the naive reference implementations. Each doc comment is the
+// loop the function computes; the fast paths elsewhere in the package must agree
+// with these within the tolerances of the conformance suite (kernels/kerneltest).
+// They favour clarity over speed and accumulate in float64 where that is free.
+
+// GemmRef computes C = alpha*op(A)*op(B) + beta*C where op(A) is m x k, op(B) is
+// k x n and C is m x n row-major with row stride ldc:
+//
+//	for i < m, j < n: C[i*ldc+j] = alpha * sum_p A(i,p)*B(p,j) + beta*C[i*ldc+j]
+//
+// When beta is 0, C is not read (NaNs in C do not propagate), as in BLAS.
+func GemmRef(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				s += float64(a.At(i, p)) * float64(b.At(p, j))
+			}
+			v := alpha * float32(s)
+			if beta != 0 {
+				v += beta * c[i*ldc+j]
+			}
+			c[i*ldc+j] = v
+		}
+	}
+}
+
+// ConvParams describes a 2-D convolution (cross-correlation, as PyTorch computes it)
+// of an input x [N, C, H, W] with weights [K, C, R, S] into y [N, K, OutH, OutW].
+type ConvParams struct {
+	N, C, H, W       int // input batch, channels, height, width
+	K, R, S          int // output channels, kernel height, kernel width
+	StrideH, StrideW int // strides (>= 1)
+	PadH, PadW       int // zero padding on each side
+}
+
+// OutH returns the output height (H + 2*PadH - R) / StrideH + 1.
+func (p ConvParams) OutH() int { return (p.H+2*p.PadH-p.R)/p.StrideH + 1 }
+
+// OutW returns the output width (W + 2*PadW - S) / StrideW + 1.
+func (p ConvParams) OutW() int { return (p.W+2*p.PadW-p.S)/p.StrideW + 1 }
+
+// Conv2dRef computes the convolution described by p. w is the weight matrix
+// [K, C*R*S] (row stride w.Stride, not transposed), bias (length K) may be nil:
+//
+//	for n, k, oh, ow:
+//	  y[n,k,oh,ow] = bias[k] + sum_{c,r,s} x[n,c,oh*sh-ph+r,ow*sw-pw+s] * w[k, (c*R+r)*S+s]
+//
+// with out-of-range input positions reading as zero.
+func Conv2dRef(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
+	oh, ow := p.OutH(), p.OutW()
+	for n := 0; n < p.N; n++ {
+		for k := 0; k < p.K; k++ {
+			for i := 0; i < oh; i++ {
+				for j := 0; j < ow; j++ {
+					var s float64
+					if bias != nil {
+						s = float64(bias[k])
+					}
+					for c := 0; c < p.C; c++ {
+						for r := 0; r < p.R; r++ {
+							ih := i*p.StrideH - p.PadH + r
+							if ih < 0 || ih >= p.H {
+								continue
+							}
+							for q := 0; q < p.S; q++ {
+								iw := j*p.StrideW - p.PadW + q
+								if iw < 0 || iw >= p.W {
+									continue
+								}
+								xv := x[((n*p.C+c)*p.H+ih)*p.W+iw]
+								s += float64(xv) * float64(w.At(k, (c*p.R+r)*p.S+q))
+							}
+						}
+					}
+					y[((n*p.K+k)*oh+i)*ow+j] = float32(s)
+				}
+			}
+		}
+	}
+}
+
+// AttnParams describes multi-head scaled-dot-product attention. Operands are laid
+// out as [B, seq, H*D] rows: element (b, s, h, d) of q is at
+// q[b*Sq*QStride + s*QStride + h*D + d], likewise k and v (with Sk) and o (with Sq).
+// A stride of 0 means H*D (dense rows).
+type AttnParams struct {
+	B, H   int     // batch, heads
+	Sq, Sk int     // query and key/value sequence lengths
+	D      int     // head dimension
+	Scale  float32 // usually 1/sqrt(D)
+	Causal bool    // query i attends only to keys j <= i + (Sk - Sq)
+
+	QStride, KStride, VStride, OStride int
+}
+
+func (p AttnParams) strides() (qs, ks, vs, os int) {
+	def := p.H * p.D
+	qs, ks, vs, os = p.QStride, p.KStride, p.VStride, p.OStride
+	if qs == 0 {
+		qs = def
+	}
+	if ks == 0 {
+		ks = def
+	}
+	if vs == 0 {
+		vs = def
+	}
+	if os == 0 {
+		os = def
+	}
+	return
+}
+
+// AttentionRef computes o = softmax(scale * q k^T [+ causal mask]) v per batch and head:
+//
+//	for b, h, i:
+//	  s_j = scale * sum_d q[b,i,h,d]*k[b,j,h,d]   (j allowed by the mask)
+//	  o[b,i,h,:] = sum_j exp(s_j - max s) v[b,j,h,:] / sum_j exp(s_j - max s)
+func AttentionRef(p AttnParams, q, k, v, o []float32) {
+	qs, ks, vs, os := p.strides()
+	s := make([]float64, p.Sk)
+	for b := 0; b < p.B; b++ {
+		for h := 0; h < p.H; h++ {
+			for i := 0; i < p.Sq; i++ {
+				qi := q[b*p.Sq*qs+i*qs+h*p.D:]
+				n := p.Sk
+				if p.Causal {
+					n = min(p.Sk, i+p.Sk-p.Sq+1)
+				}
+				mx := math.Inf(-1)
+				for j := 0; j < n; j++ {
+					kj := k[b*p.Sk*ks+j*ks+h*p.D:]
+					var d float64
+					for t := 0; t < p.D; t++ {
+						d += float64(qi[t]) * float64(kj[t])
+					}
+					s[j] = d * float64(p.Scale)
+					mx = math.Max(mx, s[j])
+				}
+				var sum float64
+				for j := 0; j < n; j++ {
+					s[j] = math.Exp(s[j] - mx)
+					sum += s[j]
+				}
+				oi := o[b*p.Sq*os+i*os+h*p.D:]
+				for t := 0; t < p.D; t++ {
+					var acc float64
+					for j := 0; j < n; j++ {
+						acc += s[j] * float64(v[b*p.Sk*vs+j*vs+h*p.D+t])
+					}
+					if n == 0 {
+						oi[t] = 0
+					} else {
+						oi[t] = float32(acc / sum)
+					}
+				}
+			}
+		}
+	}
+}
+
+// GroupNormRef normalises x [n, c, hw] over each of the groups of c/groups channels:
+//
+//	for each (n, g): mean, var over x[n, g*cg:(g+1)*cg, :] (biased variance)
+//	  y[n,ch,i] = (x[n,ch,i]-mean)/sqrt(var+eps)*gamma[ch] + beta[ch]
+//	  if silu: y = y * sigmoid(y)
+//
+// gamma and beta (length c) may be nil, meaning 1 and 0. y may alias x.
+func GroupNormRef(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool) {
+	cg := c / groups
+	for b := 0; b < n; b++ {
+		for g := 0; g < groups; g++ {
+			base := (b*c + g*cg) * hw
+			cnt := cg * hw
+			var sum float64
+			for i := 0; i < cnt; i++ {
+				sum += float64(x[base+i])
+			}
+			mean := sum / float64(cnt)
+			var sq float64
+			for i := 0; i < cnt; i++ {
+				d := float64(x[base+i]) - mean
+				sq += d * d
+			}
+			inv := 1 / math.Sqrt(sq/float64(cnt)+float64(eps))
+			for ch := g * cg; ch < (g+1)*cg; ch++ {
+				ga, be := 1.0, 0.0
+				if gamma != nil {
+					ga = float64(gamma[ch])
+				}
+				if beta != nil {
+					be = float64(beta[ch])
+				}
+				for i := 0; i < hw; i++ {
+					idx := (b*c+ch)*hw + i
+					v := (float64(x[idx])-mean)*inv*ga + be
+					if silu {
+						v = v / (1 + math.Exp(-v))
+					}
+					y[idx] = float32(v)
+				}
+			}
+		}
+	}
+}
+
+// LayerNormRef normalises each row of x [rows, cols]:
+//
+//	y[r,j] = (x[r,j]-mean_r)/sqrt(var_r+eps)*gamma[j] + beta[j]
+//
+// gamma and beta may be nil (1 and 0). y may alias x.
+func LayerNormRef(x, y []float32, rows, cols int, eps float32, gamma, beta []float32) {
+	for r := 0; r < rows; r++ {
+		row := x[r*cols : (r+1)*cols]
+		var sum float64
+		for _, v := range row {
+			sum += float64(v)
+		}
+		mean := sum / float64(cols)
+		var sq float64
+		for _, v := range row {
+			d := float64(v) - mean
+			sq += d * d
+		}
+		inv := 1 / math.Sqrt(sq/float64(cols)+float64(eps))
+		out := y[r*cols : (r+1)*cols]
+		for j := range out {
+			ga, be := 1.0, 0.0
+			if gamma != nil {
+				ga = float64(gamma[j])
+			}
+			if beta != nil {
+				be = float64(beta[j])
+			}
+			out[j] = float32((float64(row[j])-mean)*inv*ga + be)
+		}
+	}
+}
+
+// SoftmaxRef computes a softmax over each row of x [rows, cols]:
+//
+//	y[r,j] = exp(x[r,j] - max_r) / sum_j exp(x[r,j] - max_r)
+//
+// y may alias x.
+func SoftmaxRef(x, y []float32, rows, cols int) {
+	for r := 0; r < rows; r++ {
+		row := x[r*cols : (r+1)*cols]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = math.Max(mx, float64(v))
+		}
+		var sum float64
+		e := make([]float64, cols)
+		for j, v := range row {
+			e[j] = math.Exp(float64(v) - mx)
+			sum += e[j]
+		}
+		out := y[r*cols : (r+1)*cols]
+		for j := range out {
+			out[j] = float32(e[j] / sum)
+		}
+	}
+}
+
+// Activation names an elementwise activation function.
+type Activation uint8
+
+const (
+	// Identity is f(x) = x.
+	Identity Activation = iota
+	// SiLU is x * sigmoid(x) (also called swish).
+	SiLU
+	// GELU is the exact x * Phi(x) = x/2 * (1 + erf(x/sqrt 2)).
+	GELU
+	// GELUTanh is the tanh approximation x/2 * (1 + tanh(sqrt(2/pi)*(x + 0.044715 x^3))).
+	GELUTanh
+	// QuickGELU is x * sigmoid(1.702 x), as OpenAI's CLIP uses.
+	QuickGELU
+)
+
+// ActivateScalar evaluates f at x in float64 (the reference definition).
+func (f Activation) ActivateScalar(x float64) float64 {
+	switch f {
+	case SiLU:
+		return x / (1 + math.Exp(-x))
+	case GELU:
+		return 0.5 * x * (1 + math.Erf(x/math.Sqrt2))
+	case GELUTanh:
+		return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+	case QuickGELU:
+		return x / (1 + math.Exp(-1.702*x))
+	}
+	return x
+}
+
+// ActivateRef applies f elementwise: for i: y[i] = f(x[i]). y may alias x.
+func ActivateRef(f Activation, x, y []float32) {
+	for i, v := range x {
+		y[i] = float32(f.ActivateScalar(float64(v)))
+	}
+}
+
+// GEGLURef computes the gated GELU of diffusers' GEGLU on x [rows, 2*d]:
+//
+//	y[r,j] = x[r,j] * gelu(x[r,d+j])   for j < d   (exact erf GELU)
+func GEGLURef(x, y []float32, rows, d int) {
+	for r := 0; r < rows; r++ {
+		for j := 0; j < d; j++ {
+			a := float64(x[r*2*d+j])
+			g := float64(x[r*2*d+d+j])
+			y[r*d+j] = float32(a * GELU.ActivateScalar(g))
+		}
+	}
+}
+
+// Upsample2xRef doubles the height and width of x [nc, h, w] by nearest-neighbour
+// repetition into y [nc, 2h, 2w]:
+//
+//	y[c, i, j] = x[c, i/2, j/2]
+func Upsample2xRef(x, y []float32, nc, h, w int) {
+	for c := 0; c < nc; c++ {
+		for i := 0; i < 2*h; i++ {
+			for j := 0; j < 2*w; j++ {
+				y[(c*2*h+i)*2*w+j] = x[(c*h+i/2)*w+j/2]
+			}
+		}
+	}
+}
+
+// TimestepEmbeddingRef writes the sinusoidal embedding of each timestep t[i] into
+// out[i*dim:(i+1)*dim], with diffusers' get_timestep_embedding semantics:
+//
+//	half = dim/2; freq_j = exp(-ln(maxPeriod) * j / (half - shift))  for j < half
+//	arg_j = scale * t * freq_j
+//	emb = [sin(arg), cos(arg)], or [cos(arg), sin(arg)] if flipSinToCos
+//	odd dim: a zero is appended.
+//
+// diffusers computes the exponent and product in float32; this does the same.
+func TimestepEmbeddingRef(t []float32, dim int, flipSinToCos bool, shift, scale, maxPeriod float32, out []float32) {
+	half := dim / 2
+	for i, ts := range t {
+		row := out[i*dim : (i+1)*dim]
+		for j := 0; j < half; j++ {
+			e := float32(-math.Log(float64(maxPeriod))) * float32(j) / (float32(half) - shift)
+			freq := float32(math.Exp(float64(e)))
+			arg := scale * (ts * freq)
+			s, c := float32(math.Sin(float64(arg))), float32(math.Cos(float64(arg)))
+			if flipSinToCos {
+				row[j], row[half+j] = c, s
+			} else {
+				row[j], row[half+j] = s, c
+			}
+		}
+		if dim%2 == 1 {
+			row[dim-1] = 0
+		}
+	}
+}
