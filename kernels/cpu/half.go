@@ -25,32 +25,66 @@ func F32ToBF16Scalar(f float32) uint16 {
 // F16ToF32 converts len(src) half-precision values to float32 into dst.
 //
 //	for i := range src { dst[i] = F16ToF32Scalar(src[i]) }
+//
+// On amd64 with F16C it uses VCVTPH2PS (exact, like the scalar conversion).
 func F16ToF32(dst []float32, src []uint16) {
-	_ = dst[len(src)-1:]
+	if len(src) == 0 {
+		return
+	}
+	_ = dst[len(src)-1]
+	if f16ToF32Asm(dst, src) {
+		return
+	}
 	for i, h := range src {
 		dst[i] = F16ToF32Scalar(h)
 	}
 }
 
 // BF16ToF32 converts len(src) bfloat16 values to float32 into dst.
+//
+//	for i := range src { dst[i] = BF16ToF32Scalar(src[i]) }
 func BF16ToF32(dst []float32, src []uint16) {
-	_ = dst[len(src)-1:]
+	if len(src) == 0 {
+		return
+	}
+	_ = dst[len(src)-1]
+	if bf16ToF32Asm(dst, src) {
+		return
+	}
 	for i, h := range src {
 		dst[i] = fromBits(uint32(h) << 16)
 	}
 }
 
-// F32ToF16 converts len(src) float32 values to half precision (round to nearest even) into dst.
+// F32ToF16 converts len(src) float32 values to half precision (round to nearest
+// even) into dst.
+//
+//	for i := range src { dst[i] = F32ToF16Scalar(src[i]) }
+//
+// On amd64 with F16C it uses VCVTPS2PH with round-to-nearest-even, which matches
+// the scalar conversion bit for bit except that a NaN keeps its top payload bits
+// (both give a quiet NaN).
 func F32ToF16(dst []uint16, src []float32) {
-	_ = dst[len(src)-1:]
+	if len(src) == 0 {
+		return
+	}
+	_ = dst[len(src)-1]
+	if f32ToF16Asm(dst, src) {
+		return
+	}
 	for i, f := range src {
 		dst[i] = F32ToF16Scalar(f)
 	}
 }
 
 // F32ToBF16 converts len(src) float32 values to bfloat16 (round to nearest even) into dst.
+//
+//	for i := range src { dst[i] = F32ToBF16Scalar(src[i]) }
 func F32ToBF16(dst []uint16, src []float32) {
-	_ = dst[len(src)-1:]
+	if len(src) == 0 {
+		return
+	}
+	_ = dst[len(src)-1]
 	for i, f := range src {
 		dst[i] = F32ToBF16Scalar(f)
 	}

@@ -1,0 +1,12 @@
+//go:build amd64 && !purego
+
+package cpu
+
+const haveAsm = false
+
+// activeKernel returns the micro-kernel for the current level.
+func activeKernel() *gemmKernel { return &goGemmKernel }
+
+func f16ToF32Asm(dst []float32, src []uint16) bool  { return false }
+func f32ToF16Asm(dst []uint16, src []float32) bool  { return false }
+func bf16ToF32Asm(dst []float32, src []uint16) bool { return false }

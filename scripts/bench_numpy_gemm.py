@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Times numpy float32 matmul (OpenBLAS) on the shapes of kernels/cpu BenchmarkGemm.
+
+Run with the system Python that has numpy, without the OpenBLAS overrides of the
+environment, e.g.:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 scripts/bench_numpy_gemm.py
+
+Prints one line per shape: M, K, N and GFLOP/s (2*M*N*K / best time), best of
+several repetitions, so it can be compared with `go test -bench Gemm ./kernels/cpu`.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+SHAPES = [  # (name, M, K, N)
+    ("1024^3", 1024, 1024, 1024),
+    ("2048^3", 2048, 2048, 2048),
+    ("sd_4096x320x320", 4096, 320, 320),
+    ("sd_4096x320x1280", 4096, 320, 1280),
+    ("sd_1024x640x640", 1024, 640, 640),
+    ("sd_256x1280x5120", 256, 1280, 5120),
+]
+
+
+def blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    out = []
+    for p in threadpool_info():
+        if p.get("internal_api") in ("openblas", "mkl", "blis"):
+            out.append("%s %s arch=%s threads=%s" % (
+                p.get("internal_api"), p.get("version"), p.get("architecture"), p.get("num_threads")))
+    return "; ".join(out) or None
+
+
+def bench(m, k, n, min_time, reps):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    c = np.empty((m, n), dtype=np.float32)
+    np.matmul(a, b, out=c)  # warm up
+    best = float("inf")
+    for _ in range(reps):
+        it = 0
+        t0 = time.perf_counter()
+        while True:
+            np.matmul(a, b, out=c)
+            it += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = min(best, dt / it)
+    return 2.0 * m * n * k / best / 1e9
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--min-time", type=float, default=0.3, help="seconds per repetition")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions (best is reported)")
+    args = ap.parse_args()
+    info = blas_info()
+    print("numpy %s, cpus %d" % (np.__version__, os.cpu_count()))
+    if info:
+        print("blas:", info)
+    else:
+        print("blas: threadpoolctl not available (np.show_config() names the library)")
+    for name, m, k, n in SHAPES:
+        g = bench(m, k, n, args.min_time, args.reps)
+        print("%-20s M=%-5d K=%-5d N=%-5d %8.1f GFLOP/s" % (name, m, k, n, g))
+
+
+if __name__ == "__main__":
+    main()
