@@ -1,7 +1,238 @@
 package cpu
 
+import "sync"
+
+// Convolution as matrix products.
+//
+// y_n [K, OH*OW] = W [K, C*R*S] * cols_n [C*R*S, OH*OW] + bias, where cols_n is the
+// im2col expansion of image n: row (c*R+r)*S+s, column oh*OW+ow holds
+// x[n, c, oh*sh-ph+r, ow*sw-pw+s] (zero outside the image).
+//
+// A 1x1 convolution with stride 1 and no padding needs no expansion: cols_n is x_n.
+// Otherwise cols_n is never formed whole (512 channels at 128x128 would be 302 MiB):
+// the output columns are cut into tiles of at most convTileCols positions and the
+// C*R*S rows into blocks of at most convBlockRows, and each (column tile, row block)
+// piece is expanded into a per-goroutine scratch buffer and multiplied into the
+// output columns of the tile, accumulating over the row blocks (beta = 1). The
+// scratch therefore stays below convBlockRows*convTileCols floats per goroutine.
+// The bias is written into y first, so it rides along as the initial C of the
+// products. Column tiles of all images are spread over the goroutines, each running
+// the serial product; when there are fewer tiles than goroutines, the tiles run one
+// after another and the product itself is parallel.
+
+const (
+	convTileCols  = 2048 // output positions per tile (upper bound)
+	convMinCols   = 128  // do not split tiles below this many columns for parallelism
+	convBlockRows = 256  // rows of the im2col matrix per block (upper bound)
+)
+
+// convScratch holds reusable im2col buffers (a *[]float32 each).
+var convScratch sync.Pool
+
+func convGetScratch(n int) *[]float32 {
+	if b, ok := convScratch.Get().(*[]float32); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]float32, n)
+	return &b
+}
+
+// ConvScratchFloats returns the number of float32 scratch elements Conv2d uses per
+// goroutine for p (0 when the convolution is a plain product), for memory reports.
+func ConvScratchFloats(p ConvParams) int {
+	if convIsPointwise(p) {
+		return 0
+	}
+	plan := convMakePlan(p)
+	return plan.rowsPerBlock * plan.colsPerTile
+}
+
+func convIsPointwise(p ConvParams) bool {
+	return p.R == 1 && p.S == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadH == 0 && p.PadW == 0
+}
+
+// convPlan is the tiling of one convolution.
+type convPlan struct {
+	crs, ohw     int
+	colsPerTile  int // output positions per tile
+	tilesPerImg  int
+	rowsPerBlock int // im2col rows per block
+	blocks       int
+}
+
+func convMakePlan(p ConvParams) convPlan {
+	crs := p.C * p.R * p.S
+	ohw := p.OutH() * p.OutW()
+	pl := convPlan{crs: crs, ohw: ohw}
+	pl.tilesPerImg = (ohw + convTileCols - 1) / convTileCols
+	// Enough tiles to keep every goroutine busy, if the tiles stay large enough.
+	t := Threads()
+	for p.N*pl.tilesPerImg < t && ohw/(pl.tilesPerImg+1) >= convMinCols {
+		pl.tilesPerImg++
+	}
+	pl.colsPerTile = (ohw + pl.tilesPerImg - 1) / pl.tilesPerImg
+	pl.tilesPerImg = (ohw + pl.colsPerTile - 1) / pl.colsPerTile
+	pl.blocks = (crs + convBlockRows - 1) / convBlockRows
+	pl.rowsPerBlock = (crs + pl.blocks - 1) / pl.blocks
+	pl.blocks = (crs + pl.rowsPerBlock - 1) / pl.rowsPerBlock
+	return pl
+}
+
+func convCheck(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
+	if p.N < 0 || p.C < 1 || p.H < 1 || p.W < 1 || p.K < 1 || p.R < 1 || p.S < 1 {
+		panic("cpu: Conv2d: non-positive size in ConvParams")
+	}
+	if p.StrideH < 1 || p.StrideW < 1 || p.PadH < 0 || p.PadW < 0 {
+		panic("cpu: Conv2d: stride must be >= 1 and padding >= 0")
+	}
+	if p.OutH() < 1 || p.OutW() < 1 || p.H+2*p.PadH < p.R || p.W+2*p.PadW < p.S {
+		panic("cpu: Conv2d: kernel larger than the padded input")
+	}
+	if len(x) < p.N*p.C*p.H*p.W {
+		panic("cpu: Conv2d: x shorter than N*C*H*W")
+	}
+	if len(y) < p.N*p.K*p.OutH()*p.OutW() {
+		panic("cpu: Conv2d: y shorter than N*K*OutH*OutW")
+	}
+	if bias != nil && len(bias) < p.K {
+		panic("cpu: Conv2d: bias shorter than K")
+	}
+	crs := p.C * p.R * p.S
+	if w.Trans {
+		panic("cpu: Conv2d: transposed weight matrix not supported")
+	}
+	if w.Stride < crs {
+		panic("cpu: Conv2d: weight row stride smaller than C*R*S")
+	}
+	need := (p.K-1)*w.Stride + crs
+	switch w.DType {
+	case F32:
+		if len(w.F32) < need {
+			panic("cpu: Conv2d: weights shorter than K rows of C*R*S")
+		}
+	case F16, BF16:
+		if len(w.U16) < need {
+			panic("cpu: Conv2d: weights shorter than K rows of C*R*S")
+		}
+	default:
+		panic("cpu: Conv2d: unknown weight dtype")
+	}
+}
+
 // Conv2d computes the convolution described by p (see Conv2dRef): x [N, C, H, W],
-// w [K, C*R*S] (F32, F16 or BF16), bias [K] or nil, y [N, K, OutH, OutW].
+// w [K, C*R*S] (F32, F16 or BF16, not transposed), bias [K] or nil,
+// y [N, K, OutH, OutW]. y must not overlap x.
 func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
-	Conv2dRef(p, x, w, bias, y)
+	convCheck(p, x, w, bias, y)
+	if p.N == 0 {
+		return
+	}
+	oh, ow := p.OutH(), p.OutW()
+	ohw := oh * ow
+	beta := float32(0)
+	if bias != nil {
+		beta = 1
+		fill := func(lo, hi int) {
+			for i := lo; i < hi; i++ { // i = n*K + k
+				row := y[i*ohw : (i+1)*ohw]
+				b := bias[i%p.K]
+				for j := range row {
+					row[j] = b
+				}
+			}
+		}
+		ParallelFor(p.N*p.K, max(1, 65536/ohw), fill)
+	}
+
+	if convIsPointwise(p) {
+		hw := p.H * p.W
+		for n := 0; n < p.N; n++ {
+			Gemm(p.K, hw, p.C, 1, w, F32Mat(x[n*p.C*hw:(n+1)*p.C*hw], hw, false), beta, y[n*p.K*hw:], hw)
+		}
+		return
+	}
+
+	pl := convMakePlan(p)
+	tasks := p.N * pl.tilesPerImg
+	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
+		n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
+		j0 := tile * pl.colsPerTile
+		j1 := min(j0+pl.colsPerTile, ohw)
+		cols := j1 - j0
+		buf := convGetScratch(pl.rowsPerBlock * cols)
+		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+		yn := y[n*p.K*ohw:]
+		for blk := 0; blk < pl.blocks; blk++ {
+			r0 := blk * pl.rowsPerBlock
+			r1 := min(r0+pl.rowsPerBlock, pl.crs)
+			rows := r1 - r0
+			convIm2col(p, xn, (*buf)[:rows*cols], r0, r1, j0, j1)
+			bb := beta
+			if blk > 0 {
+				bb = 1
+			}
+			gemm(p.K, cols, rows, 1, offsetMat(w, r0), F32Mat(*buf, cols, false), bb, yn[j0:], ohw)
+		}
+		convScratch.Put(buf)
+	}
+	if tasks >= Threads() {
+		ParallelTasks(tasks, func(i int) { run(i, GemmSerial) })
+		return
+	}
+	for i := 0; i < tasks; i++ {
+		run(i, Gemm)
+	}
+}
+
+// convIm2col writes rows [r0, r1) and columns [j0, j1) of the im2col matrix of one
+// image xn [C, H, W] into dst (row-major, row length j1-j0).
+func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int) {
+	ow := p.OutW()
+	cols := j1 - j0
+	rs := p.R * p.S
+	for row := r0; row < r1; row++ {
+		c := row / rs
+		r := row % rs / p.S
+		s := row % p.S
+		d := dst[(row-r0)*cols : (row-r0+1)*cols]
+		xc := xn[c*p.H*p.W : (c+1)*p.H*p.W]
+		j := j0
+		for j < j1 {
+			oy := j / ow
+			a := j - oy*ow              // first output column in this output row
+			b := min(ow, a+(j1-j))      // end (exclusive)
+			seg := d[j-j0 : j-j0+(b-a)] // destination of columns [a, b) of row oy
+			j += b - a
+			ih := oy*p.StrideH - p.PadH + r
+			if ih < 0 || ih >= p.H {
+				clear(seg)
+				continue
+			}
+			xr := xc[ih*p.W : (ih+1)*p.W]
+			off := s - p.PadW // iw = ox*sw + off
+			if p.StrideW == 1 {
+				// Valid ox: 0 <= ox+off < W.
+				lo := max(a, -off)
+				hi := min(b, p.W-off)
+				if hi <= lo {
+					clear(seg)
+					continue
+				}
+				clear(seg[:lo-a])
+				copy(seg[lo-a:hi-a], xr[lo+off:hi+off])
+				clear(seg[hi-a:])
+				continue
+			}
+			sw := p.StrideW
+			for ox := a; ox < b; ox++ {
+				iw := ox*sw + off
+				if iw >= 0 && iw < p.W {
+					seg[ox-a] = xr[iw]
+				} else {
+					seg[ox-a] = 0
+				}
+			}
+		}
+	}
 }
