@@ -2,11 +2,104 @@
 
 package cpu
 
-const haveAsm = false
+import "unsafe"
+
+const haveAsm = true
+
+// sgemmKernel14x32 is the AVX-512 micro-kernel (see microKernel) for a 14 x 32 tile.
+//
+//go:noescape
+func sgemmKernel14x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// sgemmKernel6x16 is the AVX2/FMA micro-kernel (see microKernel) for a 6 x 16 tile.
+//
+//go:noescape
+func sgemmKernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func f16ToF32F16C(dst *float32, src *uint16, n int)
+
+//go:noescape
+func f32ToF16F16C(dst *uint16, src *float32, n int)
+
+//go:noescape
+func bf16ToF32AVX2(dst *float32, src *uint16, n int)
+
+// The slices are checked by the driver (gemmSerial); the bounds expressions here
+// make an out-of-range call panic instead of touching foreign memory.
+func kern14x32(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	_, _, _ = a[kc*14-1], b[kc*32-1], c[13*ldc+31]
+	sgemmKernel14x32(kc, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta)
+}
+
+func kern6x16(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	_, _, _ = a[kc*6-1], b[kc*16-1], c[5*ldc+15]
+	sgemmKernel6x16(kc, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta)
+}
+
+var (
+	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32}
+	avx2GemmKernel   = gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, mc: 6 * 32, nc: 4096, fn: kern6x16}
+)
 
 // activeKernel returns the micro-kernel for the current level.
-func activeKernel() *gemmKernel { return &goGemmKernel }
+func activeKernel() *gemmKernel {
+	switch level() {
+	case levelAVX512:
+		return &avx512GemmKernel
+	case levelAVX2:
+		return &avx2GemmKernel
+	}
+	return &goGemmKernel
+}
 
-func f16ToF32Asm(dst []float32, src []uint16) bool  { return false }
-func f32ToF16Asm(dst []uint16, src []float32) bool  { return false }
-func bf16ToF32Asm(dst []float32, src []uint16) bool { return false }
+// useF16C reports whether the F16C conversions may be used now.
+func useF16C() bool { return level() >= levelAVX2 && CPU.HasF16C }
+
+// f16ToF32Asm converts with F16C when allowed; it reports whether it did.
+func f16ToF32Asm(dst []float32, src []uint16) bool {
+	if !useF16C() {
+		return false
+	}
+	n := len(src)
+	v := n &^ 7
+	if v > 0 {
+		f16ToF32F16C(&dst[0], &src[0], v)
+	}
+	for i := v; i < n; i++ {
+		dst[i] = F16ToF32Scalar(src[i])
+	}
+	return true
+}
+
+// f32ToF16Asm converts with F16C when allowed; it reports whether it did.
+func f32ToF16Asm(dst []uint16, src []float32) bool {
+	if !useF16C() {
+		return false
+	}
+	n := len(src)
+	v := n &^ 7
+	if v > 0 {
+		f32ToF16F16C(&dst[0], &src[0], v)
+	}
+	for i := v; i < n; i++ {
+		dst[i] = F32ToF16Scalar(src[i])
+	}
+	return true
+}
+
+// bf16ToF32Asm converts with AVX2 when allowed; it reports whether it did.
+func bf16ToF32Asm(dst []float32, src []uint16) bool {
+	if level() < levelAVX2 {
+		return false
+	}
+	n := len(src)
+	v := n &^ 7
+	if v > 0 {
+		bf16ToF32AVX2(&dst[0], &src[0], v)
+	}
+	for i := v; i < n; i++ {
+		dst[i] = BF16ToF32Scalar(src[i])
+	}
+	return true
+}

@@ -1,0 +1,93 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchShapes are the products timed by BenchmarkGemm (M, K, N), the same as
+// scripts/bench_numpy_gemm.py: a square one and the Stable Diffusion U-Net ones.
+var benchShapes = [][3]int{
+	{1024, 1024, 1024},
+	{4096, 320, 320},
+	{4096, 320, 1280},
+	{1024, 640, 640},
+	{256, 1280, 5120},
+}
+
+// BenchmarkGemm times Gemm on benchShapes with float32 operands ("f32"), with B
+// stored as F16 k x n ("f16B"), and with B stored as F16 n x k and used
+// transposed, the layout of nn.Linear weights ("f16Bt"); "naive" is GemmRef on a
+// smaller product for scale. It reports GFLOP/s = 2*M*N*K per product.
+func BenchmarkGemm(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = rng.Float32()*2 - 1
+		}
+		return s
+	}
+	half := func(s []float32) []uint16 {
+		u := make([]uint16, len(s))
+		F32ToF16(u, s)
+		return u
+	}
+	run := func(b *testing.B, m, n, k int, am, bm Mat, f func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
+		c := make([]float32, m*n)
+		f(m, n, k, 1, am, bm, 0, c, n)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f(m, n, k, 1, am, bm, 0, c, n)
+		}
+		b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	}
+	for _, s := range benchShapes {
+		m, k, n := s[0], s[1], s[2]
+		a := fill(m * k)
+		bf := fill(k * n)
+		name := fmt.Sprintf("M%d_K%d_N%d", m, k, n)
+		b.Run("f32/"+name, func(b *testing.B) {
+			run(b, m, n, k, F32Mat(a, k, false), F32Mat(bf, n, false), Gemm)
+		})
+		b.Run("f16B/"+name, func(b *testing.B) {
+			run(b, m, n, k, F32Mat(a, k, false), HalfMat(half(bf), F16, n, false), Gemm)
+		})
+		b.Run("f16Bt/"+name, func(b *testing.B) {
+			run(b, m, n, k, F32Mat(a, k, false), HalfMat(half(bf), F16, k, true), Gemm)
+		})
+	}
+	b.Run("naive/M256_K256_N256", func(b *testing.B) {
+		run(b, 256, 256, 256, F32Mat(fill(256*256), 256, false), F32Mat(fill(256*256), 256, false), GemmRef)
+	})
+}
+
+// BenchmarkGemmSerialAttention times GemmSerial on the attention tile shapes
+// (64 queries x 4096 keys x head 40, then 64 x 40 over 4096 keys).
+func BenchmarkGemmSerialAttention(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = rng.Float32()
+		}
+		return s
+	}
+	for _, s := range []struct {
+		m, n, k int
+		tb      bool
+	}{{64, 4096, 40, true}, {64, 40, 4096, false}} {
+		a, bb, c := fill(s.m*s.k), fill(s.k*s.n), make([]float32, s.m*s.n)
+		ldb := s.n
+		if s.tb {
+			ldb = s.k
+		}
+		b.Run(fmt.Sprintf("M%d_K%d_N%d", s.m, s.k, s.n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				GemmSerial(s.m, s.n, s.k, 1, F32Mat(a, s.k, false), F32Mat(bb, ldb, s.tb), 0, c, s.n)
+			}
+			b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
