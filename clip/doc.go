@@ -1,0 +1,23 @@
+// Package clip holds CLIP's text side for Stable Diffusion: the tokenizer
+// (and, later, the text encoder).
+//
+// CLIPTokenizer reproduces the ids of transformers' CLIPTokenizer with ftfy
+// installed, which are those of OpenAI's CLIP tokenizer, as the diffusers
+// pipelines use it: it loads a diffusers tokenizer/ folder (vocab.json,
+// merges.txt, tokenizer_config.json, special_tokens_map.json) with Load, and
+// Encode returns 77 ids (BOS 49406, the prompt's BPE tokens, EOS 49407,
+// padding) and the attention mask. Stable Diffusion 1.x pads with
+// <|endoftext|>, 2.x with "!" (id 0); the folder's config says which.
+//
+// Radiology reports are often longer than 75 tokens. Encode truncates them
+// as diffusers does; EncodeChunks keeps every token instead, as chunks of 75
+// each wrapped in BOS/EOS and padded to 77, so that the text encoder can run
+// per chunk and the embeddings be concatenated along the sequence (the way
+// popular Stable Diffusion front ends handle long prompts).
+//
+// Text cleaning follows ftfy.fix_text (a subset; see tokenizer_clean.go for
+// what is reproduced), then collapses white space and lower-cases.
+//
+// ByteTokenizer needs no files: one id per UTF-8 byte, for the built-in
+// random demo model. Both implement Tokenizer.
+package clip
