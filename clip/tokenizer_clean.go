@@ -76,9 +76,9 @@ func fixSegment(s string, unescape bool) string {
 			s = unescapeHTML(s)
 		}
 		s = fixEncoding(s)
+		s = removeTerminalEscapes(s) // before the control characters go
 		s = fixRunes(s)
 		s = fixLineBreaks(s)
-		s = removeTerminalEscapes(s)
 		s = norm.NFC.String(s)
 		if s == orig {
 			break
