@@ -79,7 +79,9 @@ func fixSegment(s string, unescape bool) string {
 		s = removeTerminalEscapes(s) // before the control characters go
 		s = fixRunes(s)
 		s = fixLineBreaks(s)
-		s = norm.NFC.String(s)
+		if !norm.NFC.IsNormalString(s) {
+			s = norm.NFC.String(s)
+		}
 		if s == orig {
 			break
 		}
@@ -112,6 +114,9 @@ func fixRunes(s string) string {
 // reports whether r would change; otherwise it writes the replacement to b
 // and reports true, or writes nothing and reports false.
 func fixRune(r rune, b *strings.Builder) bool {
+	if r >= 0x20 && r < 0x7f || r == '\t' || r == '\n' {
+		return false
+	}
 	var rep string
 	switch {
 	case r >= 0x80 && r <= 0x9f:
@@ -430,20 +435,17 @@ func mojibakeAt(rs []rune) (n int, dec rune) {
 
 // hasMojibake reports whether s contains a mojibake sequence (mojibakeAt).
 func hasMojibake(s string) bool {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	// Every lead byte 0xC2..0xF4 comes from a character U+00C2..U+00F4, whose
+	// UTF-8 starts with 0xC3; without one there is nothing to look at.
+	if strings.IndexByte(s, 0xc3) < 0 {
 		return false
 	}
 	rs := []rune(s)
-	for i := range rs {
-		if n, _ := mojibakeAt(rs[i:]); n > 0 {
-			return true
+	for i, r := range rs {
+		if r >= 0xc2 && r <= 0xf4 {
+			if n, _ := mojibakeAt(rs[i:]); n > 0 {
+				return true
+			}
 		}
 	}
 	return false
@@ -480,16 +482,23 @@ func collapseSpace(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		c := s[i]
+		r, size := rune(c), 1
+		if c >= 0x80 {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
 		if pyIsSpace(r) {
 			space = true
+			i += size
 			continue
 		}
 		if space && b.Len() > 0 {
 			b.WriteByte(' ')
 		}
 		space = false
-		b.WriteRune(r)
+		b.WriteString(s[i : i+size])
+		i += size
 	}
 	return b.String()
 }
@@ -497,16 +506,23 @@ func collapseSpace(s string) string {
 // pyLower lower-cases s as Python's str.lower: full case mapping of U+0130,
 // and capital sigma becomes final sigma at the end of a word.
 func pyLower(s string) string {
-	simple := true
+	ascii, upper := true, false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x80 || c >= 'A' && c <= 'Z' {
-			simple = false
-			break
-		}
+		ascii = ascii && c < 0x80
+		upper = upper || c >= 'A' && c <= 'Z'
 	}
-	if simple {
-		return s
+	if ascii {
+		if !upper {
+			return s
+		}
+		b := []byte(s)
+		for i, c := range b {
+			if c >= 'A' && c <= 'Z' {
+				b[i] = c + 'a' - 'A'
+			}
+		}
+		return string(b)
 	}
 	rs := []rune(s)
 	var b strings.Builder
