@@ -14,8 +14,9 @@ import (
 	"unicode/utf8"
 )
 
-// ChunkTokens is the number of prompt tokens per chunk in EncodeChunks:
-// MaxLength minus the BOS and EOS that wrap every chunk (75 for CLIP).
+// chunkTokens is the number of prompt tokens per chunk in EncodeChunks (and
+// the most Encode keeps): the length minus the BOS and EOS that wrap every
+// chunk (75 for CLIP).
 func chunkTokens(maxLen int) int { return maxLen - 2 }
 
 // Tokenizer turns a prompt into the fixed-length id sequence a text encoder
@@ -140,7 +141,7 @@ func (c *Config) ApplyJSON(r io.Reader, name string) error {
 		if err := json.Unmarshal(v, &list); err != nil {
 			return fmt.Errorf("clip: %s: additional_special_tokens: expected a list of tokens: %v", name, err)
 		}
-		c.Additional = c.Additional[:0]
+		c.Additional = nil
 		for i, item := range list {
 			tok, err := parseTokenJSON(item)
 			if err != nil {

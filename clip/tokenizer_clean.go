@@ -398,8 +398,8 @@ func encodeSingleByte(s string) ([]byte, bool) {
 }
 
 // mojibakeAt reports the length in runes of a UTF-8 sequence of two to four
-// bytes written as single-byte characters at the start of rs, decoding to a
-// non-ASCII character, or 0 when there is none.
+// bytes written as single-byte characters at the start of rs, and the
+// character it decodes to, or 0 when there is none.
 func mojibakeAt(rs []rune) (n int, dec rune) {
 	lead, ok := singleByte(rs[0])
 	if !ok {
@@ -428,6 +428,13 @@ func mojibakeAt(rs []rune) (n int, dec rune) {
 	}
 	r, size := utf8.DecodeRune(buf[:n])
 	if r == utf8.RuneError || size != n {
+		return 0, 0
+	}
+	// Two-byte sequences are taken only when they decode to Latin, Greek or
+	// Cyrillic letters and symbols (U+00A0..U+04FF), the common mojibake.
+	// This keeps correct text such as German "daß“" (which would decode to
+	// U+07D3) as it is; ftfy's badness heuristic serves the same purpose.
+	if n == 2 && (r < 0xa0 || r > 0x4ff) {
 		return 0, 0
 	}
 	return n, r

@@ -21,6 +21,10 @@ func TestFixText(t *testing.T) {
 		// Mojibake mixed with correct text is fixed sequence by sequence.
 		{"café and cafÃ©", "café and café"},
 		{"37Â°C", "37°C"},
+		{"ÐœÐ¾Ñ\u0081ÐºÐ²Ð°", "Москва"},
+		{"ðŸ˜€ âœ“", "😀 ✓"},
+		// Not mojibake: ß then a curly quote would decode to U+07D3.
+		{"daß“", "daß\""},
 		// Correct Latin-1 text is left alone.
 		{"café crème brûlée, naïve façade, Ærøskøbing", "café crème brûlée, naïve façade, Ærøskøbing"},
 		// Once a line has '<', entities stay in it and in later lines.

@@ -217,6 +217,9 @@ func TestSpecialTokens(t *testing.T) {
 		// Upper case is not a special token, but after lower-casing CLIP's
 		// pattern finds it at the start of a match.
 		{"x <|ENDOFTEXT|>", []string{"x</w>", "<|endoftext|>"}},
+		// The special token is split out before ftfy, so its '<' does not
+		// stop HTML unescaping of the rest.
+		{"a &amp; b<|endoftext|>", []string{"a</w>", "&</w>", "b</w>", "<|endoftext|>"}},
 	}
 	for _, c := range cases {
 		ids, err := tok.Tokens(c.text)
