@@ -15,8 +15,10 @@
 // per chunk and the embeddings be concatenated along the sequence (the way
 // popular Stable Diffusion front ends handle long prompts).
 //
-// Text cleaning follows ftfy.fix_text (a subset; see tokenizer_clean.go for
-// what is reproduced), then collapses white space and lower-cases.
+// Text cleaning follows ftfy.fix_text (a subset; tokenizer_clean.go lists
+// what is and is not reproduced), then collapses white space and
+// lower-cases. Special tokens written in the prompt are split out before
+// cleaning, as transformers does.
 //
 // ByteTokenizer needs no files: one id per UTF-8 byte, for the built-in
 // random demo model. Both implement Tokenizer.

@@ -30,6 +30,19 @@ import (
 //	remove_control_chars     U+0000..U+0008, U+000B, U+000E..U+001F, U+007F,
 //	                         U+206A..U+206F, U+FEFF, U+FFF9..U+FFFC
 //	NFC normalisation
+//
+// Not reproduced from ftfy: mojibake through other code pages (Windows-1250,
+// -1251, -1253, -1254, -1257, ISO-8859-2, MacRoman, cp437), its "badness"
+// heuristic (replaced by the U+00A0..U+04FF rule in mojibakeAt), the repair of
+// sequences whose 0xA0 byte became a space or whose bytes were lost (U+FFFD),
+// CESU-8, and surrogates (Go strings cannot hold them; invalid UTF-8 is
+// rejected before cleaning). Letters, digits, case and NFC follow Go's Unicode
+// tables (15.0), Python 3.11's are 14.0.
+//
+// OpenAI's CLIP tokenizer also runs html.unescape twice after ftfy;
+// transformers' CLIPTokenizer, which diffusers uses and the golden data come
+// from, does not, and neither does this package. They differ only on lines
+// containing '<' (where ftfy leaves entities alone).
 
 // cleanText applies ftfy.fix_text, whitespace_clean (collapse runs of white
 // space to one space, strip) and lower-casing, in that order, as
