@@ -33,6 +33,10 @@ type gemmKernel struct {
 	mr, nr     int // micro-tile
 	kc, mc, nc int // cache blocks (mc multiple of mr, nc multiple of nr)
 	fn         microKernel
+	// packB, when not nil, packs one full NR-wide micro-panel of a
+	// non-transposed B whose stored row p starts at element off+p*Stride; it
+	// reports false when it does not handle b's dtype.
+	packB func(dst []float32, b Mat, off, kc int) bool
 }
 
 // gemmScratch holds one goroutine's packing buffers.
@@ -230,11 +234,33 @@ func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta flo
 	pa := grow(&s.a, kcMax*mcMax)
 	row := grow(&s.row, max(kcMax, ncMax, mcMax))
 	tile := grow(&s.tile, mr*nr)
+	if m <= mcMax {
+		// One A block: pack it once per K pass and pack each B micro-panel
+		// right before its use, so packed B never leaves L1.
+		for jc := 0; jc < n; jc += ncMax {
+			nc := min(ncMax, n-jc)
+			for pc := 0; pc < k; pc += kcMax {
+				kc := min(kcMax, k-pc)
+				packA(pa, a, 0, m, pc, kc, mr, row)
+				bet := beta
+				if pc > 0 {
+					bet = 1
+				}
+				bp := pb[:kc*nr]
+				for jr := 0; jr < nc; jr += nr {
+					nn := min(nr, nc-jr)
+					packB(kern, bp, b, pc, kc, jc+jr, nn, row)
+					macroTile(kern, m, nn, kc, alpha, pa, bp, bet, c[jc+jr:], ldc, tile)
+				}
+			}
+		}
+		return
+	}
 	for jc := 0; jc < n; jc += ncMax {
 		nc := min(ncMax, n-jc)
 		for pc := 0; pc < k; pc += kcMax {
 			kc := min(kcMax, k-pc)
-			packB(pb, b, pc, kc, jc, nc, nr, row)
+			packB(kern, pb, b, pc, kc, jc, nc, row)
 			bet := beta
 			if pc > 0 {
 				bet = 1
@@ -244,30 +270,37 @@ func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta flo
 				packA(pa, a, ic, mc, pc, kc, mr, row)
 				for jr := 0; jr < nc; jr += nr {
 					nn := min(nr, nc-jr)
-					bp := pb[jr*kc : jr*kc+kc*nr]
-					for ir := 0; ir < mc; ir += mr {
-						mm := min(mr, mc-ir)
-						ap := pa[ir*kc : ir*kc+kc*mr]
-						co := (ic+ir)*ldc + jc + jr
-						if mm == mr && nn == nr {
-							kern.fn(kc, ap, bp, c[co:co+(mr-1)*ldc+nr], ldc, alpha, bet)
-							continue
-						}
-						kern.fn(kc, ap, bp, tile, nr, 1, 0)
-						for r := 0; r < mm; r++ {
-							cr := c[co+r*ldc : co+r*ldc+nn]
-							tr := tile[r*nr : r*nr+nn]
-							if bet == 0 {
-								for j, v := range tr {
-									cr[j] = alpha * v
-								}
-							} else {
-								for j, v := range tr {
-									cr[j] = alpha*v + bet*cr[j]
-								}
-							}
-						}
-					}
+					macroTile(kern, mc, nn, kc, alpha, pa, pb[jr*kc:jr*kc+kc*nr], bet, c[ic*ldc+jc+jr:], ldc, tile)
+				}
+			}
+		}
+	}
+}
+
+// macroTile runs the micro-kernel down one B micro-panel bp (kc x nr, of which nn
+// columns are real) against the mc rows of packed A in pa, updating the mc x nn
+// block of C at c.
+func macroTile(kern *gemmKernel, mc, nn, kc int, alpha float32, pa, bp []float32, beta float32, c []float32, ldc int, tile []float32) {
+	mr, nr := kern.mr, kern.nr
+	for ir := 0; ir < mc; ir += mr {
+		mm := min(mr, mc-ir)
+		ap := pa[ir*kc : ir*kc+kc*mr]
+		co := ir * ldc
+		if mm == mr && nn == nr {
+			kern.fn(kc, ap, bp, c[co:co+(mr-1)*ldc+nr], ldc, alpha, beta)
+			continue
+		}
+		kern.fn(kc, ap, bp, tile, nr, 1, 0)
+		for r := 0; r < mm; r++ {
+			cr := c[co+r*ldc : co+r*ldc+nn]
+			tr := tile[r*nr : r*nr+nn]
+			if beta == 0 {
+				for j, v := range tr {
+					cr[j] = alpha * v
+				}
+			} else {
+				for j, v := range tr {
+					cr[j] = alpha*v + beta*cr[j]
 				}
 			}
 		}
@@ -322,8 +355,25 @@ func packA(dst []float32, a Mat, i0, mc, p0, kc, mr int, scratch []float32) {
 }
 
 // packB packs op(B)[p0:p0+kc, j0:j0+nc] into NR-wide micro-panels: panel q holds
-// dst[q*kc*nr + p*nr + j] = op(B)(p0+p, j0+q*nr+j), zero beyond nc.
-func packB(dst []float32, b Mat, p0, kc, j0, nc, nr int, scratch []float32) {
+// dst[q*kc*nr + p*nr + j] = op(B)(p0+p, j0+q*nr+j), zero beyond nc. Full panels
+// of a non-transposed B go through the kernel's packB when it has one.
+func packB(kern *gemmKernel, dst []float32, b Mat, p0, kc, j0, nc int, scratch []float32) {
+	nr := kern.nr
+	full := 0
+	if !b.Trans && kern.packB != nil {
+		for ; full < nc/nr; full++ {
+			if !kern.packB(dst[full*kc*nr:(full+1)*kc*nr], b, p0*b.Stride+j0+full*nr, kc) {
+				break
+			}
+		}
+	}
+	if full*nr < nc {
+		packBGeneric(dst[full*kc*nr:], b, p0, kc, j0+full*nr, nc-full*nr, nr, scratch)
+	}
+}
+
+// packBGeneric is packB for any operand, one row or column at a time.
+func packBGeneric(dst []float32, b Mat, p0, kc, j0, nc, nr int, scratch []float32) {
 	panels := (nc + nr - 1) / nr
 	if !b.Trans {
 		for p := 0; p < kc; p++ {
@@ -353,12 +403,31 @@ func packB(dst []float32, b Mat, p0, kc, j0, nc, nr int, scratch []float32) {
 
 // scatter sets dst[p*stride] = src[p] for every p.
 func scatter(dst, src []float32, stride int) {
-	if len(src) == 0 {
+	n := len(src)
+	if n == 0 {
 		return
 	}
-	dst = dst[:(len(src)-1)*stride+1]
-	for p, v := range src {
-		dst[p*stride] = v
+	_ = dst[(n-1)*stride] // the bounds check for all stores below
+	// Only in-range addresses are formed (o stays below len(dst)*4).
+	d := unsafe.Pointer(unsafe.SliceData(dst))
+	s := unsafe.Pointer(unsafe.SliceData(src))
+	st := uintptr(stride) * 4
+	o := uintptr(0)
+	p := 0
+	for ; p+4 <= n; p += 4 {
+		v0 := *(*float32)(unsafe.Add(s, p*4))
+		v1 := *(*float32)(unsafe.Add(s, p*4+4))
+		v2 := *(*float32)(unsafe.Add(s, p*4+8))
+		v3 := *(*float32)(unsafe.Add(s, p*4+12))
+		*(*float32)(unsafe.Add(d, o)) = v0
+		*(*float32)(unsafe.Add(d, o+st)) = v1
+		*(*float32)(unsafe.Add(d, o+2*st)) = v2
+		*(*float32)(unsafe.Add(d, o+3*st)) = v3
+		o += 4 * st
+	}
+	for ; p < n; p++ {
+		*(*float32)(unsafe.Add(d, o)) = *(*float32)(unsafe.Add(s, p*4))
+		o += st
 	}
 }
 

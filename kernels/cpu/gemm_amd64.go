@@ -37,9 +37,55 @@ func kern6x16(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	sgemmKernel6x16(kc, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta)
 }
 
+//go:noescape
+func packB32F32(dst *float32, src *float32, ldb, kc int)
+
+//go:noescape
+func packB32F16(dst *float32, src *uint16, ldb, kc int)
+
+//go:noescape
+func packB16F32(dst *float32, src *float32, ldb, kc int)
+
+//go:noescape
+func packB16F16(dst *float32, src *uint16, ldb, kc int)
+
+// packBPanelAsm packs one full nr-wide panel (nr 32 or 16) of a non-transposed B
+// with the assembly copy/convert loops; BF16 is left to the generic path.
+func packBPanelAsm(nr int, dst []float32, b Mat, off, kc int) bool {
+	if kc == 0 {
+		return true
+	}
+	last := off + (kc-1)*b.Stride + nr - 1
+	_ = dst[kc*nr-1]
+	switch b.DType {
+	case F32:
+		_ = b.F32[last]
+		if nr == 32 {
+			packB32F32(&dst[0], &b.F32[off], b.Stride, kc)
+		} else {
+			packB16F32(&dst[0], &b.F32[off], b.Stride, kc)
+		}
+		return true
+	case F16:
+		if !CPU.HasF16C {
+			return false
+		}
+		_ = b.U16[last]
+		if nr == 32 {
+			packB32F16(&dst[0], &b.U16[off], b.Stride, kc)
+		} else {
+			packB16F16(&dst[0], &b.U16[off], b.Stride, kc)
+		}
+		return true
+	}
+	return false
+}
+
 var (
-	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32}
-	avx2GemmKernel   = gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, mc: 6 * 32, nc: 4096, fn: kern6x16}
+	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32,
+		packB: func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(32, dst, b, off, kc) }}
+	avx2GemmKernel = gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, mc: 6 * 32, nc: 4096, fn: kern6x16,
+		packB: func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(16, dst, b, off, kc) }}
 )
 
 // activeKernel returns the micro-kernel for the current level.

@@ -1,0 +1,101 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Packing of one full B micro-panel from a row-major, non-transposed B: for
+// p < kc, dst[p*NR : p*NR+NR] = src[p*ldb : p*ldb+NR] (converted from F16 in the
+// F16 forms). ldb is in elements. The same row of the next panel (the bytes just
+// after this one's) is prefetched, a whole panel ahead of its use.
+
+// func packB32F32(dst *float32, src *float32, ldb, kc int)
+TEXT ·packB32F32(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), BX
+	MOVQ kc+24(FP), CX
+	SHLQ $2, BX
+	TESTQ CX, CX
+	JEQ  pb32done
+pb32loop:
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ BX, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  pb32loop
+pb32done:
+	VZEROUPPER
+	RET
+
+// func packB32F16(dst *float32, src *uint16, ldb, kc int)
+TEXT ·packB32F16(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), BX
+	MOVQ kc+24(FP), CX
+	SHLQ $1, BX
+	TESTQ CX, CX
+	JEQ  ph32done
+ph32loop:
+	PREFETCHT0 64(SI)
+	VCVTPH2PS (SI), Z0
+	VCVTPH2PS 32(SI), Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ BX, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE  ph32loop
+ph32done:
+	VZEROUPPER
+	RET
+
+// func packB16F32(dst *float32, src *float32, ldb, kc int)
+TEXT ·packB16F32(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), BX
+	MOVQ kc+24(FP), CX
+	SHLQ $2, BX
+	TESTQ CX, CX
+	JEQ  pb16done
+pb16loop:
+	PREFETCHT0 64(SI)
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ BX, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNE  pb16loop
+pb16done:
+	VZEROUPPER
+	RET
+
+// func packB16F16(dst *float32, src *uint16, ldb, kc int)
+TEXT ·packB16F16(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), BX
+	MOVQ kc+24(FP), CX
+	SHLQ $1, BX
+	TESTQ CX, CX
+	JEQ  ph16done
+ph16loop:
+	PREFETCHT0 32(SI)
+	VCVTPH2PS (SI), Y0
+	VCVTPH2PS 16(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ BX, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNE  ph16loop
+ph16done:
+	VZEROUPPER
+	RET
