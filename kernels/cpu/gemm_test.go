@@ -75,20 +75,17 @@ func newOperand(rng *rand.Rand, rows, cols int, dt DType, trans bool, pad int) o
 
 // gemmCase is one product to check.
 type gemmCase struct {
-	m, n, k        int
-	ta, tb         bool
-	da, db         DType
-	padA, padB     int
-	padC           int
-	alpha, beta    float32
-	batch          int
-	sA, sB, sC     int // batch strides (0 broadcasts A or B)
-	sharedA, bcast bool
+	m, n, k     int
+	ta, tb      bool
+	da, db      DType
+	padA, padB  int
+	padC        int
+	alpha, beta float32
 }
 
 func (c gemmCase) String() string {
-	return fmt.Sprintf("m%d_n%d_k%d_ta%v_tb%v_%v_%v_pa%d_pb%d_pc%d_al%g_be%g_b%d",
-		c.m, c.n, c.k, c.ta, c.tb, c.da, c.db, c.padA, c.padB, c.padC, c.alpha, c.beta, c.batch)
+	return fmt.Sprintf("m%d_n%d_k%d_ta%v_tb%v_%v_%v_pa%d_pb%d_pc%d_al%g_be%g",
+		c.m, c.n, c.k, c.ta, c.tb, c.da, c.db, c.padA, c.padB, c.padC, c.alpha, c.beta)
 }
 
 // gemmFunc is one of the entry points under test, in GemmRef's form.
