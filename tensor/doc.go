@@ -1,0 +1,49 @@
+// Package tensor is roentgo's n-dimensional array: a Tensor is a view (shape,
+// strides, offset) of a flat storage buffer on a Device, with eager ops that check
+// shapes and dispatch to the device's kernels (package kernels/cpu on the CPU).
+//
+// # Layout and dtypes
+//
+// Tensors are row-major with PyTorch's dimension order ([N, C, H, W] images,
+// [B, S, D] sequences). Computation on the CPU is in F32. F16 and BF16 are
+// storage types for weights: Linear, Conv2d and MatMul pass 16-bit weights to the
+// kernels as they are, converted while packing, so a half-precision model never
+// gets a float32 copy of its weights. Other ops convert non-F32 inputs (F16, BF16,
+// I64) to F32 first. I64 holds token ids, position ids and indices.
+//
+// # Views and copies
+//
+// Reshape/View, Slice/Narrow, Select, Permute/Transpose, Squeeze/Unsqueeze,
+// Expand, Chunk and Split return views that share storage with their input;
+// Contiguous copies only when the layout is not dense. Ops return new contiguous
+// tensors; the ...InPlace methods (AddInPlace for residuals, ...) write into
+// their receiver. Every op accepts non-contiguous inputs.
+//
+// Conventions: methods for array algebra (views, elementwise arithmetic with
+// NumPy broadcasting, reductions, MatMul, conversion); package functions for
+// constructors, Cat/Stack and the neural-network ops with parameters (Linear,
+// Conv2d, GroupNorm, LayerNorm, Softmax, Attention, activations, GEGLU,
+// Upsample2xNearest, TimestepEmbedding, Embedding). Dimensions may be negative,
+// counting from the end.
+//
+// # Errors
+//
+// Misuse by the program (mismatched shapes, out-of-range dims) panics with
+// "tensor: <op>: ..." naming the shapes. User data (files) yields errors.
+//
+// # Buffer reuse
+//
+// Output buffers come from a size-class pool. (*Tensor).Release declares a tensor
+// dead; when every tensor sharing its storage (the original and all its views) has
+// been released, the buffer returns to the pool and the next op of a similar size
+// reuses it. Release is optional and safe: a view that is still live keeps the
+// buffer, tensors that are never released are garbage collected as usual, and a
+// released tensor panics on use. Model code releases its intermediates so that a
+// sampling loop runs without allocating (see GetPoolStats, SetPoolLimit).
+//
+// # Devices
+//
+// Each op finds its device's backend (an unexported interface, one method per
+// kernel) in one place; the CPU backend calls kernels/cpu. A CUDA backend will
+// register itself behind the cuda build tag.
+package tensor

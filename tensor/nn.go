@@ -1,0 +1,342 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/roentgo/roentgo/kernels/cpu"
+)
+
+// Neural-network ops. Each checks shapes, brings activations to contiguous F32
+// (converting or copying only when needed), and dispatches one kernel. Weights
+// of matrix products and convolutions may be F32, F16 or BF16 and are passed to
+// the kernels as they are stored (no float32 copy). Optional parameters (bias,
+// gamma, beta) may be nil.
+
+// Linear returns x w^T + b: x [..., in], w [out, in] (F32/F16/BF16, used in place,
+// transposed views included), b [out] or nil; the result is [..., out].
+func Linear(x, w, b *Tensor) *Tensor {
+	dev := sameDevice("Linear", x, w, b)
+	if w.Rank() != 2 || x.Rank() < 1 || x.Dim(-1) != w.Dim(1) {
+		panic(fmt.Sprintf("tensor: Linear: x %v and weight %v (want x [..., in], w [out, in])", x.shape, w.shape))
+	}
+	in, outF := w.Dim(1), w.Dim(0)
+	if b != nil && (b.Rank() != 1 || b.Dim(0) != outF) {
+		panic(fmt.Sprintf("tensor: Linear: bias %v for weight %v", b.shape, w.shape))
+	}
+	if x.DType() == I64 {
+		x = x.To(F32)
+		defer x.Release()
+	}
+	lead := x.shape[:x.Rank()-1].Clone()
+	rows := lead.Numel()
+	// x as a [rows, in] matrix, without copying when its layout allows.
+	var xm *Tensor
+	if st := viewStrides(x.shape, x.strides, Shape{rows, in}); st != nil {
+		xm = x.view(Shape{rows, in}, st, x.offset)
+	}
+	if xm != nil {
+		if _, _, ok := matLayout(xm, rows, in); !ok {
+			xm.Release()
+			xm = nil
+		}
+	}
+	if xm == nil {
+		c := x.Contiguous()
+		xm = c.View(rows, in)
+		c.Release()
+	}
+	defer xm.Release()
+	wm := w
+	if _, _, ok := matLayout(w, outF, in); !ok {
+		wm = w.Contiguous()
+		defer wm.Release()
+	}
+	out := newTensor(dev, F32, append(lead, outF), false)
+	var beta float32
+	if b != nil {
+		fb, owned := asF32(b)
+		eb := fb.Expand(rows, outF)
+		ov := out.view(Shape{rows, outF}, []int{outF, 1}, 0)
+		backendFor(dev).copy(ov, eb)
+		ov.Release()
+		eb.Release()
+		if owned {
+			fb.Release()
+		}
+		beta = 1
+	}
+	xs, xt, _ := matLayout(xm, rows, in)
+	ws, wt, _ := matLayout(wm, outF, in)
+	// B = w^T: the same stored matrix with the transpose flag flipped.
+	backendFor(dev).gemm(1, rows, outF, in, 1, matArg{xm, xm.offset, xs, xt}, 0, matArg{wm, wm.offset, ws, !wt}, 0, beta, out, outF, 0)
+	return out
+}
+
+// ConvOpts are the strides and zero paddings of Conv2d. A zero stride means 1.
+type ConvOpts struct {
+	StrideH, StrideW int
+	PadH, PadW       int
+}
+
+// ConvSquare returns ConvOpts with the same stride and padding in both directions.
+func ConvSquare(stride, pad int) ConvOpts {
+	return ConvOpts{StrideH: stride, StrideW: stride, PadH: pad, PadW: pad}
+}
+
+// Conv2d returns the 2-D cross-correlation (PyTorch's conv2d, groups=1) of
+// x [N, C, H, W] with w [K, C, R, S] (F32/F16/BF16) plus b [K] (or nil): the
+// result is [N, K, OH, OW] with OH = (H + 2 PadH - R)/StrideH + 1, likewise OW.
+func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
+	dev := sameDevice("Conv2d", x, w, b)
+	if x.Rank() != 4 || w.Rank() != 4 || x.Dim(1) != w.Dim(1) {
+		panic(fmt.Sprintf("tensor: Conv2d: x %v and weight %v (want x [N, C, H, W], w [K, C, R, S])", x.shape, w.shape))
+	}
+	if o.StrideH == 0 {
+		o.StrideH = 1
+	}
+	if o.StrideW == 0 {
+		o.StrideW = 1
+	}
+	p := cpu.ConvParams{
+		N: x.Dim(0), C: x.Dim(1), H: x.Dim(2), W: x.Dim(3),
+		K: w.Dim(0), R: w.Dim(2), S: w.Dim(3),
+		StrideH: o.StrideH, StrideW: o.StrideW, PadH: o.PadH, PadW: o.PadW,
+	}
+	if p.StrideH < 1 || p.StrideW < 1 || p.PadH < 0 || p.PadW < 0 || p.H+2*p.PadH < p.R || p.W+2*p.PadW < p.S {
+		panic(fmt.Sprintf("tensor: Conv2d: x %v, weight %v, %+v: invalid stride/padding or kernel larger than padded input", x.shape, w.shape, o))
+	}
+	if b != nil && (b.Rank() != 1 || b.Dim(0) != p.K) {
+		panic(fmt.Sprintf("tensor: Conv2d: bias %v for weight %v", b.shape, w.shape))
+	}
+	xc, rx := f32Contig(x)
+	defer rx()
+	wc := w
+	if w.DType() == I64 {
+		panic("tensor: Conv2d: I64 weight")
+	}
+	if !w.IsContiguous() {
+		wc = w.Contiguous()
+		defer wc.Release()
+	}
+	bc, rb := f32Contig(b)
+	defer rb()
+	y := newTensor(dev, F32, Shape{p.N, p.K, p.OutH(), p.OutW()}, false)
+	backendFor(dev).conv2d(p, xc, wc, bc, y)
+	return y
+}
+
+// GroupNorm normalises x [N, C, ...] over groups of C/groups channels (and all
+// positions), then scales by gamma [C] and shifts by beta [C] (either may be nil);
+// with silu set it applies SiLU to the result (the fused GroupNorm+SiLU of the
+// U-Net and VAE ResNet blocks).
+func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32, silu bool) *Tensor {
+	dev := sameDevice("GroupNorm", x, gamma, beta)
+	if x.Rank() < 2 || groups < 1 || x.Dim(1)%groups != 0 {
+		panic(fmt.Sprintf("tensor: GroupNorm: x %v with %d groups (want [N, C, ...], C divisible by groups)", x.shape, groups))
+	}
+	n, c := x.Dim(0), x.Dim(1)
+	hw := x.Numel() / max(n*c, 1)
+	checkVec("GroupNorm", "gamma", gamma, c)
+	checkVec("GroupNorm", "beta", beta, c)
+	xc, rx := f32Contig(x)
+	defer rx()
+	gc, rg := f32Contig(gamma)
+	defer rg()
+	bc, rb := f32Contig(beta)
+	defer rb()
+	y := newTensor(dev, F32, x.shape, false)
+	if y.Numel() > 0 {
+		backendFor(dev).groupNorm(xc, y, n, c, hw, groups, eps, gc, bc, silu)
+	}
+	return y
+}
+
+func checkVec(op, name string, v *Tensor, n int) {
+	if v != nil && (v.Rank() != 1 || v.Dim(0) != n) {
+		panic(fmt.Sprintf("tensor: %s: %s has shape %v, want [%d]", op, name, v.shape, n))
+	}
+}
+
+// LayerNorm normalises x [..., D] over its last dimension, then scales by gamma
+// [D] and shifts by beta [D] (either may be nil).
+func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
+	dev := sameDevice("LayerNorm", x, gamma, beta)
+	if x.Rank() < 1 {
+		panic("tensor: LayerNorm: scalar input")
+	}
+	d := x.Dim(-1)
+	checkVec("LayerNorm", "gamma", gamma, d)
+	checkVec("LayerNorm", "beta", beta, d)
+	xc, rx := f32Contig(x)
+	defer rx()
+	gc, rg := f32Contig(gamma)
+	defer rg()
+	bc, rb := f32Contig(beta)
+	defer rb()
+	y := newTensor(dev, F32, x.shape, false)
+	if y.Numel() > 0 {
+		backendFor(dev).layerNorm(xc, y, x.Numel()/d, d, eps, gc, bc)
+	}
+	return y
+}
+
+// Softmax returns the softmax of x over its last dimension.
+func Softmax(x *Tensor) *Tensor {
+	if x.Rank() < 1 {
+		panic("tensor: Softmax: scalar input")
+	}
+	xc, rx := f32Contig(x)
+	defer rx()
+	y := newTensor(x.Device(), F32, x.shape, false)
+	if d := x.Dim(-1); y.Numel() > 0 {
+		backendFor(x.Device()).softmax(xc, y, x.Numel()/d, d)
+	}
+	return y
+}
+
+func activate(f cpu.Activation, x *Tensor) *Tensor {
+	xc, rx := f32Contig(x)
+	defer rx()
+	y := newTensor(x.Device(), F32, x.shape, false)
+	backendFor(x.Device()).activate(f, xc, y)
+	return y
+}
+
+// SiLU returns x * sigmoid(x).
+func SiLU(x *Tensor) *Tensor { return activate(cpu.SiLU, x) }
+
+// GELU returns the exact GELU x/2 (1 + erf(x/sqrt 2)).
+func GELU(x *Tensor) *Tensor { return activate(cpu.GELU, x) }
+
+// GELUTanh returns the tanh approximation of GELU.
+func GELUTanh(x *Tensor) *Tensor { return activate(cpu.GELUTanh, x) }
+
+// QuickGELU returns x * sigmoid(1.702 x) (OpenAI CLIP).
+func QuickGELU(x *Tensor) *Tensor { return activate(cpu.QuickGELU, x) }
+
+// GEGLU splits x [..., 2d] into halves a, g along the last dimension and returns
+// a * gelu(g), [..., d] (diffusers' GEGLU after its projection).
+func GEGLU(x *Tensor) *Tensor {
+	if x.Rank() < 1 || x.Dim(-1)%2 != 0 {
+		panic(fmt.Sprintf("tensor: GEGLU: x %v, want an even last dimension", x.shape))
+	}
+	d := x.Dim(-1) / 2
+	xc, rx := f32Contig(x)
+	defer rx()
+	ys := x.Shape()
+	ys[len(ys)-1] = d
+	y := newTensor(x.Device(), F32, ys, false)
+	if rows := y.Numel() / max(d, 1); d > 0 && rows > 0 {
+		backendFor(x.Device()).geglu(xc, y, rows, d)
+	}
+	return y
+}
+
+// Upsample2xNearest doubles the height and width of x [N, C, H, W] by repeating
+// each pixel (nearest neighbour): the result is [N, C, 2H, 2W].
+func Upsample2xNearest(x *Tensor) *Tensor {
+	if x.Rank() != 4 {
+		panic(fmt.Sprintf("tensor: Upsample2xNearest: x %v, want [N, C, H, W]", x.shape))
+	}
+	xc, rx := f32Contig(x)
+	defer rx()
+	n, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
+	y := newTensor(x.Device(), F32, Shape{n, c, 2 * h, 2 * w}, false)
+	if y.Numel() > 0 {
+		backendFor(x.Device()).upsample2x(xc, y, n*c, h, w)
+	}
+	return y
+}
+
+// TimestepEmbedding returns the sinusoidal embeddings [N, dim] of the timesteps
+// t [N] (any dtype), with diffusers' get_timestep_embedding semantics:
+// flipSinToCos puts cos first, downscaleFreqShift is the shift in the frequency
+// exponent's denominator (half - shift), scale multiplies the arguments, and
+// maxPeriod is the longest period (10000 in Stable Diffusion).
+func TimestepEmbedding(t *Tensor, dim int, flipSinToCos bool, downscaleFreqShift, scale, maxPeriod float32) *Tensor {
+	if t.Rank() != 1 || dim < 1 {
+		panic(fmt.Sprintf("tensor: TimestepEmbedding: t %v, dim %d (want t [N], dim >= 1)", t.shape, dim))
+	}
+	tc, rt := f32Contig(t)
+	defer rt()
+	out := newTensor(t.Device(), F32, Shape{t.Dim(0), dim}, false)
+	backendFor(t.Device()).timestepEmbedding(tc, out, dim, flipSinToCos, downscaleFreqShift, scale, maxPeriod)
+	return out
+}
+
+// attnOperand returns x [B, S, W] (W >= heads*d) as an F32 operand with unit
+// element stride and batch stride S*rowStride, plus its row stride; it copies
+// only when x's layout does not allow that.
+func attnOperand(x *Tensor) (*Tensor, int, func()) {
+	if x.DType() == F32 {
+		b, s := x.Dim(0), x.Dim(1)
+		rs := x.strides[1]
+		if s == 1 {
+			rs = max(x.strides[0], x.Dim(2))
+		}
+		if (x.strides[2] == 1 || x.Dim(2) == 1) && rs >= x.Dim(2) && (b == 1 || x.strides[0] == s*rs) {
+			return x, rs, func() {}
+		}
+	}
+	c, rel := f32Contig(x)
+	return c, c.Dim(2), rel
+}
+
+// Attention returns multi-head scaled-dot-product attention
+// softmax(scale q k^T [+ causal mask]) v per head, for q [B, Sq, H*D],
+// k [B, Sk, H*D] and v [B, Sk, H*D] with heads = H; the result is [B, Sq, H*D].
+// scale <= 0 means 1/sqrt(D). With causal set, query i sees keys j <= i + Sk - Sq.
+// Operands whose rows are not dense (e.g. Narrow views of a fused qkv projection
+// [B, S, 3*H*D]) are used in place.
+func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
+	dev := sameDevice("Attention", q, k, v)
+	if q.Rank() != 3 || k.Rank() != 3 || v.Rank() != 3 || heads < 1 ||
+		q.Dim(2)%heads != 0 || k.Dim(2) != q.Dim(2) || v.Dim(2) != q.Dim(2) ||
+		k.Dim(0) != q.Dim(0) || v.Dim(0) != q.Dim(0) || v.Dim(1) != k.Dim(1) {
+		panic(fmt.Sprintf("tensor: Attention: q %v, k %v, v %v, %d heads (want [B, Sq, H*D], [B, Sk, H*D], [B, Sk, H*D])", q.shape, k.shape, v.shape, heads))
+	}
+	b, sq, sk, hd := q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2)
+	d := hd / heads
+	if scale <= 0 {
+		scale = float32(1 / math.Sqrt(float64(d)))
+	}
+	out := newTensor(dev, F32, Shape{b, sq, hd}, false)
+	if out.Numel() == 0 {
+		return out
+	}
+	qc, qs, rq := attnOperand(q)
+	defer rq()
+	kc, ks, rk := attnOperand(k)
+	defer rk()
+	vc, vs, rv := attnOperand(v)
+	defer rv()
+	p := cpu.AttnParams{B: b, H: heads, Sq: sq, Sk: sk, D: d, Scale: scale, Causal: causal,
+		QStride: qs, KStride: ks, VStride: vs, OStride: hd}
+	backendFor(dev).attention(p, qc, kc, vc, out)
+	return out
+}
+
+// Embedding returns the rows of the table w [V, D] (any float dtype) selected by
+// the I64 ids [...]: the result is F32 [..., D]. It panics if an id is out of range.
+func Embedding(ids, w *Tensor) *Tensor {
+	dev := sameDevice("Embedding", ids, w)
+	if ids.DType() != I64 || w.Rank() != 2 {
+		panic(fmt.Sprintf("tensor: Embedding: ids %v %v, table %v (want I64 ids, table [V, D])", ids.DType(), ids.shape, w.shape))
+	}
+	idc := ids.Contiguous()
+	defer idc.Release()
+	out := newTensor(dev, F32, append(ids.shape.Clone(), w.Dim(1)), false)
+	v := w.Dim(0)
+	for i, id := range idc.Int64Data() {
+		if id < 0 || int(id) >= v {
+			panic(fmt.Sprintf("tensor: Embedding: id %d out of range [0, %d)", id, v))
+		}
+		src := w.Select(0, int(id))
+		dst := out.view(Shape{w.Dim(1)}, []int{1}, i*w.Dim(1))
+		dst.CopyFrom(src)
+		dst.Release()
+		src.Release()
+	}
+	return out
+}
