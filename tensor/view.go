@@ -401,3 +401,7 @@ func (t *Tensor) Split(sizes []int, dim int) []*Tensor {
 	}
 	return out
 }
+
+// T2 returns the view of t with its last two dimensions swapped (the matrix
+// transpose of each batch element).
+func (t *Tensor) T2() *Tensor { return t.Transpose(-2, -1) }
