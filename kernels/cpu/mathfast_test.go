@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// ulpDiff returns |got - want| in units of the float32 spacing at want (the spacing
+// mfUlpDiff returns |got - want| in units of the float32 spacing at want (the spacing
 // of the smallest normal for subnormal and zero results).
-func ulpDiff(got float32, want float64) float64 {
+func mfUlpDiff(got float32, want float64) float64 {
 	w := float32(want)
 	if math.IsInf(want, 0) || math.IsInf(float64(w), 0) {
 		if float64(got) == want || (math.IsInf(float64(got), 0) && float64(got)*want > 0) {
@@ -25,8 +25,8 @@ func ulpDiff(got float32, want float64) float64 {
 	return math.Abs(float64(got)-want) / ulp
 }
 
-// denseInputs returns a dense grid over [lo, hi] plus random points and the edges.
-func denseInputs(lo, hi float64, n int) []float32 {
+// mfDenseInputs returns a dense grid over [lo, hi] plus random points and the edges.
+func mfDenseInputs(lo, hi float64, n int) []float32 {
 	r := rand.New(rand.NewPCG(1, 2))
 	xs := make([]float32, 0, 2*n+4)
 	for i := 0; i <= n; i++ {
@@ -43,7 +43,7 @@ func denseInputs(lo, hi float64, n int) []float32 {
 	return append(xs, float32(lo), float32(hi))
 }
 
-type mathCase struct {
+type mfMathCase struct {
 	name    string
 	f       func(float32) float32
 	ref     func(float64) float64
@@ -52,24 +52,24 @@ type mathCase struct {
 	special [][2]float64 // input, expected (NaN means NaN)
 }
 
-func mathCases() []mathCase {
+func mfMathCases() []mfMathCase {
 	nan, inf := math.NaN(), math.Inf(1)
-	return []mathCase{
+	return []mfMathCase{
 		{"exp", mfExpf, math.Exp, -104, 89, 2, [][2]float64{{nan, nan}, {inf, inf}, {-inf, 0}, {89, inf}, {-104, 0}, {0, 1}, {1e30, inf}, {-1e30, 0}}},
 		{"erf", mfErff, math.Erf, -12, 12, 3, [][2]float64{{nan, nan}, {inf, 1}, {-inf, -1}, {0, 0}, {1e30, 1}, {-1e30, -1}}},
 		{"erfc", mfErfcf, math.Erfc, -6, 9.1, 6, [][2]float64{{nan, nan}, {inf, 0}, {-inf, 2}, {0, 1}, {1e30, 0}, {-1e30, 2}}},
 		{"tanh", mfTanhf, math.Tanh, -20, 20, 3, [][2]float64{{nan, nan}, {inf, 1}, {-inf, -1}, {0, 0}, {1e30, 1}, {-1e30, -1}}},
 		{"sigmoid", mfSigmoidf, func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }, -87, 100, 4, [][2]float64{{nan, nan}, {inf, 1}, {-inf, 0}, {0, 0.5}}},
-		{"gelu", mfGeluf, geluRef64, -18, 20, 6, [][2]float64{{nan, nan}, {inf, inf}, {-inf, nan}, {0, 0}, {1e30, 1e30}, {-1e30, 0}}},
+		{"gelu", mfGeluf, mfGeluRef64, -18, 20, 6, [][2]float64{{nan, nan}, {inf, inf}, {-inf, nan}, {0, 0}, {1e30, 1e30}, {-1e30, 0}}},
 		{"silu", func(x float32) float32 { return mfSigmulf(x, 1, 0) }, SiLU.ActivateScalar, -87, 100, 4, [][2]float64{{nan, nan}, {inf, inf}, {-inf, nan}, {0, 0}, {-1e30, 0}}},
 	}
 }
 
 func TestMathFastAccuracy(t *testing.T) {
-	for _, c := range mathCases() {
+	for _, c := range mfMathCases() {
 		t.Run(c.name, func(t *testing.T) {
 			worst, worstX := 0.0, float32(0)
-			for _, x := range denseInputs(c.lo, c.hi, 1<<20) {
+			for _, x := range mfDenseInputs(c.lo, c.hi, 1<<20) {
 				want := c.ref(float64(x))
 				got := c.f(x)
 				if math.Abs(want) < 1e-35 {
@@ -80,7 +80,7 @@ func TestMathFastAccuracy(t *testing.T) {
 					}
 					continue
 				}
-				if d := ulpDiff(got, want); d > worst {
+				if d := mfUlpDiff(got, want); d > worst {
 					worst, worstX = d, x
 				}
 			}
@@ -111,6 +111,6 @@ func TestExpSubnormal(t *testing.T) {
 	}
 }
 
-// geluRef64 is x*Phi(x) in float64, written with erfc so that the negative tail
+// mfGeluRef64 is x*Phi(x) in float64, written with erfc so that the negative tail
 // keeps its relative accuracy (0.5*x*(1+erf(x/sqrt2)) cancels to 0 there).
-func geluRef64(x float64) float64 { return 0.5 * x * math.Erfc(-x/math.Sqrt2) }
+func mfGeluRef64(x float64) float64 { return 0.5 * x * math.Erfc(-x/math.Sqrt2) }

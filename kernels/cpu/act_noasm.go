@@ -1,0 +1,11 @@
+//go:build !amd64 || purego
+
+package cpu
+
+// vecAsm is false: this build has no assembly kernels.
+var vecAsm = false
+
+func actSigmulAVX2(x, y *float32, n int, m, a, b, negk, c float32) { panic("cpu: no assembly") }
+func actExpSumAVX2(x, y *float32, n int, m float32) float32        { panic("cpu: no assembly") }
+func actGELUAVX2(x, y *float32, n int)                             { panic("cpu: no assembly") }
+func actGEGLUAVX2(a, gate, y *float32, n int)                      { panic("cpu: no assembly") }

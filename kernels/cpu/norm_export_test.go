@@ -1,0 +1,13 @@
+package cpu
+
+// SetVecAsmForTest switches the assembly kernels of the normalisations and
+// activations on or off (on only where the machine has them) and returns the
+// previous setting; for the external conformance test.
+func SetVecAsmForTest(on bool) (prev bool) {
+	prev = vecAsm
+	vecAsm = on && prev
+	if !on {
+		vecAsm = false
+	}
+	return prev
+}

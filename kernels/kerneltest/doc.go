@@ -1,0 +1,19 @@
+// Package kerneltest is the conformance suite of roentgo's compute kernels. Any
+// device (the CPU fast paths of kernels/cpu, and later the CUDA kernels behind
+// host-slice adapters) implements Ops and calls Run from a test:
+//
+//	func TestConformance(t *testing.T) { kerneltest.Run(t, myOps{}, kerneltest.Options{}) }
+//
+// Run drives every op over awkward shapes (sizes 1, 3, 17, 1023; batches; non-square
+// and transposed operands; padded strides; packed attention operands; in-place
+// calls where the op allows them; F16 and BF16 weights; data with a large mean;
+// special values) and compares each result with the naive references of
+// kernels/cpu (GemmRef, Conv2dRef, ...) under |got - want| <= atol + rtol*|want|.
+// The tolerances of the matrix products scale with the device's compute precision
+// (Caps.Compute) and the reduction length; those of the other ops expect float32
+// accuracy. A failure prints the maximum absolute and relative differences and the
+// first mismatches with their indices (see Compare, which other tests may reuse).
+//
+// Inputs are deterministic (math/rand/v2 with a fixed seed). The default run takes a
+// few seconds; testing.Short() or Options.Short trims the larger shapes.
+package kerneltest
