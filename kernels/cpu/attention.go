@@ -7,19 +7,28 @@ import (
 
 // Attention without the Sq x Sk score matrix.
 //
-// The queries of each (batch, head) are cut into tiles of tq rows. For a tile,
+// The queries of each (batch, head) are cut into tiles of tq rows. A tile works on
+// the transposed scores, one column per query, so that both products read their
+// operands in the layouts the Gemm packs fastest and the softmax runs along
+// contiguous rows:
 //
-//	S [tq, Sk]  = scale * Q_tile K^T          (GemmSerial, K read transposed in place)
-//	P           = exp(S - rowmax(S))          (vectorised exp, row sums kept)
-//	O_tile      = P V / rowsum                (GemmSerial straight into o, then a row scale)
+//	S^T [Sk, tq] = scale * K Q_tile^T            (GemmSerial; Q read transposed in place)
+//	P^T          = exp(S^T - colmax(S^T))        (vectorised exp; column sums kept)
+//	O^T [D, tq]  = V^T P^T                        (GemmSerial; V read transposed)
+//	O_tile       = (O^T)^T / colsum               (written into o)
 //
-// Only S is scratch, tq*Sk floats per goroutine, with tq chosen so that it stays near
-// attnScratchFloats (1 MiB); (batch, head, tile) tasks are spread over the goroutines.
-// With a causal mask, a tile only computes the keys its last row may see and the
-// masked scores of earlier rows are zeroed after the exp.
+// A task is a group of consecutive tiles of one (batch, head) (enough groups to
+// keep every goroutine busy); it first copies K^T [D, Sk] and V [Sk, D] of its
+// head into dense scratch, so that the products' packing reads contiguous rows
+// (K^T is the A operand read transposed, i.e. K itself). The scratch is then
+// 2*Sk*D floats for K and V plus S^T, O^T and a few vectors, about tq*(Sk+D), with
+// tq chosen so that S^T stays near attnScratchFloats (2 MiB; 128 queries at
+// Sk = 4096). With a causal mask, a tile only computes the keys its last query may
+// see; the scores of earlier queries beyond their limit are masked before the max
+// and zeroed after the exp.
 
 const (
-	attnScratchFloats = 1 << 18 // target scratch per goroutine (floats)
+	attnScratchFloats = 1 << 19 // target size of the score tile per goroutine (floats)
 	attnMinRows       = 16      // smallest query tile
 	attnMaxRows       = 512     // largest query tile
 )
@@ -47,11 +56,17 @@ func attnTileRows(p AttnParams) int {
 	return (p.Sq + nt - 1) / nt
 }
 
+// attnLd returns the row length of the score tile for tq queries (a multiple of 16).
+func attnLd(tq int) int { return (tq + 15) &^ 15 }
+
 // AttentionScratchFloats returns the number of float32 scratch elements Attention
-// uses per goroutine for p (the score tile plus the row sums), for memory reports.
+// uses per goroutine for p (K^T and V of a head, score tile, output tile and
+// column vectors), for
+// memory reports. The Gemm packing buffers come on top.
 func AttentionScratchFloats(p AttnParams) int {
 	tq := attnTileRows(p)
-	return tq*p.Sk + tq
+	ld := attnLd(tq)
+	return 2*p.D*p.Sk + ld*p.Sk + p.D*tq + 2*ld
 }
 
 func attnCheck(p AttnParams, q, k, v, o []float32) (qs, ks, vs, os int) {
@@ -95,89 +110,143 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 	}
 	tq := attnTileRows(p)
 	nt := (p.Sq + tq - 1) / tq
-	ParallelTasks(p.B*p.H*nt, func(task int) {
-		b := task / (p.H * nt)
-		h := task / nt % p.H
-		i0 := task % nt * tq
-		rows := min(tq, p.Sq-i0)
-		// Keys visible to query row i: [0, n_i), n_i = min(Sk, i+Sk-Sq+1).
-		visible := func(i int) int {
-			if !p.Causal {
-				return p.Sk
-			}
-			return max(0, min(p.Sk, i+p.Sk-p.Sq+1))
+	// Tasks are groups of consecutive tiles of one (batch, head); each copies K^T
+	// and V of its head into dense scratch once, so the per-tile packing of the
+	// products reads contiguous rows.
+	groups := min(nt, max(1, (2*Threads()+p.B*p.H-1)/(p.B*p.H)))
+	per := (nt + groups - 1) / groups
+	groups = (nt + per - 1) / per
+	// Keys visible to query i: [0, n_i), n_i = min(Sk, i+Sk-Sq+1) when causal.
+	visible := func(i int) int {
+		if !p.Causal {
+			return p.Sk
 		}
-		nk := visible(i0 + rows - 1)
-		obase := b*p.Sq*os + i0*os + h*D
-		if nk == 0 {
-			for r := 0; r < rows; r++ {
-				clear(o[obase+r*os : obase+r*os+D])
+		return max(0, min(p.Sk, i+p.Sk-p.Sq+1))
+	}
+	Sk := p.Sk
+	ld := attnLd(tq)
+	ParallelTasks(p.B*p.H*groups, func(task int) {
+		b := task / (p.H * groups)
+		h := task / groups % p.H
+		t0 := task % groups * per
+		t1 := min(t0+per, nt)
+		nkMax := visible(min(t1*tq, p.Sq) - 1)
+		buf := attnGetScratch(2*D*Sk + Sk*ld + D*tq + 2*ld)
+		kt := (*buf)[:D*Sk]         // K^T of the head: [D, Sk]
+		vh := (*buf)[D*Sk : 2*D*Sk] // V of the head: [Sk, D]
+		rest := (*buf)[2*D*Sk:]
+		mx, sum, rest := rest[:ld], rest[ld:2*ld], rest[2*ld:]
+		ot, st := rest[:D*tq], rest[D*tq:]
+		kb := k[b*Sk*ks+h*D:]
+		vb := v[b*Sk*vs+h*D:]
+		for j := 0; j < nkMax; j++ {
+			kr := kb[j*ks : j*ks+D]
+			for d, x := range kr {
+				kt[d*Sk+j] = x
 			}
-			return
+			copy(vh[j*D:(j+1)*D], vb[j*vs:j*vs+D])
 		}
-		buf := attnGetScratch(rows*nk + rows)
-		s := (*buf)[:rows*nk]
-		inv := (*buf)[rows*nk : rows*nk+rows]
-		qm := F32Mat(q[b*p.Sq*qs+i0*qs+h*D:], qs, false)
-		km := F32Mat(k[b*p.Sk*ks+h*D:], ks, true)
-		GemmSerial(rows, nk, D, p.Scale, qm, km, 0, s, nk)
-		for r := 0; r < rows; r++ {
-			row := s[r*nk : (r+1)*nk]
-			n := visible(i0 + r)
-			if n == 0 {
-				clear(row)
-				inv[r] = 0
-				continue
-			}
-			mx := attnRowMax(row[:n])
-			sum := attnExpSum(row[:n], mx)
-			clear(row[n:])
-			inv[r] = 1 / sum
-		}
-		vm := F32Mat(v[b*p.Sk*vs+h*D:], vs, false)
-		GemmSerial(rows, D, nk, 1, F32Mat(s, nk, false), vm, 0, o[obase:], os)
-		for r := 0; r < rows; r++ {
-			orow := o[obase+r*os : obase+r*os+D]
-			f := inv[r]
-			for t := range orow {
-				orow[t] *= f
-			}
+		for t := t0; t < t1; t++ {
+			i0 := t * tq
+			rows := min(tq, p.Sq-i0)
+			attnTile(p, visible, i0, rows, kt, vh, q[b*p.Sq*qs+i0*qs+h*D:], qs, o[b*p.Sq*os+i0*os+h*D:], os,
+				st, ot, mx, sum)
 		}
 		attnScratch.Put(buf)
 	})
 }
 
-// attnRowMax returns the largest element of x (len(x) >= 1).
-func attnRowMax(x []float32) float32 {
-	if attnUseAVX2 && len(x) >= 32 {
-		n := len(x) &^ 31
-		m := attnMaxAVX2(x[:n])
-		for _, v := range x[n:] {
-			m = max(m, v)
+// attnTile computes the outputs of queries [i0, i0+rows) of one head: q and o start
+// at the tile's first row (row strides qs, os), kt is K^T [D, Sk] and vh is V
+// [Sk, D] of the head, st, ot, mx and sum are scratch.
+func attnTile(p AttnParams, visible func(int) int, i0, rows int, kt, vh, q []float32, qs int, o []float32, os int,
+	st, ot, mx, sum []float32) {
+	D, Sk := p.D, p.Sk
+	nk := visible(i0 + rows - 1)
+	if nk == 0 {
+		for r := 0; r < rows; r++ {
+			clear(o[r*os : r*os+D])
 		}
-		return m
+		return
 	}
-	m := x[0]
-	for _, v := range x[1:] {
-		m = max(m, v)
+	ld := attnLd(rows)
+	st = st[:nk*ld] // S^T, then P^T: [nk, ld]
+	ot = ot[:D*rows]
+	mx, sum = mx[:ld], sum[:ld]
+	if rows < ld {
+		// Columns past the tile are never written by the product; keep them finite.
+		for j := 0; j < nk; j++ {
+			clear(st[j*ld+rows : (j+1)*ld])
+		}
 	}
-	return m
+	GemmSerial(nk, rows, D, p.Scale, F32Mat(kt, Sk, true), F32Mat(q, qs, true), 0, st, ld)
+	// Causal: key j is hidden from tile column c when j >= n_{i0+c}, i.e. for
+	// c <= j - (i0 + Sk - Sq + 1).
+	first := visible(i0) // keys below this are visible to every column
+	negInf := float32(math.Inf(-1))
+	for j := first; j < nk; j++ {
+		last := min(j-(i0+Sk-p.Sq+1), rows-1)
+		for c := 0; c <= last; c++ {
+			st[j*ld+c] = negInf
+		}
+	}
+	attnColMax(st, ld, mx)
+	for c := range mx {
+		if mx[c] == negInf { // no visible key (possible only when Sk < Sq)
+			mx[c] = 0
+		}
+	}
+	attnExpCols(st, ld, mx, sum)
+	for j := first; j < nk; j++ {
+		last := min(j-(i0+Sk-p.Sq+1), rows-1)
+		clear(st[j*ld : j*ld+max(last+1, 0)])
+	}
+	GemmSerial(D, rows, nk, 1, F32Mat(vh, D, true), F32Mat(st, ld, false), 0, ot, rows)
+	for r := 0; r < rows; r++ {
+		orow := o[r*os : r*os+D]
+		if visible(i0+r) == 0 {
+			clear(orow)
+			continue
+		}
+		f := 1 / sum[r]
+		for t := range orow {
+			orow[t] = ot[t*rows+r] * f
+		}
+	}
 }
 
-// attnExpSum replaces x[i] by exp(x[i]-sub) and returns the sum of the results.
-func attnExpSum(x []float32, sub float32) float32 {
-	var sum float32
-	n := 0
-	if attnUseAVX2 && len(x) >= 16 {
-		n = len(x) &^ 15
-		sum = attnExpSumAVX2(x[:n], sub)
+// attnColMax sets m[c] to the largest x[j*ld+c] over the rows j of x [rows, ld]
+// (len(m) == ld, a multiple of 16; at least one row).
+func attnColMax(x []float32, ld int, m []float32) {
+	if attnUseAVX2 {
+		attnColMaxAVX2(x, ld, m)
+		return
 	}
-	for i := n; i < len(x); i++ {
-		e := expf(x[i] - sub)
-		x[i] = e
-		sum += e
+	copy(m, x[:ld])
+	for j := ld; j < len(x); j += ld {
+		row := x[j : j+ld]
+		for c, v := range row {
+			m[c] = max(m[c], v)
+		}
 	}
-	return sum
+}
+
+// attnExpCols replaces x[j*ld+c] by exp(x[j*ld+c]-m[c]) over x [rows, ld] and sets
+// s[c] to the column sums of the results (len(m) == len(s) == ld, a multiple of 16).
+func attnExpCols(x []float32, ld int, m, s []float32) {
+	if attnUseAVX2 {
+		attnExpColsAVX2(x, ld, m, s)
+		return
+	}
+	clear(s)
+	for j := 0; j < len(x); j += ld {
+		row := x[j : j+ld]
+		for c, v := range row {
+			e := expf(v - m[c])
+			row[c] = e
+			s[c] += e
+		}
+	}
 }
 
 // Constants of the exp approximation: exp(x) = 2^n * exp(r), n = round(x*log2 e),

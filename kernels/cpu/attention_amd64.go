@@ -2,16 +2,17 @@ package cpu
 
 import "golang.org/x/sys/cpu"
 
-// attnUseAVX2 selects the AVX2/FMA row max and exp of the softmax.
+// attnUseAVX2 selects the AVX2/FMA column max and exp of the softmax.
 var attnUseAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// attnMaxAVX2 returns max(x); len(x) is a positive multiple of 32.
+// attnColMaxAVX2 sets m[c] to the maximum of column c of x [rows, ld]; ld is a
+// positive multiple of 16 and rows >= 1.
 //
 //go:noescape
-func attnMaxAVX2(x []float32) float32
+func attnColMaxAVX2(x []float32, ld int, m []float32)
 
-// attnExpSumAVX2 sets x[i] = exp(x[i]-sub) and returns the sum; len(x) is a
-// positive multiple of 16.
+// attnExpColsAVX2 sets x[j*ld+c] = exp(x[j*ld+c]-m[c]) and s[c] to the column sums;
+// ld is a positive multiple of 16 and rows >= 1.
 //
 //go:noescape
-func attnExpSumAVX2(x []float32, sub float32) float32
+func attnExpColsAVX2(x []float32, ld int, m, s []float32)

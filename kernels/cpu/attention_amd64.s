@@ -16,79 +16,109 @@ DATA attnExpC<>+44(SB)/4, $0x3f800000 // 1
 DATA attnExpC<>+48(SB)/4, $0x0000007f // exponent bias 127 (int32)
 GLOBL attnExpC<>(SB), RODATA|NOPTR, $52
 
-// func attnMaxAVX2(x []float32) float32
-// len(x) is a positive multiple of 32.
-TEXT ·attnMaxAVX2(SB), NOSPLIT, $0-28
+// func attnColMaxAVX2(x []float32, ld int, m []float32)
+// m[c] = max over rows j of x[j*ld+c]; ld is a positive multiple of 16, x holds at
+// least one row of ld values.
+TEXT ·attnColMaxAVX2(SB), NOSPLIT, $0-56
 	MOVQ x_base+0(FP), SI
-	MOVQ x_len+8(FP), CX
-	VBROADCASTSS (SI), Y0
-	VMOVAPS Y0, Y1
+	MOVQ x_len+8(FP), R8
+	MOVQ ld+24(FP), DX
+	MOVQ m_base+32(FP), DI
+	SHLQ $2, DX           // row length in bytes
+	SHLQ $2, R8           // x length in bytes
+	XORQ BX, BX           // column offset in bytes
+
+maxcol:
+	LEAQ    (SI)(BX*1), AX // x[0, c]
+	LEAQ    (AX)(R8*1), R9 // end of the column
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
 	VMOVAPS Y0, Y2
-	VMOVAPS Y0, Y3
+	VMOVAPS Y1, Y3
+	ADDQ    DX, AX
+	LEAQ    (AX)(DX*1), CX // the second row of a pair
 
-maxloop:
-	VMAXPS (SI), Y0, Y0
-	VMAXPS 32(SI), Y1, Y1
-	VMAXPS 64(SI), Y2, Y2
-	VMAXPS 96(SI), Y3, Y3
-	ADDQ   $128, SI
-	SUBQ   $32, CX
-	JNZ    maxloop
+maxpair:
+	CMPQ   CX, R9
+	JGE    maxtail
+	VMAXPS (AX), Y0, Y0
+	VMAXPS 32(AX), Y1, Y1
+	VMAXPS (CX), Y2, Y2
+	VMAXPS 32(CX), Y3, Y3
+	LEAQ   (AX)(DX*2), AX
+	LEAQ   (CX)(DX*2), CX
+	JMP    maxpair
 
-	VMAXPS       Y1, Y0, Y0
-	VMAXPS       Y3, Y2, Y2
-	VMAXPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0x4e, X0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0xb1, X0, X1
-	VMAXPS       X1, X0, X0
+maxtail:
+	CMPQ   AX, R9
+	JGE    maxstore
+	VMAXPS (AX), Y0, Y0
+	VMAXPS 32(AX), Y1, Y1
+
+maxstore:
+	VMAXPS  Y2, Y0, Y0
+	VMAXPS  Y3, Y1, Y1
+	VMOVUPS Y0, (DI)(BX*1)
+	VMOVUPS Y1, 32(DI)(BX*1)
+	ADDQ    $64, BX
+	CMPQ    BX, DX
+	JL      maxcol
 	VZEROUPPER
-	MOVSS        X0, ret+24(FP)
 	RET
 
-// func attnExpSumAVX2(x []float32, sub float32) float32
-// Replaces x[i] by exp(x[i]-sub) and returns the sum. len(x) is a positive multiple of 16.
-TEXT ·attnExpSumAVX2(SB), NOSPLIT, $0-36
+// func attnExpColsAVX2(x []float32, ld int, m, s []float32)
+// x[j*ld+c] = exp(x[j*ld+c] - m[c]) and s[c] = sum over rows j of the results;
+// ld is a positive multiple of 16, x holds at least one row of ld values.
+TEXT ·attnExpColsAVX2(SB), NOSPLIT, $0-80
 	MOVQ         x_base+0(FP), SI
-	MOVQ         x_len+8(FP), CX
-	VBROADCASTSS sub+24(FP), Y15
-	VBROADCASTSS attnExpC<>+0(SB), Y14
-	VBROADCASTSS attnExpC<>+12(SB), Y13
-	VBROADCASTSS attnExpC<>+16(SB), Y12
-	VBROADCASTSS attnExpC<>+4(SB), Y11
-	VBROADCASTSS attnExpC<>+8(SB), Y10
-	VBROADCASTSS attnExpC<>+44(SB), Y9
-	VPBROADCASTD attnExpC<>+48(SB), Y8
-	VXORPS       Y7, Y7, Y7
+	MOVQ         x_len+8(FP), R8
+	MOVQ         ld+24(FP), DX
+	MOVQ         m_base+32(FP), DI
+	MOVQ         s_base+56(FP), R10
+	SHLQ         $2, DX
+	SHLQ         $2, R8
+	VBROADCASTSS attnExpC<>+0(SB), Y15  // log2(e)
+	VBROADCASTSS attnExpC<>+12(SB), Y14 // lower clamp
+	VBROADCASTSS attnExpC<>+16(SB), Y13 // upper clamp
+	VBROADCASTSS attnExpC<>+4(SB), Y12  // ln2 high
+	VPBROADCASTD attnExpC<>+48(SB), Y11 // 127
+	XORQ         BX, BX
 
-exploop:
-	// x - sub, clamped
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y3
-	VSUBPS  Y15, Y0, Y0
-	VSUBPS  Y15, Y3, Y3
-	VMAXPS  Y13, Y0, Y0
-	VMAXPS  Y13, Y3, Y3
-	VMINPS  Y12, Y0, Y0
-	VMINPS  Y12, Y3, Y3
+expcol:
+	LEAQ    (SI)(BX*1), AX
+	LEAQ    (AX)(R8*1), R9
+	VMOVUPS (DI)(BX*1), Y8
+	VMOVUPS 32(DI)(BX*1), Y7
+	VXORPS  Y10, Y10, Y10
+	VXORPS  Y9, Y9, Y9
+
+exprow:
+	// x - m, clamped
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y3
+	VSUBPS  Y8, Y0, Y0
+	VSUBPS  Y7, Y3, Y3
+	VMAXPS  Y14, Y0, Y0
+	VMAXPS  Y14, Y3, Y3
+	VMINPS  Y13, Y0, Y0
+	VMINPS  Y13, Y3, Y3
 
 	// n = round(x*log2e); r = x - n*ln2
-	VMULPS       Y14, Y0, Y1
-	VMULPS       Y14, Y3, Y4
+	VMULPS       Y15, Y0, Y1
+	VMULPS       Y15, Y3, Y4
 	VROUNDPS     $0, Y1, Y1
 	VROUNDPS     $0, Y4, Y4
-	VFNMADD231PS Y11, Y1, Y0
-	VFNMADD231PS Y11, Y4, Y3
-	VFNMADD231PS Y10, Y1, Y0
-	VFNMADD231PS Y10, Y4, Y3
+	VFNMADD231PS Y12, Y1, Y0
+	VFNMADD231PS Y12, Y4, Y3
+	VBROADCASTSS attnExpC<>+8(SB), Y6
+	VFNMADD231PS Y6, Y1, Y0
+	VFNMADD231PS Y6, Y4, Y3
 
 	// 2^n as float bits
 	VCVTTPS2DQ Y1, Y1
 	VCVTTPS2DQ Y4, Y4
-	VPADDD     Y8, Y1, Y1
-	VPADDD     Y8, Y4, Y4
+	VPADDD     Y11, Y1, Y1
+	VPADDD     Y11, Y4, Y4
 	VPSLLD     $23, Y1, Y1
 	VPSLLD     $23, Y4, Y4
 
@@ -112,29 +142,28 @@ exploop:
 	VFMADD213PS  Y6, Y3, Y5
 
 	// y = (p*r*r + r + 1) * 2^n
-	VMULPS      Y0, Y0, Y6
-	VFMADD213PS Y0, Y6, Y2
-	VMULPS      Y3, Y3, Y6
-	VFMADD213PS Y3, Y6, Y5
-	VADDPS      Y9, Y2, Y2
-	VADDPS      Y9, Y5, Y5
-	VMULPS      Y1, Y2, Y2
-	VMULPS      Y4, Y5, Y5
+	VMULPS       Y0, Y0, Y6
+	VFMADD213PS  Y0, Y6, Y2
+	VMULPS       Y3, Y3, Y6
+	VFMADD213PS  Y3, Y6, Y5
+	VBROADCASTSS attnExpC<>+44(SB), Y6
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y6, Y5, Y5
+	VMULPS       Y1, Y2, Y2
+	VMULPS       Y4, Y5, Y5
 
-	VMOVUPS Y2, (SI)
-	VMOVUPS Y5, 32(SI)
-	VADDPS  Y2, Y7, Y7
-	VADDPS  Y5, Y7, Y7
-	ADDQ    $64, SI
-	SUBQ    $16, CX
-	JNZ     exploop
+	VMOVUPS Y2, (AX)
+	VMOVUPS Y5, 32(AX)
+	VADDPS  Y2, Y10, Y10
+	VADDPS  Y5, Y9, Y9
+	ADDQ    DX, AX
+	CMPQ    AX, R9
+	JL      exprow
 
-	VEXTRACTF128 $1, Y7, X1
-	VADDPS       X1, X7, X0
-	VPERMILPS    $0x4e, X0, X1
-	VADDPS       X1, X0, X0
-	VPERMILPS    $0xb1, X0, X1
-	VADDPS       X1, X0, X0
+	VMOVUPS Y10, (R10)(BX*1)
+	VMOVUPS Y9, 32(R10)(BX*1)
+	ADDQ    $64, BX
+	CMPQ    BX, DX
+	JL      expcol
 	VZEROUPPER
-	MOVSS        X0, ret+32(FP)
 	RET

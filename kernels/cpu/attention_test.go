@@ -105,51 +105,73 @@ func TestAttentionPureGo(t *testing.T) {
 	attnRun(t, attnCase{b: 1, h: 2, sq: 33, sk: 77, d: 40, causal: true}, 1)
 }
 
-// TestAttnExp checks the exp approximation (scalar and vectorised) against math.Exp.
+// TestAttnExp checks the exp approximation (scalar, and the column-wise softmax
+// helpers on both paths) against math.Exp, and the column max.
 func TestAttnExp(t *testing.T) {
-	n := 4096 + 13
-	x := make([]float32, n)
+	const ld, rows = 32, 129
+	x := make([]float32, ld*rows)
 	for i := range x {
-		x[i] = -100 + 170*float32(i)/float32(n) // [-100, 70): the sum stays finite
+		x[i] = -100 + 170*float32(i)/float32(len(x)) // [-100, 70): the sums stay finite
 	}
-	x[0] = 0
-	x[1] = -0.5
-	x[2] = 88
-	check := func(name string, got []float32, sum float32) {
-		var want float64
-		for i, xi := range x {
-			e := math.Exp(float64(min(max(xi, -87), 88)))
-			want += float64(got[i])
-			if d := math.Abs(float64(got[i]) - e); d > 3e-7*e {
-				t.Fatalf("%s: exp(%g) = %g, want %g (rel %g)", name, xi, got[i], e, d/e)
+	x[0], x[1], x[2] = 0, -0.5, 88
+	m := make([]float32, ld)
+	for c := range m {
+		m[c] = float32(c) - 3
+	}
+	for _, c := range []int{0, 1, 2} {
+		m[c] = 0
+	}
+	ref := func(j, c int) float64 { return math.Exp(float64(min(max(x[j*ld+c]-m[c], -87), 88))) }
+	got := make([]float32, len(x))
+	for i := range got {
+		got[i] = expf(x[i] - m[i%ld])
+	}
+	check := func(name string, got, sum []float32) {
+		t.Helper()
+		for c := 0; c < ld; c++ {
+			var want float64
+			for j := 0; j < rows; j++ {
+				e := ref(j, c)
+				want += e
+				if d := math.Abs(float64(got[j*ld+c]) - e); d > 3e-7*e {
+					t.Fatalf("%s: exp(%g) = %g, want %g (rel %g)", name, x[j*ld+c]-m[c], got[j*ld+c], e, d/e)
+				}
+			}
+			if sum != nil && math.Abs(float64(sum[c])-want) > 1e-5*want {
+				t.Errorf("%s: column %d sum %g, want %g", name, c, sum[c], want)
 			}
 		}
-		if math.Abs(float64(sum)-want) > 1e-5*want {
-			t.Errorf("%s: sum %g, want %g", name, sum, want)
-		}
 	}
-	got := append([]float32(nil), x...)
-	var sum float32
-	for i := range got {
-		got[i] = expf(got[i])
-		sum += got[i]
-	}
-	check("expf", got, sum)
-	if attnUseAVX2 {
-		got = append(got[:0], x...)
-		sum = attnExpSum(got, 0)
-		check("attnExpSum", got, sum)
-	}
-	if math.IsNaN(float64(expf(float32(math.NaN())))) == false {
+	check("expf", got, nil)
+	if expf(float32(math.NaN())) == expf(float32(math.NaN())) {
 		t.Errorf("expf(NaN) is not NaN")
 	}
-	// Row max over lengths around the vector widths.
-	for _, l := range []int{1, 7, 31, 32, 33, 64, 100} {
-		y := convTestData(l, uint64(l))
-		y[l/2] = 5
-		if m := attnRowMax(y); m != 5 {
-			t.Errorf("attnRowMax len %d = %g, want 5", l, m)
+	y := make([]float32, ld*rows)
+	for _, avx := range []bool{false, true} {
+		if avx && !attnUseAVX2 {
+			continue
 		}
+		old := attnUseAVX2
+		attnUseAVX2 = avx
+		copy(got, x)
+		sum := make([]float32, ld)
+		attnExpCols(got, ld, m, sum)
+		check(fmt.Sprintf("attnExpCols(avx2=%v)", avx), got, sum)
+		// Column max over 1, 2 and 3 rows (pairs and a tail) and many rows.
+		for _, r := range []int{1, 2, 3, rows} {
+			copy(y, convTestData(len(y), uint64(r)))
+			mx := make([]float32, ld)
+			for c := 0; c < ld; c++ {
+				y[(c%r)*ld+c] = 5 + float32(c)
+			}
+			attnColMax(y[:r*ld], ld, mx)
+			for c := 0; c < ld; c++ {
+				if mx[c] != 5+float32(c) {
+					t.Errorf("attnColMax(avx2=%v) rows %d column %d = %g, want %g", avx, r, c, mx[c], 5+float32(c))
+				}
+			}
+		}
+		attnUseAVX2 = old
 	}
 }
 

@@ -1,0 +1,61 @@
+package cpu
+
+import (
+	"fmt"
+	"testing"
+)
+
+// convBenchCases are the convolutions of the Stable Diffusion U-Net and VAE that
+// scripts/bench_torch_conv_attn.py also measures.
+var convBenchCases = []struct {
+	name string
+	p    ConvParams
+	dt   DType
+}{
+	{"unet3x3_N2_320to320_64x64", ConvParams{N: 2, C: 320, H: 64, W: 64, K: 320, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F32},
+	{"unet3x3_N2_320to320_64x64_f16w", ConvParams{N: 2, C: 320, H: 64, W: 64, K: 320, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
+	{"convin3x3_N2_4to320_64x64", ConvParams{N: 2, C: 4, H: 64, W: 64, K: 320, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F32},
+	{"vae3x3_N1_512to512_128x128", ConvParams{N: 1, C: 512, H: 128, W: 128, K: 512, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F32},
+	{"down3x3s2_N2_320to320_64x64", ConvParams{N: 2, C: 320, H: 64, W: 64, K: 320, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, F32},
+	{"shortcut1x1_N2_320to640_32x32", ConvParams{N: 2, C: 320, H: 32, W: 32, K: 640, R: 1, S: 1, StrideH: 1, StrideW: 1}, F32},
+}
+
+// convFlops is 2*N*K*OH*OW*C*R*S.
+func convFlops(p ConvParams) float64 {
+	return 2 * float64(p.N) * float64(p.K) * float64(p.OutH()*p.OutW()) * float64(p.C*p.R*p.S)
+}
+
+func convBench(b *testing.B, p ConvParams, dt DType, conv func(ConvParams, []float32, Mat, []float32, []float32)) {
+	crs := p.C * p.R * p.S
+	x := convTestData(p.N*p.C*p.H*p.W, 1)
+	w := convWeights(convTestData(p.K*crs, 2), dt, crs)
+	bias := convTestData(p.K, 3)
+	y := make([]float32, p.N*p.K*p.OutH()*p.OutW())
+	conv(p, x, w, bias, y) // warm the pools
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		conv(p, x, w, bias, y)
+	}
+	b.ReportMetric(convFlops(p)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkConv2d reports GFLOP/s and the im2col scratch of each goroutine.
+func BenchmarkConv2d(b *testing.B) {
+	for _, bc := range convBenchCases {
+		b.Run(bc.name, func(b *testing.B) {
+			convBench(b, bc.p, bc.dt, Conv2d)
+			b.ReportMetric(float64(4*ConvScratchFloats(bc.p)), "scratchB/goroutine")
+		})
+	}
+}
+
+// BenchmarkConv2dRef is the naive baseline on a reduced size.
+func BenchmarkConv2dRef(b *testing.B) {
+	p := ConvParams{N: 1, C: 32, H: 16, W: 16, K: 32, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	for _, f := range []struct {
+		name string
+		fn   func(ConvParams, []float32, Mat, []float32, []float32)
+	}{{"ref", Conv2dRef}, {"fast", Conv2d}} {
+		b.Run(fmt.Sprintf("%s_N1_32to32_16x16", f.name), func(b *testing.B) { convBench(b, p, F32, f.fn) })
+	}
+}
