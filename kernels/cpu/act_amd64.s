@@ -45,12 +45,13 @@ BCAST(actR8, 0x3e090e6d)        // 0.13384409
 BCAST(actR9, 0x3e18fe76)        // 0.14940819
 BCAST(actR10, 0xbe08e9cd)       // -0.13370438
 BCAST(actGeluClamp, 0x41680000) // 14.5
-BCAST(actInvSqrt2, 0x3f3504f3)  // 0.70710678
+BCAST(actHalfInvSqrt2, 0x3eb504f3) // 0.35355339 = 1/(2 sqrt 2)
 
 // EXP sets X = exp(X + LO) (see mfExp2f): X is clamped to [-104, 89] keeping NaN,
 // n = round((X+LO)*log2e), r = X - n*ln2Hi + LO - n*ln2Lo,
-// p = 1 + r + r^2*q(r), result p * 2^(n>>1) * 2^(n - n>>1). Clobbers T1, T2, T3.
-#define EXP(X, LO, T1, T2, T3) \
+// p = 1 + r + r^2*q(r) with q by Estrin's scheme, result p * 2^(n>>1) * 2^(n - n>>1).
+// Clobbers T1..T4.
+#define EXP(X, LO, T1, T2, T3, T4) \
 	VMOVUPS      actExpHi<>(SB), T1; \
 	VMINPS       X, T1, X; \
 	VMOVUPS      actExpLo<>(SB), T1; \
@@ -61,12 +62,13 @@ BCAST(actInvSqrt2, 0x3f3504f3)  // 0.70710678
 	VFNMADD231PS actLn2Hi<>(SB), T1, X; \
 	VADDPS       LO, X, X; \
 	VFNMADD231PS actLn2Lo<>(SB), T1, X; \
-	VMOVUPS      actExpC6<>(SB), T2; \
-	VFMADD213PS  actExpC5<>(SB), X, T2; \
-	VFMADD213PS  actExpC4<>(SB), X, T2; \
-	VFMADD213PS  actExpC3<>(SB), X, T2; \
-	VFMADD213PS  actExpC2<>(SB), X, T2; \
 	VMULPS       X, X, T3; \
+	VMOVUPS      actExpC3<>(SB), T2; \
+	VFMADD213PS  actExpC2<>(SB), X, T2; \
+	VMOVUPS      actExpC5<>(SB), T4; \
+	VFMADD213PS  actExpC4<>(SB), X, T4; \
+	VFMADD231PS  actExpC6<>(SB), T3, T4; \
+	VFMADD231PS  T4, T3, T2; \
 	VFMADD213PS  X, T3, T2; \
 	VADDPS       actOne<>(SB), T2, T2; \
 	VCVTPS2DQ    T1, T1; \
@@ -79,34 +81,42 @@ BCAST(actInvSqrt2, 0x3f3504f3)  // 0.70710678
 	VMULPS       T3, T2, T2; \
 	VMULPS       T1, T2, X
 
-// PHI sets Y0 = Phi(G) (see mfPhif) for G in a register other than Y0..Y8.
-// Needs Y15 = 1 and Y9 = 0. Clobbers Y1..Y8.
+// PHI sets Y0 = Phi(G) (see mfPhif) for G in a register other than Y0..Y8, Y11,
+// Y12. Needs Y15 = 1 and Y9 = 0. Clobbers Y1..Y8, Y11, Y12. R(u) is evaluated by
+// Estrin's scheme (depth 4 instead of Horner's 10).
 #define PHI(G) \
 	VANDPS       actAbsMask<>(SB), G, Y6; \
 	VMOVUPS      actGeluClamp<>(SB), Y1; \
 	VMINPS       Y6, Y1, Y6; \
-	VMULPS       actInvSqrt2<>(SB), Y6, Y7; \
-	VMULPS       actHalf<>(SB), Y7, Y7; \
-	VADDPS       Y15, Y7, Y7; \
+	VMOVUPS      actHalfInvSqrt2<>(SB), Y7; \
+	VFMADD213PS  Y15, Y6, Y7; \
 	VDIVPS       Y7, Y15, Y8; \
 	VSUBPS       actErfcMid<>(SB), Y8, Y1; \
-	VMOVUPS      actR10<>(SB), Y2; \
-	VFMADD213PS  actR9<>(SB), Y1, Y2; \
-	VFMADD213PS  actR8<>(SB), Y1, Y2; \
-	VFMADD213PS  actR7<>(SB), Y1, Y2; \
-	VFMADD213PS  actR6<>(SB), Y1, Y2; \
-	VFMADD213PS  actR5<>(SB), Y1, Y2; \
-	VFMADD213PS  actR4<>(SB), Y1, Y2; \
-	VFMADD213PS  actR3<>(SB), Y1, Y2; \
-	VFMADD213PS  actR2<>(SB), Y1, Y2; \
-	VFMADD213PS  actR1<>(SB), Y1, Y2; \
-	VFMADD213PS  actR0<>(SB), Y1, Y2; \
+	VMULPS       Y1, Y1, Y2; \
+	VMOVUPS      actR1<>(SB), Y3; \
+	VFMADD213PS  actR0<>(SB), Y1, Y3; \
+	VMOVUPS      actR3<>(SB), Y4; \
+	VFMADD213PS  actR2<>(SB), Y1, Y4; \
+	VMOVUPS      actR5<>(SB), Y5; \
+	VFMADD213PS  actR4<>(SB), Y1, Y5; \
+	VMOVUPS      actR7<>(SB), Y7; \
+	VFMADD213PS  actR6<>(SB), Y1, Y7; \
+	VMOVUPS      actR9<>(SB), Y11; \
+	VFMADD213PS  actR8<>(SB), Y1, Y11; \
+	VMULPS       Y2, Y2, Y12; \
+	VFMADD231PS  Y4, Y2, Y3; \
+	VFMADD231PS  Y7, Y2, Y5; \
+	VFMADD231PS  actR10<>(SB), Y2, Y11; \
+	VFMADD231PS  Y5, Y12, Y3; \
+	VMULPS       Y12, Y12, Y12; \
+	VMOVAPS      Y3, Y2; \
+	VFMADD231PS  Y11, Y12, Y2; \
 	VMULPS       Y6, Y6, Y3; \
 	VMOVAPS      Y3, Y4; \
 	VFMSUB231PS  Y6, Y6, Y4; \
 	VMULPS       actNegHalf<>(SB), Y3, Y3; \
 	VFMADD231PS  actNegHalf<>(SB), Y4, Y2; \
-	EXP(Y3, Y2, Y1, Y4, Y5); \
+	EXP(Y3, Y2, Y1, Y4, Y5, Y6); \
 	VMULPS       Y8, Y3, Y3; \
 	VMULPS       actHalf<>(SB), Y3, Y3; \
 	VSUBPS       Y3, Y15, Y4; \
@@ -135,7 +145,7 @@ plain:
 	VSUBPS       Y10, Y5, Y5
 	VFMADD213PS  Y12, Y11, Y5
 	VMULPS       Y13, Y5, Y0
-	EXP(Y0, Y9, Y1, Y2, Y3)
+	EXP(Y0, Y9, Y1, Y2, Y3, Y4)
 	VADDPS       Y15, Y0, Y0
 	VDIVPS       Y0, Y5, Y0
 	VMOVUPS      Y0, (DI)
@@ -154,7 +164,7 @@ cubic:
 	VFMADD213PS  Y15, Y14, Y0
 	VMULPS       Y5, Y0, Y0
 	VMULPS       Y13, Y0, Y0
-	EXP(Y0, Y9, Y1, Y2, Y3)
+	EXP(Y0, Y9, Y1, Y2, Y3, Y4)
 	VADDPS       Y15, Y0, Y0
 	VDIVPS       Y0, Y5, Y0
 	VMOVUPS      Y0, (DI)
@@ -179,7 +189,7 @@ TEXT ·actExpSumAVX2(SB), NOSPLIT, $0-36
 expsum:
 	VMOVUPS      (SI), Y0
 	VSUBPS       Y10, Y0, Y0
-	EXP(Y0, Y9, Y1, Y2, Y3)
+	EXP(Y0, Y9, Y1, Y2, Y3, Y4)
 	VMOVUPS      Y0, (DI)
 	VADDPS       Y0, Y8, Y8
 	ADDQ         $32, SI

@@ -54,7 +54,13 @@ func GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []
 				if silu {
 					vecSigmul(xs, ys, mh, float32(a), float32(be-ml*a), 1, 0)
 				} else {
-					vecAffine(xs, ys, mh, float32(a), float32(be-ml*a))
+					// prefetch the same channel of the next task's group, which
+					// this goroutine normalises next
+					pf := xs
+					if t+1 < hi {
+						pf = x[off+cnt : off+cnt+hw]
+					}
+					vecAffinePrefetch(xs, ys, pf, mh, float32(a), float32(be-ml*a))
 				}
 			}
 		}

@@ -12,7 +12,7 @@ func normSumDiffAVX2(x *float32, n int, m float32) (s, sq float32)
 func normMaxAVX2(x *float32, n int) float32
 
 //go:noescape
-func normAffineAVX2(x, y *float32, n int, m, a, b float32)
+func normAffineAVX2(x, y, pf *float32, n int, m, a, b float32)
 
 //go:noescape
 func normGammaBetaAVX2(x, y, gm, bt *float32, n int, m, a, b float32)

@@ -102,19 +102,23 @@ mxreduce:
 	VZEROUPPER
 	RET
 
-// func normAffineAVX2(x, y *float32, n int, m, a, b float32)
-// y = (x - m)*a + b.
-TEXT ·normAffineAVX2(SB), NOSPLIT, $0-36
+// func normAffineAVX2(x, y, pf *float32, n int, m, a, b float32)
+// y = (x - m)*a + b, prefetching the n floats at pf on the way (the data that the
+// caller will read next; pf may equal x when there is none).
+TEXT ·normAffineAVX2(SB), NOSPLIT, $0-44
 	MOVQ         x+0(FP), SI
 	MOVQ         y+8(FP), DI
-	MOVQ         n+16(FP), CX
-	VBROADCASTSS m+24(FP), Y13
-	VBROADCASTSS a+28(FP), Y14
-	VBROADCASTSS b+32(FP), Y15
+	MOVQ         pf+16(FP), R8
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS m+32(FP), Y13
+	VBROADCASTSS a+36(FP), Y14
+	VBROADCASTSS b+40(FP), Y15
 	CMPQ         CX, $32
 	JLT          af8
 
 af32:
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
 	VMOVUPS      (SI), Y0
 	VMOVUPS      32(SI), Y1
 	VMOVUPS      64(SI), Y2
@@ -133,6 +137,7 @@ af32:
 	VMOVUPS      Y3, 96(DI)
 	ADDQ         $128, SI
 	ADDQ         $128, DI
+	ADDQ         $128, R8
 	SUBQ         $32, CX
 	CMPQ         CX, $32
 	JGE          af32

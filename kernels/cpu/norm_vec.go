@@ -84,12 +84,16 @@ func vecMax(x []float32) float32 {
 }
 
 // vecAffine sets y[i] = (x[i] - m)*a + b. y may alias x.
-func vecAffine(x, y []float32, m, a, b float32) {
-	y = y[:len(x)]
+func vecAffine(x, y []float32, m, a, b float32) { vecAffinePrefetch(x, y, x, m, a, b) }
+
+// vecAffinePrefetch is vecAffine that also prefetches pf (at least as long as x)
+// into the cache, overlapping the next read with this pass.
+func vecAffinePrefetch(x, y, pf []float32, m, a, b float32) {
+	y, pf = y[:len(x)], pf[:len(x)]
 	n := 0
 	if vecAsm {
 		if n = len(x) &^ 7; n > 0 {
-			normAffineAVX2(&x[0], &y[0], n, m, a, b)
+			normAffineAVX2(&x[0], &y[0], &pf[0], n, m, a, b)
 		}
 	}
 	for i := n; i < len(x); i++ {
