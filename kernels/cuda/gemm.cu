@@ -88,8 +88,10 @@ __device__ __forceinline__ void gemm_tc(const u16* __restrict__ A, const u16* __
       for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
   const int ntiles = (K + BK - 1) / BK;
-  load_tile(0, 0);
-  cp_async_commit();
+  if (ntiles > 0) {
+    load_tile(0, 0);
+    cp_async_commit();
+  }
   for (int t = 0; t < ntiles; t++) {
     if (t + 1 < ntiles) {
       load_tile((t + 1) & 1, (t + 1) * BK);

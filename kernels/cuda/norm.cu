@@ -9,11 +9,14 @@
 // in two kernels so that a group is spread over many blocks:
 //   groupnorm_stats_T  grid (splits, n*G): each block takes one chunk of its
 //                      group and writes (count, mean, M2) of that chunk, two-pass;
+//                      values are shifted by the group's first element first, so a
+//                      large common offset (mean 1000, std 1) costs no precision;
 //   groupnorm_apply_T  grid (splits, n*G): each block merges the group's chunk
 //                      statistics (Chan et al.'s pairwise formula) and normalises its chunk.
-// ws holds 3*splits*n*G floats. gamma, beta may be null (1, 0). y may alias x.
+// ws holds 4*splits*n*G floats: (count, mean of x-shift, M2, shift) per chunk. gamma, beta may be null (1, 0). y may alias x.
 //
-// layernorm_T: one warp per row of x [rows, cols]; y = (x-mean)/sqrt(var+eps)*gamma+beta.
+// layernorm_T: one warp per row of x [rows, cols]; y = (x-mean)/sqrt(var+eps)*gamma+beta
+//              (two-pass, shifted by the row's first element like group norm).
 // softmax_T:   one warp per row; y = exp(x - max) / sum exp(x - max).
 #include "common.cuh"
 
@@ -26,22 +29,24 @@ __device__ __forceinline__ void gn_stats(const typename TR::T* __restrict__ x,
   const i64 chunk = (cnt + splits - 1) / splits;
   const i64 lo = min(cnt, s * chunk), hi = min(cnt, lo + chunk);
   const typename TR::T* xg = x + grp * cnt;
+  const float shift = TR::ld(xg, 0);
   float sum = 0.f;
-  for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) sum += TR::ld(xg, i);
+  for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) sum += TR::ld(xg, i) - shift;
   sum = block_sum(sum, red);
   const float n = (float)(hi - lo);
   const float mean = n > 0.f ? sum / n : 0.f;
   float sq = 0.f;
   for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-    float d = TR::ld(xg, i) - mean;
+    float d = (TR::ld(xg, i) - shift) - mean;
     sq = fmaf(d, d, sq);
   }
   sq = block_sum(sq, red);
   if (threadIdx.x == 0) {
-    float* w = ws + 3 * (grp * splits + s);
+    float* w = ws + 4 * (grp * splits + s);
     w[0] = n;
-    w[1] = mean;
+    w[1] = mean;  // of x - shift
     w[2] = sq;
+    w[3] = shift;  // read here, before apply may overwrite x[group start] in place
   }
 }
 
@@ -51,7 +56,7 @@ __device__ __forceinline__ void gn_apply(const typename TR::T* x, typename TR::T
                                          const float* __restrict__ gamma,
                                          const float* __restrict__ beta, int c, int hw,
                                          int groups, int splits, float eps, int silu) {
-  __shared__ float stat[2];
+  __shared__ float stat[3];
   const int s = blockIdx.x;
   const i64 grp = blockIdx.y;
   const int cg = c / groups;
@@ -59,9 +64,9 @@ __device__ __forceinline__ void gn_apply(const typename TR::T* x, typename TR::T
   if (threadIdx.x == 0) {
     // Chan, Golub & LeVeque: merge (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b).
     float na = 0.f, ma = 0.f, m2a = 0.f;
-    const float* w = ws + 3 * grp * splits;
+    const float* w = ws + 4 * grp * splits;
     for (int t = 0; t < splits; t++) {
-      float nb = w[3 * t], mb = w[3 * t + 1], m2b = w[3 * t + 2];
+      float nb = w[4 * t], mb = w[4 * t + 1], m2b = w[4 * t + 2];
       if (nb == 0.f) continue;
       float nn = na + nb, d = mb - ma;
       ma += d * (nb / nn);
@@ -70,9 +75,10 @@ __device__ __forceinline__ void gn_apply(const typename TR::T* x, typename TR::T
     }
     stat[0] = ma;
     stat[1] = rsqrtf(m2a / na + eps);
+    stat[2] = w[3];
   }
   __syncthreads();
-  const float mean = stat[0], inv = stat[1];
+  const float mean = stat[0], inv = stat[1], shift = stat[2];
   const i64 chunk = (cnt + splits - 1) / splits;
   const i64 lo = min(cnt, s * chunk), hi = min(cnt, lo + chunk);
   const int g = (int)(grp % groups);
@@ -81,7 +87,7 @@ __device__ __forceinline__ void gn_apply(const typename TR::T* x, typename TR::T
     int ch = g * cg + (int)(i / hw);
     float ga = gamma != nullptr ? gamma[ch] : 1.f;
     float be = beta != nullptr ? beta[ch] : 0.f;
-    float v = (TR::ld(x, base + i) - mean) * inv * ga + be;
+    float v = ((TR::ld(x, base + i) - shift) - mean) * inv * ga + be;
     if (silu) v = v / (1.f + expf(-v));
     TR::st(y, base + i, v);
   }
@@ -95,19 +101,21 @@ __device__ __forceinline__ void layernorm(const typename TR::T* x, typename TR::
   const i64 r = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (r >= rows) return;
   const i64 o = r * cols;
+  const float shift = TR::ld(x, o);
   float sum = 0.f;
-  for (int j = lane; j < cols; j += 32) sum += TR::ld(x, o + j);
-  const float mean = warp_sum(sum) / cols;
+  for (int j = lane; j < cols; j += 32) sum += TR::ld(x, o + j) - shift;
+  const float mean = warp_sum(sum) / cols;  // of x - shift
   float sq = 0.f;
   for (int j = lane; j < cols; j += 32) {
-    float d = TR::ld(x, o + j) - mean;
+    float d = (TR::ld(x, o + j) - shift) - mean;
     sq = fmaf(d, d, sq);
   }
   const float inv = rsqrtf(warp_sum(sq) / cols + eps);
+  __syncwarp();  // every lane has read x[o] (shift) before y, which may alias x, is written
   for (int j = lane; j < cols; j += 32) {
     float ga = gamma != nullptr ? gamma[j] : 1.f;
     float be = beta != nullptr ? beta[j] : 0.f;
-    TR::st(y, o + j, (TR::ld(x, o + j) - mean) * inv * ga + be);
+    TR::st(y, o + j, ((TR::ld(x, o + j) - shift) - mean) * inv * ga + be);
   }
 }
 

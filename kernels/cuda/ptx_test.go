@@ -232,3 +232,22 @@ func TestPTXAssemblesForSM90(t *testing.T) {
 		t.Error("no hot kernels found in the ptxas output")
 	}
 }
+
+func TestSizeClass(t *testing.T) {
+	cases := []struct{ n, want int64 }{
+		{0, 512}, {1, 512}, {512, 512}, {513, 1024}, {1000, 1024}, {4096, 4096}, {4097, 8192},
+		{1 << 20, 1 << 20}, {1<<20 + 1, 1<<20 + 1<<17}, {3 << 20, 3 << 20},
+		{100 << 20, 104 << 20}, // step 8 MiB above 64 MiB
+	}
+	for _, c := range cases {
+		if got := sizeClass(c.n); got != c.want {
+			t.Errorf("sizeClass(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+	for n := int64(1); n < 1<<28; n = n*3/2 + 7 {
+		c := sizeClass(n)
+		if c < n || (n > 1<<20 && float64(c) > 1.125*float64(n)+1) || c%512 != 0 {
+			t.Fatalf("sizeClass(%d) = %d: below the request, over 12.5%% waste, or not a multiple of 512", n, c)
+		}
+	}
+}
