@@ -562,6 +562,16 @@ func CopyStrided[T any](shape []int, dst []T, ds []int, src []T, ss []int) {
 	cs, cst := collapse(shape, ds, ss)
 	r := len(cs)
 	di, si := cst[0][r-1], cst[1][r-1]
+	if useTransTiles && r >= 2 && di == 1 && si > 1 && cs[r-1] >= transTile/2 {
+		// A transposing copy (e.g. NCHW -> NHWC): go tile by tile through the
+		// dimension that is contiguous in src, so both sides stay in cache.
+		for j := r - 2; j >= 0; j-- {
+			if cst[1][j] == 1 && cs[j] >= transTile/2 {
+				copyTransposed(cs, cst[0], cst[1], j, dst, src)
+				return
+			}
+		}
+	}
 	walk(cs, cst, total, func(n int, offs []int) {
 		od, os := offs[0], offs[1]
 		switch {
@@ -576,6 +586,58 @@ func CopyStrided[T any](shape []int, dst []T, ds []int, src []T, ss []int) {
 		default:
 			for j := 0; j < n; j++ {
 				dst[od+j*di] = src[os+j*si]
+			}
+		}
+	})
+}
+
+const transTile = 32
+
+// useTransTiles enables copyTransposed (benchmarks switch it off for comparison).
+var useTransTiles = true
+
+// copyTransposed copies over shape where dim j is contiguous in src and the last
+// dim is contiguous in dst, in transTile x transTile tiles of (j, last).
+func copyTransposed[T any](shape, ds, ss []int, j int, dst, src []T) {
+	r := len(shape)
+	nj, nl := shape[j], shape[r-1]
+	dj, sl := ds[j], ss[r-1]
+	var outer, od, os []int
+	for d := 0; d < r-1; d++ {
+		if d != j {
+			outer = append(outer, shape[d])
+			od = append(od, ds[d])
+			os = append(os, ss[d])
+		}
+	}
+	nOuter := 1
+	for _, v := range outer {
+		nOuter *= v
+	}
+	jBlocks := (nj + transTile - 1) / transTile
+	tasks := nOuter * jBlocks
+	grain := max(1, elemGrain/(transTile*nl))
+	ParallelFor(tasks, grain, func(lo, hi int) {
+		for task := lo; task < hi; task++ {
+			o, jb := task/jBlocks, task%jBlocks
+			offD, offS := 0, 0
+			for d := len(outer) - 1; d >= 0; d-- {
+				i := o % outer[d]
+				o /= outer[d]
+				offD += i * od[d]
+				offS += i * os[d]
+			}
+			j0 := jb * transTile
+			j1 := min(j0+transTile, nj)
+			for l0 := 0; l0 < nl; l0 += transTile {
+				l1 := min(l0+transTile, nl)
+				for jj := j0; jj < j1; jj++ {
+					drow := dst[offD+jj*dj+l0 : offD+jj*dj+l1]
+					sp := offS + jj + l0*sl
+					for l := range drow {
+						drow[l] = src[sp+l*sl]
+					}
+				}
 			}
 		}
 	})

@@ -141,6 +141,37 @@ func TestUnaryBinaryCopyAgainstRef(t *testing.T) {
 	}
 }
 
+func TestCopyTransposed(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	// NCHW -> NHWC and a plain 2-D transpose with ragged tiles.
+	for _, c := range []struct{ shape, ss []int }{
+		{[]int{2, 37, 45, 70}, []int{70 * 37 * 45, 45, 1, 37 * 45}}, // dst [N, H, W, C] from src [N, C, H, W]
+		{[]int{100, 33}, []int{1, 100}},
+		{[]int{3, 40, 50}, []int{1, 150, 3}},
+	} {
+		n := 1
+		for _, v := range c.shape {
+			n *= v
+		}
+		src := randBuf(r, n)
+		ds := make([]int, len(c.shape))
+		acc := 1
+		for d := len(c.shape) - 1; d >= 0; d-- {
+			ds[d] = acc
+			acc *= c.shape[d]
+		}
+		got := make([]float32, n)
+		want := make([]float32, n)
+		CopyStrided(c.shape, got, ds, src, c.ss)
+		UnaryRef(UCopy, 0, 0, c.shape, want, ds, src, c.ss)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%v: [%d] got %v want %v", c.shape, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 func TestBinaryInPlace(t *testing.T) {
 	r := rand.New(rand.NewSource(2))
 	shape := []int{4, 50, 300}
