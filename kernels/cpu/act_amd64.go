@@ -4,9 +4,13 @@ package cpu
 
 import xcpu "golang.org/x/sys/cpu"
 
-// vecAsm reports whether the AVX2/FMA kernels of act_amd64.s and norm_amd64.s run.
-// Tests switch it off to check the pure-Go path on the same machine.
-var vecAsm = xcpu.X86.HasAVX && xcpu.X86.HasAVX2 && xcpu.X86.HasFMA && xcpu.X86.HasOSXSAVE
+// vecAsmAvail reports whether the machine runs the AVX2/FMA kernels of
+// act_amd64.s and norm_amd64.s.
+var vecAsmAvail = xcpu.X86.HasAVX && xcpu.X86.HasAVX2 && xcpu.X86.HasFMA && xcpu.X86.HasOSXSAVE
+
+// vecAsm reports whether those kernels run; tests switch it off to check the
+// pure-Go path on the same machine.
+var vecAsm = vecAsmAvail
 
 // The kernels below take n, a positive multiple of 8 (see act_amd64.s).
 

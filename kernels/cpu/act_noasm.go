@@ -2,8 +2,8 @@
 
 package cpu
 
-// vecAsm is false: this build has no assembly kernels.
-var vecAsm = false
+// vecAsmAvail and vecAsm are false: this build has no assembly kernels.
+var vecAsmAvail, vecAsm = false, false
 
 func actSigmulAVX2(x, y *float32, n int, m, a, b, negk, c float32) { panic("cpu: no assembly") }
 func actExpSumAVX2(x, y *float32, n int, m float32) float32        { panic("cpu: no assembly") }

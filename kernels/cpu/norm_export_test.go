@@ -5,9 +5,6 @@ package cpu
 // previous setting; for the external conformance test.
 func SetVecAsmForTest(on bool) (prev bool) {
 	prev = vecAsm
-	vecAsm = on && prev
-	if !on {
-		vecAsm = false
-	}
+	vecAsm = on && vecAsmAvail
 	return prev
 }
