@@ -5,7 +5,7 @@ Run:  OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_torch_conv_attn.py 
 Measures the same cases as BenchmarkConv2d / BenchmarkAttention in
 kernels/cpu/*_bench_test.go: torch.nn.functional.conv2d, and attention as diffusers'
 AttnProcessor computes it (baddbmm(q, k^T) * scale, softmax, bmm with v) over
-[B*H, S, D] operands. Prints GFLOP/s (conv: 2*N*K*OH*OW*C*R*S, attention:
+[B*H, S, D] operands. Prints the mean time and GFLOP/s (and the best-of-runs GFLOP/s; conv: 2*N*K*OH*OW*C*R*S, attention:
 4*B*H*Sq*Sk*D) and, for attention, the bytes of the score matrix it materialises.
 """
 import argparse
@@ -35,14 +35,16 @@ ATTN = [  # name, B, H, Sq, Sk, D, causal
 
 
 def timeit(fn, min_time):
+    """Returns (mean, best) seconds per call over at least min_time and 3 calls."""
     fn()  # warm up
-    n, t0 = 0, time.perf_counter()
+    times = []
+    t0 = time.perf_counter()
     while True:
+        t = time.perf_counter()
         fn()
-        n += 1
-        el = time.perf_counter() - t0
-        if el >= min_time and n >= 2:
-            return el / n
+        times.append(time.perf_counter() - t)
+        if time.perf_counter() - t0 >= min_time and len(times) >= 3:
+            return sum(times) / len(times), min(times)
 
 
 def main():
@@ -61,8 +63,8 @@ def main():
             b = torch.randn(k)
             y = torch.nn.functional.conv2d(x, wt, b, stride=st, padding=pad)
             flops = 2 * n * k * y.shape[2] * y.shape[3] * c * r * r
-            t = timeit(lambda: torch.nn.functional.conv2d(x, wt, b, stride=st, padding=pad), args.min_time)
-            print(f"conv {name:34s} {t * 1e3:9.2f} ms {flops / t / 1e9:8.1f} GFLOP/s")
+            t, best = timeit(lambda: torch.nn.functional.conv2d(x, wt, b, stride=st, padding=pad), args.min_time)
+            print(f"conv {name:34s} {t * 1e3:9.2f} ms {flops / t / 1e9:8.1f} GFLOP/s (best {flops / best / 1e9:6.1f})")
         for name, B, H, Sq, Sk, D, causal in ATTN:
             q = torch.randn(B * H, Sq, D)
             k = torch.randn(B * H, Sk, D)
@@ -82,9 +84,9 @@ def main():
                 return torch.bmm(p, v)
 
             flops = 4 * B * H * Sq * Sk * D
-            t = timeit(attn, args.min_time)
+            t, best = timeit(attn, args.min_time)
             score_bytes = 4 * B * H * Sq * Sk  # the score matrix (softmax makes a second one)
-            print(f"attn {name:34s} {t * 1e3:9.2f} ms {flops / t / 1e9:8.1f} GFLOP/s "
+            print(f"attn {name:34s} {t * 1e3:9.2f} ms {flops / t / 1e9:8.1f} GFLOP/s (best {flops / best / 1e9:6.1f}) "
                   f"scores {score_bytes / 2**20:8.1f} MiB (x2 with the softmax output)")
 
 

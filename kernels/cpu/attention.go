@@ -219,7 +219,11 @@ func attnTile(p AttnParams, visible func(int) int, i0, rows int, kt, vh, q []flo
 // (len(m) == ld, a multiple of 16; at least one row).
 func attnColMax(x []float32, ld int, m []float32) {
 	if attnUseAVX2 {
-		attnColMaxAVX2(x, ld, m)
+		if attnUseAVX512 {
+			attnColMaxAVX512(x, ld, m)
+		} else {
+			attnColMaxAVX2(x, ld, m)
+		}
 		return
 	}
 	copy(m, x[:ld])
@@ -235,7 +239,11 @@ func attnColMax(x []float32, ld int, m []float32) {
 // s[c] to the column sums of the results (len(m) == len(s) == ld, a multiple of 16).
 func attnExpCols(x []float32, ld int, m, s []float32) {
 	if attnUseAVX2 {
-		attnExpColsAVX2(x, ld, m, s)
+		if attnUseAVX512 {
+			attnExpColsAVX512(x, ld, m, s)
+		} else {
+			attnExpColsAVX2(x, ld, m, s)
+		}
 		return
 	}
 	clear(s)

@@ -167,3 +167,124 @@ exprow:
 	JL      expcol
 	VZEROUPPER
 	RET
+
+// EXP16 sets ptr's 16 floats to exp(x - Z8) (x clamped to [-87, 88]) and adds them
+// to acc, using r, n, p, t as scratch; the constants live in Z16-Z27.
+#define EXP16(ptr, acc, r, n, p, t) \
+	VMOVUPS      ptr, r;       \
+	VSUBPS       Z8, r, r;     \
+	VMAXPS       Z19, r, r;    \
+	VMINPS       Z20, r, r;    \
+	VMULPS       Z16, r, n;    \
+	VRNDSCALEPS  $0, n, n;     \
+	VFNMADD231PS Z17, n, r;    \
+	VFNMADD231PS Z18, n, r;    \
+	VMOVAPS      Z21, p;       \
+	VFMADD213PS  Z22, r, p;    \
+	VFMADD213PS  Z23, r, p;    \
+	VFMADD213PS  Z24, r, p;    \
+	VFMADD213PS  Z25, r, p;    \
+	VFMADD213PS  Z26, r, p;    \
+	VMULPS       r, r, t;      \
+	VFMADD213PS  r, t, p;      \
+	VADDPS       Z27, p, p;    \
+	VSCALEFPS    n, p, p;      \
+	VMOVUPS      p, ptr;       \
+	VADDPS       p, acc, acc
+
+// func attnExpColsAVX512(x []float32, ld int, m, s []float32)
+// As attnExpColsAVX2, 16 columns at a time, two rows in flight.
+TEXT ·attnExpColsAVX512(SB), NOSPLIT, $0-80
+	MOVQ         x_base+0(FP), SI
+	MOVQ         x_len+8(FP), R8
+	MOVQ         ld+24(FP), DX
+	MOVQ         m_base+32(FP), DI
+	MOVQ         s_base+56(FP), R10
+	SHLQ         $2, DX
+	SHLQ         $2, R8
+	VBROADCASTSS attnExpC<>+0(SB), Z16
+	VBROADCASTSS attnExpC<>+4(SB), Z17
+	VBROADCASTSS attnExpC<>+8(SB), Z18
+	VBROADCASTSS attnExpC<>+12(SB), Z19
+	VBROADCASTSS attnExpC<>+16(SB), Z20
+	VBROADCASTSS attnExpC<>+20(SB), Z21
+	VBROADCASTSS attnExpC<>+24(SB), Z22
+	VBROADCASTSS attnExpC<>+28(SB), Z23
+	VBROADCASTSS attnExpC<>+32(SB), Z24
+	VBROADCASTSS attnExpC<>+36(SB), Z25
+	VBROADCASTSS attnExpC<>+40(SB), Z26
+	VBROADCASTSS attnExpC<>+44(SB), Z27
+	XORQ         BX, BX
+
+e5col:
+	LEAQ    (SI)(BX*1), AX
+	LEAQ    (AX)(R8*1), R9
+	LEAQ    (AX)(DX*1), CX
+	VMOVUPS (DI)(BX*1), Z8
+	VXORPS  Z10, Z10, Z10
+	VXORPS  Z11, Z11, Z11
+
+e5pair:
+	CMPQ CX, R9
+	JGE  e5tail
+	EXP16((AX), Z10, Z0, Z1, Z2, Z3)
+	EXP16((CX), Z11, Z4, Z5, Z6, Z7)
+	LEAQ (AX)(DX*2), AX
+	LEAQ (CX)(DX*2), CX
+	JMP  e5pair
+
+e5tail:
+	CMPQ AX, R9
+	JGE  e5store
+	EXP16((AX), Z10, Z0, Z1, Z2, Z3)
+
+e5store:
+	VADDPS  Z11, Z10, Z10
+	VMOVUPS Z10, (R10)(BX*1)
+	ADDQ    $64, BX
+	CMPQ    BX, DX
+	JL      e5col
+	VZEROUPPER
+	RET
+
+// func attnColMaxAVX512(x []float32, ld int, m []float32)
+// As attnColMaxAVX2, 16 columns at a time, two rows in flight.
+TEXT ·attnColMaxAVX512(SB), NOSPLIT, $0-56
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), R8
+	MOVQ ld+24(FP), DX
+	MOVQ m_base+32(FP), DI
+	SHLQ $2, DX
+	SHLQ $2, R8
+	XORQ BX, BX
+
+m5col:
+	LEAQ    (SI)(BX*1), AX
+	LEAQ    (AX)(R8*1), R9
+	VMOVUPS (AX), Z0
+	VMOVAPS Z0, Z1
+	ADDQ    DX, AX
+	LEAQ    (AX)(DX*1), CX
+
+m5pair:
+	CMPQ   CX, R9
+	JGE    m5tail
+	VMAXPS (AX), Z0, Z0
+	VMAXPS (CX), Z1, Z1
+	LEAQ   (AX)(DX*2), AX
+	LEAQ   (CX)(DX*2), CX
+	JMP    m5pair
+
+m5tail:
+	CMPQ   AX, R9
+	JGE    m5store
+	VMAXPS (AX), Z0, Z0
+
+m5store:
+	VMAXPS  Z1, Z0, Z0
+	VMOVUPS Z0, (DI)(BX*1)
+	ADDQ    $64, BX
+	CMPQ    BX, DX
+	JL      m5col
+	VZEROUPPER
+	RET

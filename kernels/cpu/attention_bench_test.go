@@ -58,3 +58,28 @@ func BenchmarkAttentionRef(b *testing.B) {
 	b.Run("ref_B1_H2_S256_D40", func(b *testing.B) { attnBench(b, p, AttentionRef) })
 	b.Run("fast_B1_H2_S256_D40", func(b *testing.B) { attnBench(b, p, Attention) })
 }
+
+// BenchmarkAttnSoftmaxCols times the column max + exp of one 4096 x 128 score
+// tile on each instruction-set level, in Gexp/s.
+func BenchmarkAttnSoftmaxCols(b *testing.B) {
+	const rows, ld = 4096, 128
+	x0 := convTestData(rows*ld, 5)
+	x := make([]float32, len(x0))
+	m, s := make([]float32, ld), make([]float32, ld)
+	old, old512 := attnUseAVX2, attnUseAVX512
+	defer func() { attnUseAVX2, attnUseAVX512 = old, old512 }()
+	for lvl, name := range []string{"go", "avx2", "avx512"} {
+		if lvl == 1 && !old || lvl == 2 && !old512 {
+			continue
+		}
+		b.Run(name, func(b *testing.B) {
+			attnUseAVX2, attnUseAVX512 = lvl >= 1, lvl >= 2
+			for i := 0; i < b.N; i++ {
+				copy(x, x0)
+				attnColMax(x, ld, m)
+				attnExpCols(x, ld, m, s)
+			}
+			b.ReportMetric(float64(rows*ld)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gexp/s")
+		})
+	}
+}

@@ -95,14 +95,15 @@ func TestAttentionTiling(t *testing.T) {
 	}
 }
 
-// TestAttentionPureGo runs the softmax without the AVX2 helpers.
-func TestAttentionPureGo(t *testing.T) {
-	if !attnUseAVX2 {
-		t.Skip("the pure-Go path is the only one here")
+// TestAttentionSIMDLevels runs the softmax with the pure-Go and AVX2 helpers too.
+func TestAttentionSIMDLevels(t *testing.T) {
+	old, old512 := attnUseAVX2, attnUseAVX512
+	defer func() { attnUseAVX2, attnUseAVX512 = old, old512 }()
+	for _, lvl := range [][2]bool{{false, false}, {old, false}} {
+		attnUseAVX2, attnUseAVX512 = lvl[0], lvl[1]
+		attnRun(t, attnCase{b: 1, h: 2, sq: 33, sk: 77, d: 40, causal: true}, 1)
+		attnRun(t, attnCase{b: 2, h: 1, sq: 300, sk: 61, d: 8}, 3)
 	}
-	attnUseAVX2 = false
-	defer func() { attnUseAVX2 = true }()
-	attnRun(t, attnCase{b: 1, h: 2, sq: 33, sk: 77, d: 40, causal: true}, 1)
 }
 
 // TestAttnExp checks the exp approximation (scalar, and the column-wise softmax
@@ -147,16 +148,18 @@ func TestAttnExp(t *testing.T) {
 		t.Errorf("expf(NaN) is not NaN")
 	}
 	y := make([]float32, ld*rows)
-	for _, avx := range []bool{false, true} {
-		if avx && !attnUseAVX2 {
+	old, old512 := attnUseAVX2, attnUseAVX512
+	defer func() { attnUseAVX2, attnUseAVX512 = old, old512 }()
+	for _, lvl := range []int{0, 1, 2} {
+		if lvl == 1 && !old || lvl == 2 && !old512 {
 			continue
 		}
-		old := attnUseAVX2
-		attnUseAVX2 = avx
+		attnUseAVX2, attnUseAVX512 = lvl >= 1, lvl >= 2
+		avx := []string{"go", "avx2", "avx512"}[lvl]
 		copy(got, x)
 		sum := make([]float32, ld)
 		attnExpCols(got, ld, m, sum)
-		check(fmt.Sprintf("attnExpCols(avx2=%v)", avx), got, sum)
+		check(fmt.Sprintf("attnExpCols(%s)", avx), got, sum)
 		// Column max over 1, 2 and 3 rows (pairs and a tail) and many rows.
 		for _, r := range []int{1, 2, 3, rows} {
 			copy(y, convTestData(len(y), uint64(r)))
@@ -167,11 +170,10 @@ func TestAttnExp(t *testing.T) {
 			attnColMax(y[:r*ld], ld, mx)
 			for c := 0; c < ld; c++ {
 				if mx[c] != 5+float32(c) {
-					t.Errorf("attnColMax(avx2=%v) rows %d column %d = %g, want %g", avx, r, c, mx[c], 5+float32(c))
+					t.Errorf("attnColMax(%s) rows %d column %d = %g, want %g", avx, r, c, mx[c], 5+float32(c))
 				}
 			}
 		}
-		attnUseAVX2 = old
 	}
 }
 
