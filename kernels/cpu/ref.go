@@ -116,7 +116,8 @@ func (p AttnParams) strides() (qs, ks, vs, os int) {
 	return
 }
 
-// AttentionRef computes o = softmax(scale * q k^T [+ causal mask]) v per batch and head:
+// AttentionRef computes o = softmax(scale * q k^T [+ causal mask]) v per batch and head
+// (a query row that the causal mask leaves with no key gets zeros):
 //
 //	for b, h, i:
 //	  s_j = scale * sum_d q[b,i,h,d]*k[b,j,h,d]   (j allowed by the mask)
@@ -130,7 +131,7 @@ func AttentionRef(p AttnParams, q, k, v, o []float32) {
 				qi := q[b*p.Sq*qs+i*qs+h*p.D:]
 				n := p.Sk
 				if p.Causal {
-					n = min(p.Sk, i+p.Sk-p.Sq+1)
+					n = max(0, min(p.Sk, i+p.Sk-p.Sq+1))
 				}
 				mx := math.Inf(-1)
 				for j := 0; j < n; j++ {
