@@ -202,15 +202,22 @@ func attnTile(p AttnParams, visible func(int) int, i0, rows int, kt, vh, q []flo
 		clear(st[j*ld : j*ld+max(last+1, 0)])
 	}
 	GemmSerial(D, rows, nk, 1, F32Mat(vh, D, true), F32Mat(st, ld, false), 0, ot, rows)
+	// o[r, :] = O^T[:, r] / sum[r], 8 queries at a time so that both sides stay in L1.
 	for r := 0; r < rows; r++ {
-		orow := o[r*os : r*os+D]
 		if visible(i0+r) == 0 {
-			clear(orow)
-			continue
+			sum[r] = 0
+		} else {
+			sum[r] = 1 / sum[r]
 		}
-		f := 1 / sum[r]
-		for t := range orow {
-			orow[t] = ot[t*rows+r] * f
+	}
+	for r0 := 0; r0 < rows; r0 += 8 {
+		r1 := min(r0+8, rows)
+		inv := sum[r0:r1]
+		for t := 0; t < D; t++ {
+			src := ot[t*rows+r0 : t*rows+r1]
+			for i, x := range src {
+				o[(r0+i)*os+t] = x * inv[i]
+			}
 		}
 	}
 }
