@@ -1,0 +1,38 @@
+// Package rng is a CPU random number generator that reproduces PyTorch's
+// torch.Generator("cpu") bit for bit, so that a seed gives the same initial
+// latents as diffusers does with torch.Generator().manual_seed(seed).
+//
+// The engine is the 32-bit Mersenne Twister (mt19937) seeded with the low 32
+// bits of the seed by the standard recurrence
+//
+//	state[0] = uint32(seed)
+//	state[i] = 1812433253*(state[i-1] ^ state[i-1]>>30) + i
+//
+// Uint32 is one engine draw; Uint64 is two draws, the first in the high word.
+//
+// Uniform floats use the low 24 bits of one draw: u = (r & (1<<24-1)) * 2^-24,
+// computed in float64 together with the affine map to [from, to) and then
+// rounded to float32 (torch's uniform_ on a float32 tensor).
+//
+// Normal reproduces torch's normal_ (and so torch.randn) on a contiguous float32
+// tensor of n elements, as computed by PyTorch 1.13 on an x86-64 CPU (the AVX2
+// kernel, which torch also uses on AVX-512 machines):
+//
+//   - n >= 16: fill all n elements with uniforms u[i]; then for every full
+//     block of 16, pair element j with j+8 (j < 8) and apply Box-Muller in
+//     float32: radius = sqrt(-2*log(1-u[j])), theta = float32(2*pi)*u[j+8],
+//     out[j] = radius*cos(theta), out[j+8] = radius*sin(theta), each then
+//     fma(out, std, mean). If n%16 != 0, 16 fresh uniforms are drawn into the
+//     last 16 elements and that block is transformed again (overwriting part of
+//     the previous block). log, sin and cos are the single-precision Cephes
+//     polynomials of avx_mathfun.h, evaluated with the same float32 operations
+//     and fused multiply-adds as torch's compiled kernel (see mathfun.go).
+//   - n < 16: each element is one sample of a float64 Box-Muller: two float64
+//     uniforms from 53-bit draws (u1 first), r = sqrt(-2*log(1-u2)),
+//     theta = 2*pi*u1; the sample is r*cos(theta) and r*sin(theta) is cached in
+//     the generator and returned by the next small-n sample (torch's
+//     next_double_normal_sample). The float64 result times std plus mean is
+//     rounded to float32. Seeding clears the cache.
+//
+// A Generator is not safe for concurrent use.
+package rng
