@@ -15,8 +15,8 @@ import "sync"
 // piece is expanded into a per-goroutine scratch buffer and multiplied into the
 // output columns of the tile, accumulating over the row blocks (beta = 1). The
 // scratch therefore stays below convBlockRows*convTileCols floats per goroutine.
-// The bias is written into y first, so it rides along as the initial C of the
-// products. Column tiles of all images are spread over the goroutines, each running
+// The bias is written into the tile of y just before its first product, so it
+// rides along as the initial C. Column tiles of all images are spread over the goroutines, each running
 // the serial product; when there are fewer tiles than goroutines, the tiles run one
 // after another and the product itself is parallel.
 
@@ -133,21 +133,24 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 	beta := float32(0)
 	if bias != nil {
 		beta = 1
-		fill := func(lo, hi int) {
-			for i := lo; i < hi; i++ { // i = n*K + k
-				row := y[i*ohw : (i+1)*ohw]
-				b := bias[i%p.K]
-				for j := range row {
-					row[j] = b
-				}
+	}
+	// fillBias writes the bias into columns [j0, j1) of every channel of y_n.
+	fillBias := func(yn []float32, j0, j1 int) {
+		for k := 0; k < p.K; k++ {
+			row := yn[k*ohw+j0 : k*ohw+j1]
+			b := bias[k]
+			for j := range row {
+				row[j] = b
 			}
 		}
-		ParallelFor(p.N*p.K, max(1, 65536/ohw), fill)
 	}
 
 	if convIsPointwise(p) {
 		hw := p.H * p.W
 		for n := 0; n < p.N; n++ {
+			if bias != nil {
+				fillBias(y[n*p.K*hw:], 0, hw)
+			}
 			Gemm(p.K, hw, p.C, 1, w, F32Mat(x[n*p.C*hw:(n+1)*p.C*hw], hw, false), beta, y[n*p.K*hw:], hw)
 		}
 		return
@@ -163,6 +166,9 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 		buf := convGetScratch(pl.rowsPerBlock * cols)
 		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
 		yn := y[n*p.K*ohw:]
+		if bias != nil {
+			fillBias(yn, j0, j1)
+		}
 		for blk := 0; blk < pl.blocks; blk++ {
 			r0 := blk * pl.rowsPerBlock
 			r1 := min(r0+pl.rowsPerBlock, pl.crs)
