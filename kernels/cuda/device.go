@@ -19,6 +19,12 @@ import (
 // goroutine. Kernel launches and copies are queued on the stream and run in
 // order; Synchronize waits for them.
 //
+// Launchers, Copy, Zero and Free are queued to the device goroutine without
+// waiting (so launching does not pay a goroutine hand-off per kernel); their
+// errors (a kernel missing from its module, a rejected launch) are kept and
+// returned by the next Synchronize, Download or Close. Alloc and the uploads
+// wait: an upload returns once the driver has staged the host data.
+//
 // Note: importing this package with -tags cuda links gorgonia.org/cu, whose
 // package initialiser exits the process when the driver is missing or has no
 // GPU; such binaries only run on a GPU machine.
@@ -33,7 +39,7 @@ type Device struct {
 	modules map[string]cu.Module
 	funcs   map[string]cu.Function
 	alloc   allocator
-	ws      *Buffer // group-norm partial statistics, grown on demand
+	pending error // first error of queued work not yet reported
 	closed  bool
 
 	// Set once at Open, read-only afterwards.
@@ -55,7 +61,7 @@ type call struct {
 // creates a non-blocking stream.
 func Open(ordinal int) (*Device, error) {
 	d := &Device{
-		calls:   make(chan call),
+		calls:   make(chan call, 1024),
 		done:    make(chan struct{}),
 		modules: map[string]cu.Module{},
 		funcs:   map[string]cu.Function{},
@@ -79,7 +85,12 @@ func (d *Device) loop(ready chan<- error) {
 	}
 	ready <- nil
 	for c := range d.calls {
-		c.errc <- c.fn()
+		err := c.fn()
+		if c.errc != nil {
+			c.errc <- err
+		} else if err != nil && d.pending == nil {
+			d.pending = err
+		}
 	}
 }
 
@@ -139,6 +150,24 @@ func (d *Device) do(fn func() error) error {
 	return <-errc
 }
 
+// queue hands fn to the device thread without waiting; its error is kept for
+// the next Synchronize, Download or Close.
+func (d *Device) queue(fn func() error) error {
+	select {
+	case <-d.done:
+		return errors.New("cuda: device is closed")
+	case d.calls <- call{fn: fn}:
+	}
+	return nil
+}
+
+// takePending returns and clears the first error of queued work. Device thread only.
+func (d *Device) takePending() error {
+	err := d.pending
+	d.pending = nil
+	return err
+}
+
 // Close waits for queued work, frees every device allocation (live buffers
 // become invalid), releases the context and stops the device goroutine.
 func (d *Device) Close() error {
@@ -147,7 +176,7 @@ func (d *Device) Close() error {
 			return nil
 		}
 		d.closed = true
-		var errs []error
+		errs := []error{d.takePending()}
 		if err := d.stream.Synchronize(); err != nil {
 			errs = append(errs, fmt.Errorf("cuda: synchronize: %w", err))
 		}
@@ -189,14 +218,15 @@ func (d *Device) TotalMemory() int64 { return d.totalMem }
 // DriverVersion returns the CUDA driver version as the driver encodes it (13000 = 13.0).
 func DriverVersion() int { return cu.Version() }
 
-// Synchronize waits until all work queued on the device stream has finished and
-// returns the first asynchronous error (a failed kernel, an illegal address...).
+// Synchronize waits until all work queued on the device has finished and
+// returns the first error of queued launches, or else the first asynchronous
+// error of the stream (a failed kernel, an illegal address...).
 func (d *Device) Synchronize() error {
 	return d.do(func() error {
 		if err := d.stream.Synchronize(); err != nil {
-			return fmt.Errorf("cuda: %s: synchronize: %w", d.name, err)
+			return errors.Join(d.takePending(), fmt.Errorf("cuda: %s: synchronize: %w", d.name, err))
 		}
-		return nil
+		return d.takePending()
 	})
 }
 

@@ -186,7 +186,7 @@ func (d *Device) GemmEx(p GemmParams) error {
 		if tile == 64 {
 			threads = 128
 		}
-		return d.do(func() error {
+		return d.queue(func() error {
 			return d.launch("gemm", name, [3]int{cdiv(p.N, tile), cdiv(p.M, tile), batch}, threads, a)
 		})
 	}
@@ -195,7 +195,7 @@ func (d *Device) GemmEx(p GemmParams) error {
 		i64(p.StrideA).i64(p.StrideB).i64(p.StrideC).i64(p.StrideR).
 		f32(p.Alpha).f32(p.Beta).flag(p.BiasRows).
 		dtype(p.A.Buf.dtype).dtype(p.B.Buf.dtype).dtype(p.C.dtype).flag(p.A.Trans).flag(p.B.Trans)
-	return d.do(func() error {
+	return d.queue(func() error {
 		return d.launch("gemm", "gemm_simt", [3]int{cdiv(p.N, 64), cdiv(p.M, 64), batch}, 256, a)
 	})
 }
@@ -257,7 +257,7 @@ func (d *Device) Conv2dEx(p cpu.ConvParams, x *Buffer, w Mat, bias, r, y *Buffer
 		a.ptr(x).ptr(w.Buf).ptr(bias).ptr(r).ptr(y).
 			i32(p.N).i32(p.C).i32(p.H).i32(p.W).i32(p.K).i32(oh).i32(ow).
 			i32(p.StrideH).i32(p.StrideW).i32(p.PadH).i32(p.PadW).i32(w.Stride).flag(wvec)
-		return d.do(func() error {
+		return d.queue(func() error {
 			return d.launch("conv", name, [3]int{cdiv(npq, 128), cdiv(p.K, 128), 1}, 256, a)
 		})
 	}
@@ -265,7 +265,7 @@ func (d *Device) Conv2dEx(p cpu.ConvParams, x *Buffer, w Mat, bias, r, y *Buffer
 		i32(p.N).i32(p.C).i32(p.H).i32(p.W).i32(p.K).i32(p.R).i32(p.S).i32(oh).i32(ow).
 		i32(p.StrideH).i32(p.StrideW).i32(p.PadH).i32(p.PadW).i32(w.Stride).
 		dtype(x.dtype).dtype(w.Buf.dtype).dtype(y.dtype)
-	return d.do(func() error {
+	return d.queue(func() error {
 		return d.launch("conv", "conv2d_simt", [3]int{cdiv(npq, 64), cdiv(p.K, 64), 1}, 256, a)
 	})
 }
@@ -340,7 +340,7 @@ func (d *Device) attention(p cpu.AttnParams, q, k, v, o *Buffer, simt bool) erro
 		name := fmt.Sprintf("attention_%s_d%d", dtName(dt), p.D)
 		a.ptr(q).ptr(k).ptr(v).ptr(o).i32(p.Sq).i32(p.Sk).i32(qs).i32(ks).i32(vs).i32(os).
 			f32(p.Scale).flag(p.Causal)
-		return d.do(func() error {
+		return d.queue(func() error {
 			return d.launch("attention", name, [3]int{cdiv(p.Sq, 64), p.H, p.B}, 128, a)
 		})
 	}
@@ -349,7 +349,7 @@ func (d *Device) attention(p cpu.AttnParams, q, k, v, o *Buffer, simt bool) erro
 	}
 	a.ptr(q).ptr(k).ptr(v).ptr(o).i32(p.Sq).i32(p.Sk).i32(p.D).i32(qs).i32(ks).i32(vs).i32(os).
 		f32(p.Scale).flag(p.Causal)
-	return d.do(func() error {
+	return d.queue(func() error {
 		return d.launch("attention", "attention_simt_"+dtName(dt), [3]int{cdiv(p.Sq, 8), p.H, p.B}, 256, a)
 	})
 }
@@ -385,15 +385,19 @@ func (d *Device) GroupNorm(x, y *Buffer, n, c, hw, groups int, eps float32, gamm
 	}
 	cnt := c / groups * hw
 	splits := d.groupNormSplits(ng, cnt)
-	ws, err := d.Alloc(cpu.F32, 4*splits*ng)
-	if err != nil {
-		return err
-	}
-	defer ws.Free() // stream order keeps it valid for the kernels queued below
-	s := new(args).ptr(x).ptr(ws).i64(cnt).i32(splits)
-	ap := new(args).ptr(x).ptr(y).ptr(ws).ptr(gamma).ptr(beta).i32(c).i32(hw).i32(groups).i32(splits).
-		f32(eps).flag(silu)
-	return d.do(func() error {
+	wsBytes := int64(4*splits*ng) * 4
+	return d.queue(func() error {
+		// Workspace from the allocator, on the device thread (no hand-off); it
+		// goes back to the free list at once: later users queue after these kernels.
+		ptr, class, err := d.alloc.get(wsBytes)
+		if err != nil {
+			return err
+		}
+		defer d.alloc.put(ptr, class)
+		ws := &Buffer{ptr: ptr, n: 4 * splits * ng, dtype: cpu.F32}
+		s := new(args).ptr(x).ptr(ws).i64(cnt).i32(splits)
+		ap := new(args).ptr(x).ptr(y).ptr(ws).ptr(gamma).ptr(beta).i32(c).i32(hw).i32(groups).i32(splits).
+			f32(eps).flag(silu)
 		if err := d.launch("norm", "groupnorm_stats_"+dtName(dt), [3]int{splits, ng, 1}, 256, s); err != nil {
 			return err
 		}
@@ -417,7 +421,7 @@ func (d *Device) LayerNorm(x, y *Buffer, rows, cols int, eps float32, gamma, bet
 	needF32(op, "gamma", gamma, cols)
 	needF32(op, "beta", beta, cols)
 	a := new(args).ptr(x).ptr(y).i32(rows).i32(cols).f32(eps).ptr(gamma).ptr(beta)
-	return d.do(func() error { return d.launch("norm", "layernorm_"+dtName(dt), [3]int{cdiv(rows, 8), 1, 1}, 256, a) })
+	return d.queue(func() error { return d.launch("norm", "layernorm_"+dtName(dt), [3]int{cdiv(rows, 8), 1, 1}, 256, a) })
 }
 
 // Softmax computes a softmax over each row of x [rows, cols] (see kernels/cpu.SoftmaxRef). y may alias x.
@@ -433,7 +437,7 @@ func (d *Device) Softmax(x, y *Buffer, rows, cols int) error {
 	need(op, "x", x, rows*cols)
 	need(op, "y", y, rows*cols)
 	a := new(args).ptr(x).ptr(y).i32(rows).i32(cols)
-	return d.do(func() error { return d.launch("norm", "softmax_"+dtName(dt), [3]int{cdiv(rows, 8), 1, 1}, 256, a) })
+	return d.queue(func() error { return d.launch("norm", "softmax_"+dtName(dt), [3]int{cdiv(rows, 8), 1, 1}, 256, a) })
 }
 
 // ewGrid is the grid of a grid-stride elementwise kernel over n elements.
@@ -451,7 +455,7 @@ func (d *Device) Activate(f cpu.Activation, x, y *Buffer) error {
 		return nil
 	}
 	a := new(args).i32(int(f)).ptr(x).ptr(y).i64(n)
-	return d.do(func() error { return d.launch("elementwise", "act_"+dtName(dt), d.ewGrid(n), 256, a) })
+	return d.queue(func() error { return d.launch("elementwise", "act_"+dtName(dt), d.ewGrid(n), 256, a) })
 }
 
 // GEGLU computes y [rows, d] = x[:, :d] * gelu(x[:, d:]) for x [rows, 2d] (see kernels/cpu.GEGLURef).
@@ -463,7 +467,7 @@ func (d *Device) GEGLU(x, y *Buffer, rows, dim int) error {
 		return nil
 	}
 	a := new(args).ptr(x).ptr(y).i32(rows).i32(dim)
-	return d.do(func() error { return d.launch("elementwise", "geglu_"+dtName(dt), d.ewGrid(rows*dim), 256, a) })
+	return d.queue(func() error { return d.launch("elementwise", "geglu_"+dtName(dt), d.ewGrid(rows*dim), 256, a) })
 }
 
 // Add computes y[i] = (a[i] + b[i]) * scale for i < y.Len() (residual adds;
@@ -477,7 +481,7 @@ func (d *Device) Add(a, b, y *Buffer, scale float32) error {
 		return nil
 	}
 	ar := new(args).ptr(a).ptr(b).ptr(y).i64(n).f32(scale)
-	return d.do(func() error { return d.launch("elementwise", "add_"+dtName(dt), d.ewGrid(n), 256, ar) })
+	return d.queue(func() error { return d.launch("elementwise", "add_"+dtName(dt), d.ewGrid(n), 256, ar) })
 }
 
 // AddBroadcast computes y[i] = x[i] + b[(i/inner) % nb] for i < y.Len(): a
@@ -495,7 +499,7 @@ func (d *Device) AddBroadcast(x, b, y *Buffer, inner, nb int) error {
 		return nil
 	}
 	a := new(args).ptr(x).ptr(b).ptr(y).i64(n).i64(inner).i64(nb).dtype(b.dtype)
-	return d.do(func() error { return d.launch("elementwise", "add_bcast_"+dtName(dt), d.ewGrid(n), 256, a) })
+	return d.queue(func() error { return d.launch("elementwise", "add_bcast_"+dtName(dt), d.ewGrid(n), 256, a) })
 }
 
 // Upsample2x is nearest-neighbour 2x upsampling of x [nc, h, w] into y [nc, 2h, 2w]
@@ -508,7 +512,7 @@ func (d *Device) Upsample2x(x, y *Buffer, nc, h, w int) error {
 		return nil
 	}
 	a := new(args).ptr(x).ptr(y).i32(nc).i32(h).i32(w)
-	return d.do(func() error { return d.launch("elementwise", "upsample2x_"+dtName(dt), d.ewGrid(4*nc*h*w), 256, a) })
+	return d.queue(func() error { return d.launch("elementwise", "upsample2x_"+dtName(dt), d.ewGrid(4*nc*h*w), 256, a) })
 }
 
 // Concat concatenates a [outer, ca, inner] and b [outer, cb, inner] along the
@@ -523,7 +527,7 @@ func (d *Device) Concat(a, b, y *Buffer, outer, ca, cb, inner int) error {
 		return nil
 	}
 	ar := new(args).ptr(a).ptr(b).ptr(y).i32(outer).i32(ca).i32(cb).i64(inner)
-	return d.do(func() error { return d.launch("elementwise", "concat_"+dtName(dt), d.ewGrid(n), 256, ar) })
+	return d.queue(func() error { return d.launch("elementwise", "concat_"+dtName(dt), d.ewGrid(n), 256, ar) })
 }
 
 // TimestepEmbedding writes the sinusoidal embedding of each of the t.Len()
@@ -535,7 +539,7 @@ func (d *Device) TimestepEmbedding(t *Buffer, dim int, flipSinToCos bool, shift,
 		return nil
 	}
 	a := new(args).ptr(t).ptr(out).i32(t.n).i32(dim).flag(flipSinToCos).f32(shift).f32(scale).f32(maxPeriod)
-	return d.do(func() error {
+	return d.queue(func() error {
 		return d.launch("elementwise", "timestep_embedding_f32", d.ewGrid(t.n*dim), 256, a)
 	})
 }
@@ -553,5 +557,5 @@ func (d *Device) Convert(src, dst *Buffer) error {
 	}
 	name := fmt.Sprintf("convert_%s_to_%s", dtName(src.dtype), dtName(dst.dtype))
 	a := new(args).ptr(src).ptr(dst).i64(n)
-	return d.do(func() error { return d.launch("elementwise", name, d.ewGrid(n), 256, a) })
+	return d.queue(func() error { return d.launch("elementwise", name, d.ewGrid(n), 256, a) })
 }

@@ -160,7 +160,7 @@ func (b *Buffer) Free() {
 		panic("cuda: Buffer freed twice")
 	}
 	b.freed = true
-	_ = b.dev.do(func() error {
+	_ = b.dev.queue(func() error {
 		b.dev.alloc.put(b.ptr, b.class)
 		return nil
 	})
@@ -223,7 +223,8 @@ func (d *Device) UploadU16(dst *Buffer, src []uint16) error {
 }
 
 // DownloadF32 queues a copy of the first len(dst) elements of src into dst and
-// waits for the stream (so also for all work queued before it).
+// waits for the stream (so also for all work queued before it). It returns the
+// first error of earlier queued work, if any.
 func (d *Device) DownloadF32(dst []float32, src *Buffer) error {
 	checkCopy("DownloadF32", src, cpu.F32, len(dst))
 	if len(dst) == 0 {
@@ -233,7 +234,10 @@ func (d *Device) DownloadF32(dst []float32, src *Buffer) error {
 		if err := cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), src.ptr, int64(len(dst))*4, d.stream); err != nil {
 			return wrap("download", err)
 		}
-		return wrap("synchronize after download", d.stream.Synchronize())
+		if err := wrap("synchronize after download", d.stream.Synchronize()); err != nil {
+			return err
+		}
+		return d.takePending()
 	})
 }
 
@@ -252,7 +256,10 @@ func (d *Device) DownloadU16(dst []uint16, src *Buffer) error {
 		if err := cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), src.ptr, int64(len(dst))*2, d.stream); err != nil {
 			return wrap("download", err)
 		}
-		return wrap("synchronize after download", d.stream.Synchronize())
+		if err := wrap("synchronize after download", d.stream.Synchronize()); err != nil {
+			return err
+		}
+		return d.takePending()
 	})
 }
 
@@ -264,7 +271,7 @@ func (d *Device) Copy(dst, src *Buffer) error {
 	if src.n == 0 {
 		return nil
 	}
-	return d.do(func() error { return wrap("copy", cu.MemcpyDtoDAsync(dst.ptr, src.ptr, src.Bytes(), d.stream)) })
+	return d.queue(func() error { return wrap("copy", cu.MemcpyDtoDAsync(dst.ptr, src.ptr, src.Bytes(), d.stream)) })
 }
 
 // Zero queues setting every byte of b to zero (0.0 in every dtype).
@@ -272,7 +279,7 @@ func (d *Device) Zero(b *Buffer) error {
 	if b.n == 0 {
 		return nil
 	}
-	return d.do(func() error { return wrap("memset", cu.MemsetD8Async(b.ptr, 0, b.Bytes(), d.stream)) })
+	return d.queue(func() error { return wrap("memset", cu.MemsetD8Async(b.ptr, 0, b.Bytes(), d.stream)) })
 }
 
 func wrap(op string, err error) error {
