@@ -7,22 +7,27 @@
 # there is no GPU or driver here. Idempotent: does nothing when nvcc and ptxas
 # are already on PATH. Needs root (or sudo) and the Debian mirror.
 #
-# Where things land (Debian packages nvidia-cuda-dev / nvidia-cuda-toolkit):
-#   nvcc, ptxas           /usr/bin
-#   cuda.h                /usr/include/cuda.h
-#   libcuda.so (stub)     /usr/lib/x86_64-linux-gnu/stubs/libcuda.so   (see below)
-# gorgonia.org/cu links with -lcuda; with the stub directory on the linker path
-# the cuda-tagged build links without a driver:
-#   export CGO_CFLAGS="-I/usr/include"
+# Where things land (Debian bookworm, packages nvidia-cuda-toolkit, nvidia-cuda-dev,
+# and libcuda1 which the toolkit pulls in):
+#   nvcc, ptxas        /usr/bin
+#   cuda.h             /usr/include/cuda.h
+#   libcuda.so         /usr/lib/x86_64-linux-gnu/libcuda.so -> (nvidia alternatives)
+#                      /usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so.535.*
+#                      (libcuda1's user-space driver library; without a GPU its cuInit
+#                      fails with CUDA_ERROR_NO_DEVICE)
+#   link stub          /usr/lib/x86_64-linux-gnu/stubs/libcuda.so
+# gorgonia.org/cu's cgo flags already contain -I/usr/include and
+# -L/usr/lib/x86_64-linux-gnu, so `go build -tags cuda ./...` needs no CGO_CFLAGS or
+# CGO_LDFLAGS here. Where only the stub exists, link against it with
 #   export CGO_LDFLAGS="-L$(dirname "$(scripts/install-cuda.sh --stub)")"
-# (`scripts/install-cuda.sh --stub` prints the stub library path and exits.)
+# (`scripts/install-cuda.sh --stub` prints the stub path and exits.) The binaries
+# load libcuda.so.1 at run time, i.e. the NVIDIA driver of the GPU machine.
 set -euo pipefail
 
 find_stub() {
 	local p
 	for p in \
 		/usr/lib/x86_64-linux-gnu/stubs/libcuda.so \
-		/usr/lib/x86_64-linux-gnu/libcuda.so \
 		/usr/lib/cuda/lib64/stubs/libcuda.so \
 		/usr/local/cuda/lib64/stubs/libcuda.so; do
 		if [ -e "$p" ]; then
@@ -86,3 +91,4 @@ $SUDO apt-get install -y --no-install-recommends nvidia-cuda-toolkit
 echo "install-cuda.sh: $(nvcc --version | tail -n1)"
 echo "install-cuda.sh: ptxas: $(command -v ptxas)"
 echo "install-cuda.sh: libcuda stub: $(find_stub || echo 'not found')"
+echo "install-cuda.sh: libcuda.so: $(readlink -f /usr/lib/x86_64-linux-gnu/libcuda.so 2>/dev/null || echo 'not found')"
