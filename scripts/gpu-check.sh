@@ -108,12 +108,17 @@ run() {
 			status=1
 			echo "gpu-check: tests of $rel failed (exit $rc); see test-$name.txt"
 			ldd "$bin" 2>&1 | grep -i 'not found' && echo "gpu-check: missing shared libraries for $bin"
+			tail -n 15 "$OUT/test-$name.txt"
 		fi
 		grep -E '^(--- FAIL|FAIL|ok|PASS|panic:|cuda tests:)' "$OUT/test-$name.txt" | head -n 40
 		grep -c -- '--- PASS' "$OUT/test-$name.txt" | sed 's/^/passed subtests: /'
 		echo "== benchmarks: $rel"
 		(cd "$dir" && timeout 200 "$bin" -test.run '^$' -test.bench . -test.benchtime 1s -test.timeout=190s) \
-			>"$OUT/bench-$name.txt" 2>&1 || { status=1; echo "gpu-check: benchmarks of $rel failed"; }
+			>"$OUT/bench-$name.txt" 2>&1 || {
+			status=1
+			echo "gpu-check: benchmarks of $rel failed"
+			tail -n 5 "$OUT/bench-$name.txt"
+		}
 		grep -E '^(Benchmark|cuda tests:|FAIL|panic:)' "$OUT/bench-$name.txt"
 	done <.gpu/packages.txt
 	echo "== torch"
