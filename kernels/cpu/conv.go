@@ -8,7 +8,8 @@ import "sync"
 // im2col expansion of image n: row (c*R+r)*S+s, column oh*OW+ow holds
 // x[n, c, oh*sh-ph+r, ow*sw-pw+s] (zero outside the image).
 //
-// A 1x1 convolution with stride 1 and no padding needs no expansion: cols_n is x_n.
+// A 1x1 convolution with stride 1 and no padding needs no expansion: cols_n is x_n,
+// and each tile is a single product reading x in place.
 // Otherwise cols_n is never formed whole (512 channels at 128x128 would be 302 MiB):
 // the output columns are cut into tiles of at most convTileCols positions and the
 // C*R*S rows into blocks of at most convBlockRows, and each (column tile, row block)
@@ -137,25 +138,11 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 	// fillBias writes the bias into columns [j0, j1) of every channel of y_n.
 	fillBias := func(yn []float32, j0, j1 int) {
 		for k := 0; k < p.K; k++ {
-			row := yn[k*ohw+j0 : k*ohw+j1]
-			b := bias[k]
-			for j := range row {
-				row[j] = b
-			}
+			convFill(yn[k*ohw+j0:k*ohw+j1], bias[k])
 		}
 	}
 
-	if convIsPointwise(p) {
-		hw := p.H * p.W
-		for n := 0; n < p.N; n++ {
-			if bias != nil {
-				fillBias(y[n*p.K*hw:], 0, hw)
-			}
-			Gemm(p.K, hw, p.C, 1, w, F32Mat(x[n*p.C*hw:(n+1)*p.C*hw], hw, false), beta, y[n*p.K*hw:], hw)
-		}
-		return
-	}
-
+	pointwise := convIsPointwise(p)
 	pl := convMakePlan(p)
 	tasks := p.N * pl.tilesPerImg
 	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
@@ -163,12 +150,16 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 		j0 := tile * pl.colsPerTile
 		j1 := min(j0+pl.colsPerTile, ohw)
 		cols := j1 - j0
-		buf := convGetScratch(pl.rowsPerBlock * cols)
 		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
 		yn := y[n*p.K*ohw:]
 		if bias != nil {
 			fillBias(yn, j0, j1)
 		}
+		if pointwise { // y_n = W x_n: x_n is the im2col matrix already
+			gemm(p.K, cols, p.C, 1, w, F32Mat(xn[j0:], ohw, false), beta, yn[j0:], ohw)
+			return
+		}
+		buf := convGetScratch(pl.rowsPerBlock * cols)
 		for blk := 0; blk < pl.blocks; blk++ {
 			r0 := blk * pl.rowsPerBlock
 			r1 := min(r0+pl.rowsPerBlock, pl.crs)
@@ -230,15 +221,41 @@ func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int) {
 				clear(seg[hi-a:])
 				continue
 			}
+			// Valid ox: 0 <= ox*sw+off < W, i.e. ceil(-off/sw) <= ox < ceil((W-off)/sw).
 			sw := p.StrideW
-			for ox := a; ox < b; ox++ {
-				iw := ox*sw + off
-				if iw >= 0 && iw < p.W {
-					seg[ox-a] = xr[iw]
-				} else {
-					seg[ox-a] = 0
-				}
+			lo := max(a, convCeilDiv(-off, sw))
+			hi := min(b, convCeilDiv(p.W-off, sw))
+			if hi <= lo {
+				clear(seg)
+				continue
 			}
+			clear(seg[:lo-a])
+			mid := seg[lo-a : hi-a]
+			src := xr[lo*sw+off : (hi-1)*sw+off+1]
+			for i := range mid {
+				mid[i] = src[i*sw]
+			}
+			clear(seg[hi-a:])
 		}
 	}
+}
+
+// convFill sets every element of dst to v (by doubling copies, which run as
+// vectorised memmoves).
+func convFill(dst []float32, v float32) {
+	if len(dst) == 0 {
+		return
+	}
+	dst[0] = v
+	for n := 1; n < len(dst); n *= 2 {
+		copy(dst[n:], dst[:n])
+	}
+}
+
+// convCeilDiv returns ceil(a/b) for b > 0 and any a.
+func convCeilDiv(a, b int) int {
+	if a >= 0 {
+		return (a + b - 1) / b
+	}
+	return -(-a / b)
 }

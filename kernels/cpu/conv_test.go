@@ -115,6 +115,8 @@ func TestConv2dMatchesRef(t *testing.T) {
 						{3, 3, 1, 2, 2},
 						{3, 3, 0, 2, 2},
 						{3, 1, 1, 1, 2},
+						{3, 3, 2, 3, 3}, // padding wider than the kernel's reach, stride 3
+						{1, 3, 1, 1, 3},
 					} {
 						cc := convCase{n: n, c: c, h: hw[0], w: hw[1], k: k, r: geo[0], s: geo[1],
 							sh: geo[3], sw: geo[4], ph: geo[2], pw: geo[2]}
