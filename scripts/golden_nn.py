@@ -299,6 +299,19 @@ def main():
         np.save(os.path.join(OUT, "time_proj.flip.npy"), timestep_embedding(t, 32, True, 0.0).numpy())
         np.save(os.path.join(OUT, "time_proj.noflip_shift1.npy"), timestep_embedding(t, 33, False, 1.0).numpy())
 
+        # Added after the cases above (so they keep their values): Upsample2D with an
+        # explicit output size (diffusers' output_size: nearest to a size that is not
+        # twice the input, as the U-Net does for odd skip sizes), and plain nearest
+        # resizes to odd and smaller sizes.
+        m = Upsample2D(8, 6); randomise(m, g); x = rn(2, 8, 3, 4)
+        y = m.conv(F.interpolate(x, size=(5, 7), mode="nearest"))
+        save("upsample_size", m, [x], y)
+        x = rn(1, 3, 5, 6)
+        np.save(os.path.join(OUT, "nearest.in0.npy"), x.numpy())
+        np.save(os.path.join(OUT, "nearest.9x13.npy"), F.interpolate(x, size=(9, 13), mode="nearest").numpy())
+        np.save(os.path.join(OUT, "nearest.3x4.npy"), F.interpolate(x, size=(3, 4), mode="nearest").numpy())
+        np.save(os.path.join(OUT, "nearest.7x17.npy"), F.interpolate(x, size=(7, 17), mode="nearest").numpy())
+
 
 if __name__ == "__main__":
     main()

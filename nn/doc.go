@@ -1,0 +1,39 @@
+// Package nn holds the neural-network layers of roentgo's models, named and
+// computed like their diffusers (PyTorch) counterparts, and the path-based
+// parameter Builder that constructs them.
+//
+// # Parameters
+//
+// A Builder (candle's VarBuilder idea) hands out parameters by their diffusers
+// state-dict keys, literally:
+//
+//	b := nn.NewBuilder(src)                 // src: safetensors files, a map, ...
+//	blk := b.Path("down_blocks", 1, "attentions", 0, "transformer_blocks", 0)
+//	attn := nn.NewAttention(blk.Sub("attn2"), 320, 768, 8, 40)
+//	// ... construct the whole model, then:
+//	if err := b.Check(); err != nil { ... } // shapes, missing and unused keys
+//
+// Parameters come from a Source: OpenSafetensors (memory-mapped files; F16 and
+// BF16 weights stay 16-bit and are used as stored by Linear and Conv2d), MapSource
+// (tensors in memory), or NewRandomBuilder (PyTorch's default initialisations,
+// seeded and deterministic, for benchmarks and training from scratch).
+//
+// Builder methods never panic on bad data: a missing key, a wrong shape or an
+// unsupported dtype is recorded as an error naming the full key, and the
+// parameter comes back nil. Constructors therefore always complete; the caller
+// checks b.Err() (problems so far) or b.Check() (also the source's unused keys)
+// once, before running the model. A model built by a Builder with errors must not
+// be used.
+//
+// b.Params() lists every parameter created, in order of creation, for saving
+// (SaveSafetensors) and later for gradients.
+//
+// # Layers
+//
+// Each layer is a struct of exported parameter tensors with a constructor
+// NewX(b, sizes...) taking the Builder at the layer's path and a Forward method.
+// Shapes follow PyTorch: images [N, C, H, W], sequences [B, S, D]. Forward never
+// modifies or releases its inputs; it releases its own intermediates
+// (tensor's (*Tensor).Release) so that a sampling loop reuses buffers instead of
+// churning the garbage collector. The result is a new tensor owned by the caller.
+package nn
