@@ -22,9 +22,10 @@ import "sync"
 // after another and the product itself is parallel.
 
 const (
-	convTileCols  = 2048 // output positions per tile (upper bound)
-	convMinCols   = 128  // do not split tiles below this many columns for parallelism
-	convBlockRows = 256  // rows of the im2col matrix per block (upper bound)
+	convTileCols     = 2048 // output positions per tile (upper bound)
+	convMinCols      = 128  // do not split tiles below this many columns for parallelism
+	convBlockRows    = 256  // rows of the im2col matrix per block for full-width tiles
+	convMaxBlockRows = 512 // rows per block for narrow tiles (upper bound)
 )
 
 // convScratch holds reusable im2col buffers (a *[]float32 each).
@@ -74,7 +75,11 @@ func convMakePlan(p ConvParams) convPlan {
 	}
 	pl.colsPerTile = (ohw + pl.tilesPerImg - 1) / pl.tilesPerImg
 	pl.tilesPerImg = (ohw + pl.colsPerTile - 1) / pl.colsPerTile
-	pl.blocks = (crs + convBlockRows - 1) / convBlockRows
+	// Narrow tiles take taller row blocks (fewer passes over the tile of y), within
+	// the same scratch budget.
+	maxRows := max(convBlockRows, convBlockRows*convTileCols/pl.colsPerTile/64*64)
+	maxRows = min(maxRows, convMaxBlockRows)
+	pl.blocks = (crs + maxRows - 1) / maxRows
 	pl.rowsPerBlock = (crs + pl.blocks - 1) / pl.blocks
 	pl.blocks = (crs + pl.rowsPerBlock - 1) / pl.rowsPerBlock
 	return pl
