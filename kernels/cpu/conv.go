@@ -25,7 +25,7 @@ const (
 	convTileCols     = 2048 // output positions per tile (upper bound)
 	convMinCols      = 128  // do not split tiles below this many columns for parallelism
 	convBlockRows    = 256  // rows of the im2col matrix per block for full-width tiles
-	convMaxBlockRows = 512 // rows per block for narrow tiles (upper bound)
+	convMaxBlockRows = 512  // rows per block for narrow tiles (upper bound)
 )
 
 // convScratch holds reusable im2col buffers (a *[]float32 each).
