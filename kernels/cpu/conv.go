@@ -8,18 +8,19 @@ import "sync"
 // im2col expansion of image n: row (c*R+r)*S+s, column oh*OW+ow holds
 // x[n, c, oh*sh-ph+r, ow*sw-pw+s] (zero outside the image).
 //
-// A 1x1 convolution with stride 1 and no padding needs no expansion: cols_n is x_n,
-// and each tile is a single product reading x in place.
-// Otherwise cols_n is never formed whole (512 channels at 128x128 would be 302 MiB):
-// the output columns are cut into tiles of at most convTileCols positions and the
-// C*R*S rows into blocks of at most convBlockRows, and each (column tile, row block)
-// piece is expanded into a per-goroutine scratch buffer and multiplied into the
-// output columns of the tile, accumulating over the row blocks (beta = 1). The
-// scratch therefore stays below convBlockRows*convTileCols floats per goroutine.
-// The bias is written into the tile of y just before its first product, so it
-// rides along as the initial C. Column tiles of all images are spread over the goroutines, each running
-// the serial product; when there are fewer tiles than goroutines, the tiles run one
-// after another and the product itself is parallel.
+// A 1x1 convolution with stride 1 and no padding needs no expansion: cols_n is
+// x_n, and each tile is a single product reading x in place. Otherwise cols_n is
+// never formed whole (512 channels at 128x128 would be 302 MiB): the output
+// columns are cut into tiles of at most convTileCols positions and the C*R*S rows
+// into blocks (convBlockRows rows for full-width tiles, up to convMaxBlockRows for
+// narrower ones, so a block holds at most convBlockRows*convTileCols floats), and
+// each (column tile, row block) piece is expanded into a per-goroutine scratch
+// buffer and multiplied into the output columns of the tile, accumulating over
+// the row blocks (beta = 1). The bias is written into the tile of y just before
+// its first product, so it rides along as the initial C. Column tiles of all
+// images are spread over the goroutines, each running the serial product; when
+// there are fewer tiles than goroutines, the tiles run one after another and the
+// product itself is parallel.
 
 const (
 	convTileCols     = 2048 // output positions per tile (upper bound)
