@@ -47,15 +47,13 @@ func fma32(a, b, c float32) float32 {
 	p := float64(a) * float64(b) // exact: 24+24 bits fit in 53
 	q := float64(c)
 	s := p + q
-	if math.IsInf(s, 0) || math.IsNaN(s) {
-		return float32(s)
-	}
-	// TwoSum: err is the exact rounding error of s = p + q.
+	// TwoSum: err is the exact rounding error of s = p + q (NaN if s is not
+	// finite, which the exponent test below excludes).
 	bb := s - p
-	err := (p - (s - bb)) + (q - bb)
-	if err != 0 {
+	if err := (p - (s - bb)) + (q - bb); err != 0 {
 		bits := math.Float64bits(s)
-		if bits&1 == 0 { // make s odd: move one ulp towards the exact sum
+		if bits&1 == 0 && bits&0x7ff0000000000000 != 0x7ff0000000000000 {
+			// make s odd: move one ulp towards the exact sum (round to odd)
 			if (err > 0) == (s > 0) {
 				bits++
 			} else {
@@ -106,7 +104,7 @@ func logNeg2(x float32) float32 {
 // them in torch's kernel.
 func sincos32(x float32) (sin, cos float32) {
 	signSin := math.Float32bits(x) & 0x80000000
-	x = float32(math.Abs(float64(x)))
+	x = math.Float32frombits(math.Float32bits(x) &^ 0x80000000)
 	j := int32(float32(x * fourOverPi)) // truncation, as cvttps2dq
 	j = (j + 1) &^ 1
 	y := float32(j)

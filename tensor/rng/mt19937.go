@@ -29,14 +29,18 @@ func (m *mt19937) seed(s uint64) {
 // twist regenerates the whole state block.
 func (m *mt19937) twist() {
 	s := &m.state
-	for i := 0; i < mtN; i++ {
-		y := s[i]&mtUpperMask | s[(i+1)%mtN]&mtLowerMask
-		v := s[(i+mtM)%mtN] ^ y>>1
-		if y&1 != 0 {
-			v ^= mtMatrixA
-		}
-		s[i] = v
+	mix := func(cur, next, far uint32) uint32 {
+		y := cur&mtUpperMask | next&mtLowerMask
+		return far ^ y>>1 ^ (-(y & 1) & mtMatrixA)
 	}
+	i := 0
+	for ; i < mtN-mtM; i++ {
+		s[i] = mix(s[i], s[i+1], s[i+mtM])
+	}
+	for ; i < mtN-1; i++ {
+		s[i] = mix(s[i], s[i+1], s[i+mtM-mtN])
+	}
+	s[mtN-1] = mix(s[mtN-1], s[0], s[mtM-1])
 	m.next = 0
 }
 
