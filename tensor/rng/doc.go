@@ -10,9 +10,9 @@
 //
 // Uint32 is one engine draw; Uint64 is two draws, the first in the high word.
 //
-// Uniform floats use the low 24 bits of one draw: u = (r & (1<<24-1)) * 2^-24,
-// computed in float64 together with the affine map to [from, to) and then
-// rounded to float32 (torch's uniform_ on a float32 tensor).
+// Uniform floats use the low 24 bits of one draw: u = (r & (1<<24-1)) * 2^-24
+// (exact), mapped to [from, to) as fma(u, to-from, from) in float32 with to-from
+// rounded to float32 (torch's uniform_ and rand on a float32 tensor).
 //
 // Normal reproduces torch's normal_ (and so torch.randn) on a contiguous float32
 // tensor of n elements, as computed by PyTorch 1.13 on an x86-64 CPU (the AVX2
