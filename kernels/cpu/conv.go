@@ -238,8 +238,12 @@ func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int) {
 			clear(seg[:lo-a])
 			mid := seg[lo-a : hi-a]
 			src := xr[lo*sw+off : (hi-1)*sw+off+1]
-			for i := range mid {
-				mid[i] = src[i*sw]
+			if sw == 2 {
+				convGather2(mid, src)
+			} else {
+				for i := range mid {
+					mid[i] = src[i*sw]
+				}
 			}
 			clear(seg[hi-a:])
 		}
@@ -264,4 +268,18 @@ func convCeilDiv(a, b int) int {
 		return (a + b - 1) / b
 	}
 	return -(-a / b)
+}
+
+// convGather2 sets dst[i] = src[2*i] (len(src) >= 2*len(dst)-1).
+func convGather2(dst, src []float32) {
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		s := src[2*i : 2*i+15]
+		d := dst[i : i+8]
+		d[0], d[1], d[2], d[3] = s[0], s[2], s[4], s[6]
+		d[4], d[5], d[6], d[7] = s[8], s[10], s[12], s[14]
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = src[2*i]
+	}
 }
