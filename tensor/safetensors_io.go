@@ -1,0 +1,138 @@
+package tensor
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/roentgo/roentgo/tensor/safetensors"
+)
+
+// Archive is a set of named tensors read from one or more safetensors files.
+// The files are memory-mapped: F32, F16, BF16 and I64 tensors alias the mapped
+// bytes (copied only when the data is misaligned for its element type), and keep
+// their stored dtype, so a half-precision model costs its file size in memory,
+// paged in on first use. Close unmaps the files; tensors from the archive must
+// not be used after it.
+type Archive struct {
+	files    []*safetensors.File
+	where    map[string]safetensors.TensorInfo
+	file     map[string]*safetensors.File
+	cache    map[string]*Tensor
+	Metadata map[string]string // the __metadata__ of every file, merged
+}
+
+// LoadSafetensors opens the given safetensors files as one archive. A tensor name
+// present in two files is an error naming both files. Errors from malformed files
+// name the file and the problem.
+func LoadSafetensors(paths ...string) (*Archive, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("tensor: LoadSafetensors: no file given")
+	}
+	a := &Archive{
+		where:    map[string]safetensors.TensorInfo{},
+		file:     map[string]*safetensors.File{},
+		cache:    map[string]*Tensor{},
+		Metadata: map[string]string{},
+	}
+	from := map[string]string{}
+	for _, p := range paths {
+		f, err := safetensors.Open(p)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("tensor: %w", err)
+		}
+		a.files = append(a.files, f)
+		for k, v := range f.Metadata {
+			a.Metadata[k] = v
+		}
+		for _, ti := range f.Tensors {
+			if prev, dup := from[ti.Name]; dup {
+				a.Close()
+				return nil, fmt.Errorf("tensor: tensor %q is in both %s and %s", ti.Name, prev, p)
+			}
+			from[ti.Name] = p
+			a.where[ti.Name] = ti
+			a.file[ti.Name] = f
+		}
+	}
+	return a, nil
+}
+
+// Names returns the tensor names of the archive, sorted.
+func (a *Archive) Names() []string {
+	names := make([]string, 0, len(a.where))
+	for n := range a.where {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Len returns the number of tensors in the archive.
+func (a *Archive) Len() int { return len(a.where) }
+
+// Info returns the stored dtype name (as safetensors spells it) and shape of the
+// named tensor without materialising it.
+func (a *Archive) Info(name string) (dtype string, shape Shape, ok bool) {
+	ti, ok := a.where[name]
+	if !ok {
+		return "", nil, false
+	}
+	return string(ti.DType), Shape(ti.Shape).Clone(), true
+}
+
+// Get returns the named tensor. It returns an error when the name is absent or
+// the stored dtype is not one this package computes with (F32, F16, BF16, I64).
+// Repeated calls return the same tensor.
+func (a *Archive) Get(name string) (*Tensor, error) {
+	if t, ok := a.cache[name]; ok {
+		return t, nil
+	}
+	ti, ok := a.where[name]
+	if !ok {
+		return nil, fmt.Errorf("tensor: no tensor %q in the archive", name)
+	}
+	dt, err := ParseDType(string(ti.DType))
+	if err != nil {
+		return nil, fmt.Errorf("tensor: tensor %q: stored dtype %s is not supported (want F32, F16, BF16 or I64)", name, ti.DType)
+	}
+	t, err := fromBytes(dt, ti.Shape, ti.Data, a.file[name])
+	if err != nil {
+		return nil, fmt.Errorf("tensor: tensor %q: %w", name, err)
+	}
+	a.cache[name] = t
+	return t, nil
+}
+
+// Close unmaps every file of the archive.
+func (a *Archive) Close() error {
+	var errs []error
+	for _, f := range a.files {
+		errs = append(errs, f.Close())
+	}
+	a.files = nil
+	return errors.Join(errs...)
+}
+
+// SaveSafetensors writes the named tensors, each in its own dtype, to path in the
+// safetensors format with optional metadata. The write is atomic: on any error
+// no file (and no partial file) is left at path.
+func SaveSafetensors(path string, tensors map[string]*Tensor, metadata map[string]string) error {
+	infos := make([]safetensors.TensorInfo, 0, len(tensors))
+	for name, t := range tensors {
+		if t == nil {
+			return fmt.Errorf("tensor: SaveSafetensors: tensor %q is nil", name)
+		}
+		infos = append(infos, safetensors.TensorInfo{
+			Name:  name,
+			DType: safetensors.DType(t.DType().String()),
+			Shape: t.Shape().Clone(),
+			Data:  appendBytes(make([]byte, 0, t.Numel()*t.DType().Size()), t),
+		})
+	}
+	if err := safetensors.WriteFile(path, infos, metadata); err != nil {
+		return fmt.Errorf("tensor: SaveSafetensors: %w", err)
+	}
+	return nil
+}
