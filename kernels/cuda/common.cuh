@@ -7,7 +7,9 @@
 //
 // Tensor-core helpers wrap the PTX of sm_80+: cp.async (16-byte copies with zero
 // fill), ldmatrix (x2/x4, plain and .trans) and mma.sync m16n8k16 with F32
-// accumulators for F16 and BF16 inputs.
+// accumulators for F16 and BF16 inputs. With ROENTGO_EMU defined (and emu/emu.h
+// included first) the inline-PTX helpers are left out: the CPU emulator of
+// emu/ provides them, so the kernels' index logic can be tested without a GPU.
 #pragma once
 
 typedef unsigned short u16;
@@ -19,6 +21,7 @@ typedef long long i64;
 #define DT_F16 1
 #define DT_BF16 2
 
+#ifndef ROENTGO_EMU  // emu/emu.h supplies host versions of these for the CPU emulator
 __device__ __forceinline__ float f16_to_f32(u16 h) {
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
@@ -30,6 +33,7 @@ __device__ __forceinline__ u16 f32_to_f16(float f) {
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
   return h;
 }
+#endif
 
 __device__ __forceinline__ float bf16_to_f32(u16 h) {
   return __uint_as_float(((u32)h) << 16);
@@ -87,6 +91,7 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
   return (u32)a | ((u32)b << 16);
 }
 
+#ifndef ROENTGO_EMU
 __device__ __forceinline__ u32 smem_addr(const void* p) {
   return (u32)__cvta_generic_to_shared(p);
 }
@@ -142,6 +147,7 @@ __device__ __forceinline__ void mma16816(float* d, const u32* a, const u32* b) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
   }
 }
+#endif  // ROENTGO_EMU
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

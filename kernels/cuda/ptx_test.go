@@ -8,6 +8,7 @@ package cuda
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recordedSources parses the "// roentgo-source: file sha256=hex" header lines.
@@ -165,8 +167,9 @@ func TestPTXAssemblesForSM90(t *testing.T) {
 		t.Skip("ptxas not on PATH (scripts/install-cuda.sh installs it); PTX not assembled")
 	}
 	if testing.Short() {
-		t.Skip("ptxas takes about a minute; skipped in -short mode")
+		t.Skip("ptxas takes 10-30 s; skipped in -short mode")
 	}
+	t.Parallel()
 	mods := ModuleNames()
 	outs := make([]string, len(mods))
 	errs := make([]error, len(mods))
@@ -249,5 +252,38 @@ func TestSizeClass(t *testing.T) {
 		if c < n || (n > 1<<20 && float64(c) > 1.125*float64(n)+1) || c%512 != 0 {
 			t.Fatalf("sizeClass(%d) = %d: below the request, over 12.5%% waste, or not a multiple of 512", n, c)
 		}
+	}
+}
+
+// TestEmulatedKernels compiles the CUDA sources for the CPU emulator of
+// emu/emu.h (fibers for threads, the PTX fragment layouts for ldmatrix and
+// mma.sync) with g++ and runs emu/emu_main.cpp, which checks GEMM, convolution,
+// attention, norm and elementwise kernels on small edge-crossing shapes against
+// double-precision loops. It checks index logic and numerics, not timing or
+// asynchronous-copy hazards. Skipped without g++ and in -short mode.
+func TestEmulatedKernels(t *testing.T) {
+	gxx, err := exec.LookPath("g++")
+	if err != nil {
+		t.Skip("g++ not on PATH; kernel emulation skipped")
+	}
+	if testing.Short() {
+		t.Skip("kernel emulation takes 20-60 s; skipped in -short mode")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "emu")
+	build := exec.CommandContext(ctx, gxx, "-std=c++20", "-O1", "-Wno-unknown-pragmas", "-DROENTGO_EMU",
+		"-o", bin, filepath.Join("emu", "emu_main.cpp"))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the emulator: %v\n%s", err, out)
+	}
+	out, err := exec.CommandContext(ctx, bin).CombinedOutput()
+	t.Logf("emulated kernels:\n%s", out)
+	if err != nil {
+		t.Fatalf("emulated kernels failed: %v", err)
+	}
+	if !strings.Contains(string(out), "0 failure(s)") {
+		t.Fatal("emulator output lacks its summary line")
 	}
 }
