@@ -194,53 +194,39 @@ func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int) {
 	ow := p.OutW()
 	cols := j1 - j0
 	rs := p.R * p.S
+	sw := p.StrideW
+	oy0 := j0 / ow
+	a0 := j0 - oy0*ow
 	for row := r0; row < r1; row++ {
 		c := row / rs
 		r := row % rs / p.S
 		s := row % p.S
 		d := dst[(row-r0)*cols : (row-r0+1)*cols]
 		xc := xn[c*p.H*p.W : (c+1)*p.H*p.W]
-		j := j0
-		for j < j1 {
-			oy := j / ow
-			a := j - oy*ow              // first output column in this output row
-			b := min(ow, a+(j1-j))      // end (exclusive)
-			seg := d[j-j0 : j-j0+(b-a)] // destination of columns [a, b) of row oy
-			j += b - a
+		// Input column iw = ox*sw + off; it is inside the image for ox in [vlo, vhi).
+		off := s - p.PadW
+		vlo, vhi := convCeilDiv(-off, sw), convCeilDiv(p.W-off, sw)
+		oy, a := oy0, a0
+		for pos := 0; pos < cols; oy, a = oy+1, 0 {
+			b := min(ow, a+cols-pos) // output columns [a, b) of output row oy
+			seg := d[pos : pos+b-a]  // go to dst columns [pos, pos+b-a)
+			pos += b - a
 			ih := oy*p.StrideH - p.PadH + r
-			if ih < 0 || ih >= p.H {
+			lo, hi := max(a, vlo), min(b, vhi)
+			if ih < 0 || ih >= p.H || hi <= lo {
 				clear(seg)
 				continue
 			}
 			xr := xc[ih*p.W : (ih+1)*p.W]
-			off := s - p.PadW // iw = ox*sw + off
-			if p.StrideW == 1 {
-				// Valid ox: 0 <= ox+off < W.
-				lo := max(a, -off)
-				hi := min(b, p.W-off)
-				if hi <= lo {
-					clear(seg)
-					continue
-				}
-				clear(seg[:lo-a])
-				copy(seg[lo-a:hi-a], xr[lo+off:hi+off])
-				clear(seg[hi-a:])
-				continue
-			}
-			// Valid ox: 0 <= ox*sw+off < W, i.e. ceil(-off/sw) <= ox < ceil((W-off)/sw).
-			sw := p.StrideW
-			lo := max(a, convCeilDiv(-off, sw))
-			hi := min(b, convCeilDiv(p.W-off, sw))
-			if hi <= lo {
-				clear(seg)
-				continue
-			}
 			clear(seg[:lo-a])
 			mid := seg[lo-a : hi-a]
-			src := xr[lo*sw+off : (hi-1)*sw+off+1]
-			if sw == 2 {
-				convGather2(mid, src)
-			} else {
+			switch sw {
+			case 1:
+				copy(mid, xr[lo+off:hi+off])
+			case 2:
+				convGather2(mid, xr[lo*2+off:(hi-1)*2+off+1])
+			default:
+				src := xr[lo*sw+off : (hi-1)*sw+off+1]
 				for i := range mid {
 					mid[i] = src[i*sw]
 				}
@@ -273,6 +259,13 @@ func convCeilDiv(a, b int) int {
 // convGather2 sets dst[i] = src[2*i] (len(src) >= 2*len(dst)-1).
 func convGather2(dst, src []float32) {
 	i := 0
+	if convUseAVX512 {
+		// Whole 16-float chunks whose 32-float source window lies inside src.
+		i = min(len(dst), len(src)/2) &^ 15
+		if i > 0 {
+			convGather2AVX512(dst[:i], src[:2*i])
+		}
+	}
 	for ; i+8 <= len(dst); i += 8 {
 		s := src[2*i : 2*i+15]
 		d := dst[i : i+8]

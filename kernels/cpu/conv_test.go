@@ -191,3 +191,28 @@ func TestConv2dPanics(t *testing.T) {
 		}()
 	}
 }
+
+// TestConvGather2 checks the stride-2 gather (vector and scalar parts) at lengths
+// around the 16-float chunks, with sources just long enough and longer.
+func TestConvGather2(t *testing.T) {
+	old := convUseAVX512
+	defer func() { convUseAVX512 = old }()
+	for _, simd := range []bool{false, old} {
+		convUseAVX512 = simd
+		for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100} {
+			src := convTestData(2*n+1, uint64(n))
+			for _, sl := range []int{2*n - 1, 2 * n, 2*n + 1} {
+				if sl < 0 {
+					continue
+				}
+				dst := make([]float32, n)
+				convGather2(dst, src[:sl])
+				for i := range dst {
+					if dst[i] != src[2*i] {
+						t.Fatalf("avx512=%v n %d len(src) %d: dst[%d] = %g, want %g", simd, n, sl, i, dst[i], src[2*i])
+					}
+				}
+			}
+		}
+	}
+}
