@@ -38,6 +38,7 @@ type Device struct {
 	stream  cu.Stream
 	modules map[string]cu.Module
 	funcs   map[string]cu.Function
+	params  map[string][]int // kernel -> parameter sizes, from the PTX
 	alloc   allocator
 	pending error // first error of queued work not yet reported
 	closed  bool
@@ -65,6 +66,7 @@ func Open(ordinal int) (*Device, error) {
 		done:    make(chan struct{}),
 		modules: map[string]cu.Module{},
 		funcs:   map[string]cu.Function{},
+		params:  map[string][]int{},
 		ordinal: ordinal,
 	}
 	d.alloc.init()
@@ -236,18 +238,9 @@ func (d *Device) function(mod, name string) (cu.Function, error) {
 	if f, ok := d.funcs[name]; ok {
 		return f, nil
 	}
-	m, ok := d.modules[mod]
-	if !ok {
-		ptx, err := PTX(mod)
-		if err != nil {
-			return cu.Function{}, fmt.Errorf("cuda: no embedded PTX module %q: %w", mod, err)
-		}
-		m, err = cu.LoadData(string(ptx))
-		if err != nil {
-			return cu.Function{}, fmt.Errorf("cuda: %s: loading PTX module %s (JIT for sm_%d%d): %w",
-				d.name, mod, d.ccMajor, d.ccMinor, err)
-		}
-		d.modules[mod] = m
+	m, err := d.module(mod)
+	if err != nil {
+		return cu.Function{}, err
 	}
 	f, err := m.Function(name)
 	if err != nil {
@@ -255,6 +248,27 @@ func (d *Device) function(mod, name string) (cu.Function, error) {
 	}
 	d.funcs[name] = f
 	return f, nil
+}
+
+// module returns module mod, loading it on first use. Device thread only.
+func (d *Device) module(mod string) (cu.Module, error) {
+	if m, ok := d.modules[mod]; ok {
+		return m, nil
+	}
+	ptx, err := PTX(mod)
+	if err != nil {
+		return cu.Module{}, fmt.Errorf("cuda: no embedded PTX module %q: %w", mod, err)
+	}
+	m, err := cu.LoadData(string(ptx))
+	if err != nil {
+		return cu.Module{}, fmt.Errorf("cuda: %s: loading PTX module %s (JIT for sm_%d%d): %w",
+			d.name, mod, d.ccMajor, d.ccMinor, err)
+	}
+	d.modules[mod] = m
+	for k, v := range EntryParams(ptx) {
+		d.params[k] = v
+	}
+	return m, nil
 }
 
 // Preload loads the named modules (all when none are given) so that the PTX
@@ -265,18 +279,9 @@ func (d *Device) Preload(modules ...string) error {
 	}
 	return d.do(func() error {
 		for _, mod := range modules {
-			if _, ok := d.modules[mod]; ok {
-				continue
+			if _, err := d.module(mod); err != nil {
+				return err
 			}
-			ptx, err := PTX(mod)
-			if err != nil {
-				return fmt.Errorf("cuda: no embedded PTX module %q: %w", mod, err)
-			}
-			m, err := cu.LoadData(string(ptx))
-			if err != nil {
-				return fmt.Errorf("cuda: %s: loading PTX module %s: %w", d.name, mod, err)
-			}
-			d.modules[mod] = m
 		}
 		return nil
 	})
@@ -287,33 +292,35 @@ func (d *Device) Preload(modules ...string) error {
 // takes the low bytes of the slot for 4-byte parameters (little-endian).
 type args struct {
 	slots [40]uint64
+	sizes []int // bytes of each parameter, checked against the PTX
 	ptrs  []unsafe.Pointer
 }
 
-func (a *args) put(v uint64) *args {
+func (a *args) put(v uint64, size int) *args {
 	i := len(a.ptrs)
 	if i == len(a.slots) {
 		panic("cuda: too many kernel arguments")
 	}
 	a.slots[i] = v
+	a.sizes = append(a.sizes, size)
 	a.ptrs = append(a.ptrs, unsafe.Pointer(&a.slots[i]))
 	return a
 }
 
 func (a *args) ptr(b *Buffer) *args {
 	if b == nil {
-		return a.put(0)
+		return a.put(0, 8)
 	}
-	return a.put(uint64(b.ptr))
+	return a.put(uint64(b.ptr), 8)
 }
 func (a *args) i32(v int) *args {
 	if v < -1<<31 || v >= 1<<31 {
 		panic(fmt.Sprintf("cuda: kernel argument %d does not fit in int32", v))
 	}
-	return a.put(uint64(uint32(int32(v))))
+	return a.put(uint64(uint32(int32(v))), 4)
 }
-func (a *args) i64(v int) *args         { return a.put(uint64(int64(v))) }
-func (a *args) f32(v float32) *args     { return a.put(uint64(*(*uint32)(unsafe.Pointer(&v)))) }
+func (a *args) i64(v int) *args         { return a.put(uint64(int64(v)), 8) }
+func (a *args) f32(v float32) *args     { return a.put(uint64(*(*uint32)(unsafe.Pointer(&v))), 4) }
 func (a *args) flag(v bool) *args       { return a.i32(btoi(v)) }
 func (a *args) dtype(t cpu.DType) *args { return a.i32(int(t)) }
 
@@ -329,6 +336,9 @@ func (d *Device) launch(mod, name string, grid [3]int, block int, a *args) error
 	f, err := d.function(mod, name)
 	if err != nil {
 		return err
+	}
+	if want := d.params[name]; fmt.Sprint(want) != fmt.Sprint(a.sizes) {
+		return fmt.Errorf("cuda: %s takes parameters of %v bytes, the launcher passed %v", name, want, a.sizes)
 	}
 	for i := range grid {
 		if grid[i] < 1 {

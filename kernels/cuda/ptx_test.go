@@ -287,3 +287,54 @@ func TestEmulatedKernels(t *testing.T) {
 		t.Fatal("emulator output lacks its summary line")
 	}
 }
+
+// TestEntryParams checks the PTX parameter parser on the committed modules: every
+// kernel the launchers name exists with the parameter sizes they pass.
+func TestEntryParams(t *testing.T) {
+	all := map[string][]int{}
+	for _, m := range ModuleNames() {
+		ptx, err := PTX(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range EntryParams(ptx) {
+			all[k] = v
+		}
+	}
+	const p, i, l, f = 8, 4, 8, 4 // pointer, int, long long, float
+	gemm := []int{p, p, p, p, p, i, i, i, i, i, i, i, l, l, l, l, f, f, i}
+	want := map[string][]int{
+		"gemm_f16_nt_of32_128":   gemm,
+		"gemm_bf16_nn_oh_64":     gemm,
+		"gemm_simt":              append(append([]int{}, gemm...), i, i, i, i, i),
+		"conv2d_f16_k3_of32":     {p, p, p, p, p, i, i, i, i, i, i, i, i, i, i, i, i, i},
+		"conv2d_simt":            {p, p, p, p, p, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i},
+		"attention_bf16_d160":    {p, p, p, p, i, i, i, i, i, i, f, i},
+		"attention_simt_f16":     {p, p, p, p, i, i, i, i, i, i, i, f, i},
+		"groupnorm_stats_f32":    {p, p, l, i},
+		"groupnorm_apply_bf16":   {p, p, p, p, p, i, i, i, i, f, i},
+		"layernorm_f16":          {p, p, i, i, f, p, p},
+		"softmax_f32":            {p, p, i, i},
+		"act_bf16":               {i, p, p, l},
+		"geglu_f32":              {p, p, i, i},
+		"add_f16":                {p, p, p, l, f},
+		"add_bcast_f32":          {p, p, p, l, l, l, i},
+		"upsample2x_f16":         {p, p, i, i, i},
+		"concat_bf16":            {p, p, p, i, i, i, l},
+		"timestep_embedding_f32": {p, p, i, i, i, f, f, f},
+		"convert_f32_to_bf16":    {p, p, l},
+	}
+	for k, w := range want {
+		got, ok := all[k]
+		if !ok {
+			t.Errorf("kernel %s not in the PTX", k)
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("%s: parameter sizes %v, want %v", k, got, w)
+		}
+	}
+	if len(all) != 74 {
+		t.Errorf("found %d kernels, want 74 (17 gemm, 9 conv, 11 attention, 12 norm, 25 elementwise)", len(all))
+	}
+}
