@@ -10,8 +10,11 @@
 // no nvcc. Semantics are those of the reference loops in kernels/cpu (ref.go).
 //
 // Without the cuda build tag the package holds only the embedded PTX and the
-// checks that need no GPU: the PTX matches its sources, and ptxas (when on
-// PATH) accepts it for sm_90 with no register spills in the hot kernels.
+// checks that need no GPU: the PTX matches its sources; ptxas (when on PATH)
+// accepts it for sm_90 with no register spills in the hot kernels; and the
+// kernels, compiled with g++ against the small CPU emulator in emu/ (threads as
+// fibers, the PTX fragment layouts of ldmatrix and mma.sync), agree with plain
+// loops on small shapes that cross every tile edge.
 //
 // With -tags cuda it adds Device: one CUDA context bound to one locked OS
 // thread, through which every driver call goes; lazily loaded, cached modules

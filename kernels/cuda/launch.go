@@ -105,6 +105,9 @@ func (d *Device) Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c *Buf
 // z*strideC (see kernels/cpu.GemmBatched).
 func (d *Device) GemmBatched(batch, m, n, k int, alpha float32, a Mat, strideA int, b Mat, strideB int,
 	beta float32, c *Buffer, ldc, strideC int) error {
+	if batch == 0 {
+		return nil
+	}
 	return d.GemmEx(GemmParams{M: m, N: n, K: k, Alpha: alpha, A: a, B: b, Beta: beta, C: c, Ldc: ldc,
 		Batch: batch, StrideA: strideA, StrideB: strideB, StrideC: strideC})
 }
