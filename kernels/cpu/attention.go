@@ -139,11 +139,17 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 		ot, st := rest[:D*tq], rest[D*tq:]
 		kb := k[b*Sk*ks+h*D:]
 		vb := v[b*Sk*vs+h*D:]
-		for j := 0; j < nkMax; j++ {
-			kr := kb[j*ks : j*ks+D]
-			for d, x := range kr {
-				kt[d*Sk+j] = x
+		// K^T in blocks of 16 keys, so that the writes are 16 floats long.
+		for j0 := 0; j0 < nkMax; j0 += 16 {
+			j1 := min(j0+16, nkMax)
+			for d := 0; d < D; d++ {
+				dst := kt[d*Sk+j0 : d*Sk+j1]
+				for i := range dst {
+					dst[i] = kb[(j0+i)*ks+d]
+				}
 			}
+		}
+		for j := 0; j < nkMax; j++ {
 			copy(vh[j*D:(j+1)*D], vb[j*vs:j*vs+D])
 		}
 		for t := t0; t < t1; t++ {
