@@ -5,7 +5,8 @@ Run:  OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench_torch_conv_attn.py 
 Measures the same cases as BenchmarkConv2d / BenchmarkAttention in
 kernels/cpu/*_bench_test.go: torch.nn.functional.conv2d, and attention as diffusers'
 AttnProcessor computes it (baddbmm(q, k^T) * scale, softmax, bmm with v) over
-[B*H, S, D] operands. Prints the mean time and GFLOP/s (and the best-of-runs GFLOP/s; conv: 2*N*K*OH*OW*C*R*S, attention:
+[B*H, S, D] operands (and, as "/mm", a loop over heads with 2-D torch.mm, which
+this torch build runs faster than its bmm). Prints the mean time and GFLOP/s (and the best-of-runs GFLOP/s; conv: 2*N*K*OH*OW*C*R*S, attention:
 4*B*H*Sq*Sk*D) and, for attention, the bytes of the score matrix it materialises.
 """
 import argparse
@@ -83,7 +84,22 @@ def main():
                 p = s.softmax(dim=-1)
                 return torch.bmm(p, v)
 
+            def attn_mm():
+                # The same per (batch, head) with 2-D torch.addmm/mm, which this
+                # torch build runs through a faster path than its bmm.
+                out = torch.empty(B * H, Sq, D)
+                for i in range(B * H):
+                    if mask is None:
+                        s = torch.mm(q[i], k[i].t()).mul_(scale)
+                    else:
+                        s = torch.addmm(mask, q[i], k[i].t(), alpha=scale)
+                    torch.mm(s.softmax(dim=-1), v[i], out=out[i])
+                return out
+
             flops = 4 * B * H * Sq * Sk * D
+            t2, best2 = timeit(attn_mm, args.min_time)
+            print(f"attn {name + '/mm':34s} {t2 * 1e3:9.2f} ms {flops / t2 / 1e9:8.1f} GFLOP/s (best {flops / best2 / 1e9:6.1f}) "
+                  f"scores {4 * Sq * Sk / 2**20:8.1f} MiB per head")
             t, best = timeit(attn, args.min_time)
             score_bytes = 4 * B * H * Sq * Sk  # the score matrix (softmax makes a second one)
             print(f"attn {name:34s} {t * 1e3:9.2f} ms {flops / t / 1e9:8.1f} GFLOP/s (best {flops / best / 1e9:6.1f}) "
