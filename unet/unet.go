@@ -1,0 +1,331 @@
+package unet
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/tensor"
+)
+
+// DownBlock is CrossAttnDownBlock2D (with Attentions) or DownBlock2D (without):
+// ResNets, each followed by a Transformer2DModel in the cross-attention variant,
+// and an optional stride-2 downsampler. Every ResNet (or attention) output and
+// the downsampler's output are skip connections. Keys: resnets.J, attentions.J,
+// downsamplers.0.
+type DownBlock struct {
+	Resnets     []*nn.ResnetBlock2D
+	Attentions  []*nn.Transformer2DModel // nil for DownBlock2D
+	Downsampler *nn.Downsample2D         // nil in the last block
+}
+
+// MidBlock is UNetMidBlock2DCrossAttn: ResNet, Transformer2DModel, ResNet.
+// Keys: resnets.0, attentions.0, resnets.1.
+type MidBlock struct {
+	Resnets   [2]*nn.ResnetBlock2D
+	Attention *nn.Transformer2DModel
+}
+
+// UpBlock is CrossAttnUpBlock2D (with Attentions) or UpBlock2D (without):
+// layers_per_block+1 ResNets, each consuming one skip connection concatenated
+// to its input along the channels, each followed by a Transformer2DModel in the
+// cross-attention variant, and an optional upsampler. Keys: resnets.J,
+// attentions.J, upsamplers.0.
+type UpBlock struct {
+	Resnets    []*nn.ResnetBlock2D
+	Attentions []*nn.Transformer2DModel // nil for UpBlock2D
+	Upsampler  *nn.Upsample2D           // nil in the last block
+}
+
+// Model is UNet2DConditionModel. Keys: conv_in, time_embedding, down_blocks.I,
+// mid_block, up_blocks.I, conv_norm_out, conv_out (time_proj has no parameters).
+type Model struct {
+	Config        Config
+	ConvIn        *nn.Conv2d
+	TimeProj      *nn.Timesteps
+	TimeEmbedding *nn.TimestepEmbedding
+	DownBlocks    []*DownBlock
+	MidBlock      *MidBlock
+	UpBlocks      []*UpBlock
+	ConvNormOut   *nn.GroupNorm
+	ConvOut       *nn.Conv2d
+
+	closer io.Closer                           // the weights' source (Load)
+	hook   func(name string, t *tensor.Tensor) // tests: observes block outputs
+}
+
+// New builds the U-Net described by cfg from b (at the root of the U-Net's
+// keys). It returns an error only for an invalid cfg; parameter problems
+// (missing keys, wrong shapes) are recorded in b: check b.Check() or b.Err()
+// before running the model.
+func New(b *nn.Builder, cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p, err := cfg.plan()
+	if err != nil {
+		return nil, fmt.Errorf("unet: %w", err)
+	}
+	c0, temb := cfg.BlockOutChannels[0], 4*cfg.BlockOutChannels[0]
+	resnet := func(b *nn.Builder, r resnetSpec, scale float32) *nn.ResnetBlock2D {
+		return nn.NewResnetBlock2D(b, nn.ResnetBlock2DConfig{In: r.in, Out: r.out, TembChannels: temb,
+			Groups: p.groups, Eps: cfg.NormEps, OutputScaleFactor: scale})
+	}
+	transformer := func(b *nn.Builder, ch, heads, cross int) *nn.Transformer2DModel {
+		return nn.NewTransformer2DModel(b, nn.Transformer2DConfig{Channels: ch, Heads: heads, DimHead: ch / heads,
+			CrossDim: cross, Groups: p.groups, UseLinearProjection: cfg.UseLinearProjection})
+	}
+	m := &Model{
+		Config:        cfg,
+		ConvIn:        nn.NewConv2d(b.Sub("conv_in"), cfg.InChannels, c0, cfg.ConvInKernel, 1, cfg.ConvInKernel/2),
+		TimeProj:      nn.NewTimesteps(c0, cfg.FlipSinToCos, cfg.FreqShift),
+		TimeEmbedding: nn.NewTimestepEmbedding(b.Sub("time_embedding"), c0, temb, 0),
+	}
+	for i, s := range p.down {
+		bb := b.Path("down_blocks", i)
+		d := &DownBlock{}
+		for j, r := range s.resnets {
+			d.Resnets = append(d.Resnets, resnet(bb.Path("resnets", j), r, 1))
+			if s.attn {
+				d.Attentions = append(d.Attentions, transformer(bb.Path("attentions", j), s.out, s.heads, s.cross))
+			}
+		}
+		if s.resample {
+			d.Downsampler = nn.NewDownsample2D(bb.Path("downsamplers", 0), s.out, s.out, cfg.DownsamplePadding)
+		}
+		m.DownBlocks = append(m.DownBlocks, d)
+	}
+	mb, mc := b.Sub("mid_block"), p.midChannels
+	m.MidBlock = &MidBlock{
+		Resnets: [2]*nn.ResnetBlock2D{
+			resnet(mb.Path("resnets", 0), resnetSpec{mc, mc}, cfg.MidBlockScaleFactor),
+			resnet(mb.Path("resnets", 1), resnetSpec{mc, mc}, cfg.MidBlockScaleFactor)},
+		Attention: transformer(mb.Path("attentions", 0), mc, p.midHeads, p.midCross),
+	}
+	for i, s := range p.up {
+		bb := b.Path("up_blocks", i)
+		u := &UpBlock{}
+		for j, r := range s.resnets {
+			u.Resnets = append(u.Resnets, resnet(bb.Path("resnets", j), r, 1))
+			if s.attn {
+				u.Attentions = append(u.Attentions, transformer(bb.Path("attentions", j), s.out, s.heads, s.cross))
+			}
+		}
+		if s.resample {
+			u.Upsampler = nn.NewUpsample2D(bb.Path("upsamplers", 0), s.out, s.out)
+		}
+		m.UpBlocks = append(m.UpBlocks, u)
+	}
+	m.ConvNormOut = nn.NewGroupNorm(b.Sub("conv_norm_out"), p.groups, c0, cfg.NormEps)
+	m.ConvOut = nn.NewConv2d(b.Sub("conv_out"), c0, cfg.OutChannels, cfg.ConvOutKernel, 1, cfg.ConvOutKernel/2)
+	return m, nil
+}
+
+// Load opens the U-Net of a diffusers folder: dir is the pipeline folder (with
+// unet/ inside) or the unet folder itself, holding config.json and
+// diffusion_pytorch_model.safetensors and/or its half-precision variant
+// diffusion_pytorch_model.fp16.safetensors. The weights are kept as dt (F32,
+// F16 or BF16): for F16 and BF16 the .fp16 file is preferred, for F32 the full
+// one; when only one file exists it is used and converted as needed. The
+// weights are memory-mapped (no copy when the stored dtype is dt); Close the
+// model to unmap them. Any problem — bad config, missing or misshapen tensors,
+// unused tensors — is returned as one error listing them.
+func Load(dir string, dt tensor.DType) (*Model, error) {
+	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
+		return nil, fmt.Errorf("unet: Load: dtype %v, want F32, F16 or BF16", dt)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || isDir(filepath.Join(dir, "unet")) {
+		dir = filepath.Join(dir, "unet")
+	}
+	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	full := filepath.Join(dir, "diffusion_pytorch_model.safetensors")
+	half := filepath.Join(dir, "diffusion_pytorch_model.fp16.safetensors")
+	files := []string{full, half}
+	if dt != tensor.F32 {
+		files = []string{half, full}
+	}
+	path := ""
+	for _, f := range files {
+		if _, err := os.Stat(f); err == nil {
+			path = f
+			break
+		}
+	}
+	if path == "" {
+		return nil, fmt.Errorf("unet: %s: no diffusion_pytorch_model.safetensors or diffusion_pytorch_model.fp16.safetensors", dir)
+	}
+	src, err := nn.OpenSafetensors(path)
+	if err != nil {
+		return nil, fmt.Errorf("unet: %w", err)
+	}
+	b := nn.NewBuilder(src).WithDType(dt)
+	m, err := New(b, cfg)
+	if err == nil {
+		err = b.Check()
+	}
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("unet: %s: %w", path, err)
+	}
+	m.closer = src
+	return m, nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// Close releases the memory-mapped weights of a model from Load (a no-op for a
+// model from New). The model must not be used afterwards.
+func (m *Model) Close() error {
+	if m.closer == nil {
+		return nil
+	}
+	err := m.closer.Close()
+	m.closer = nil
+	return err
+}
+
+// Forward predicts the model output (noise, or v) for the latents sample
+// [N, in_channels, h, w] at timesteps (a scalar or a one-element tensor for
+// the whole batch, or [N], any dtype; usually float32) conditioned on the
+// text-encoder states ctx [N, S, cross_attention_dim]: [N, out_channels, h, w].
+// Any h and w work; sizes not divisible by 2^(levels-1) upsample to the skip
+// connections' sizes, as in diffusers. The inputs are not modified.
+func (m *Model) Forward(sample, timesteps, ctx *tensor.Tensor) *tensor.Tensor {
+	if sample.Rank() != 4 || sample.Dim(1) != m.Config.InChannels {
+		panic(fmt.Sprintf("unet: Forward: sample %v, want [N, %d, H, W]", sample.Shape(), m.Config.InChannels))
+	}
+	n := sample.Dim(0)
+	if ctx.Rank() != 3 || ctx.Dim(0) != n {
+		panic(fmt.Sprintf("unet: Forward: encoder hidden states %v, want [%d, S, D]", ctx.Shape(), n))
+	}
+
+	// Time embedding: temb [N, 4*C0].
+	var ts *tensor.Tensor
+	switch {
+	case timesteps.Numel() == 1:
+		one := timesteps.Reshape(1)
+		ts = one.Expand(n)
+		one.Release()
+	case timesteps.Rank() == 1 && timesteps.Dim(0) == n:
+		ts = timesteps.Reshape(n)
+	default:
+		panic(fmt.Sprintf("unet: Forward: timesteps %v, want a scalar or [%d]", timesteps.Shape(), n))
+	}
+	tp := m.TimeProj.Forward(ts)
+	ts.Release()
+	m.observe("time_proj", tp)
+	temb := m.TimeEmbedding.Forward(tp)
+	tp.Release()
+	m.observe("time_embedding", temb)
+
+	x := sample
+	if m.Config.CenterInputSample {
+		x = sample.Affine(2, -1)
+	}
+	h := m.ConvIn.Forward(x)
+	if x != sample {
+		x.Release()
+	}
+	m.observe("conv_in", h)
+
+	// Down: every output is a skip connection, kept until an up block consumes it.
+	skips := []*tensor.Tensor{h}
+	for i, d := range m.DownBlocks {
+		h, skips = d.forward(h, temb, ctx, skips)
+		m.observe(fmt.Sprintf("down_blocks.%d", i), h)
+	}
+	h = m.MidBlock.forward(h, temb, ctx)
+	m.observe("mid_block", h)
+	for i, u := range m.UpBlocks {
+		k := len(skips) - len(u.Resnets)
+		res := skips[k:]
+		skips = skips[:k]
+		oh, ow := 0, 0
+		if u.Upsampler != nil {
+			// The next skip's size: 2x, or the odd size it had on the way down.
+			oh, ow = skips[k-1].Dim(2), skips[k-1].Dim(3)
+		}
+		h = u.forward(h, res, temb, ctx, oh, ow)
+		m.observe(fmt.Sprintf("up_blocks.%d", i), h)
+	}
+	temb.Release()
+
+	a := m.ConvNormOut.ForwardSiLU(h) // conv_norm_out + conv_act
+	h.Release()
+	m.observe("conv_act", a)
+	y := m.ConvOut.Forward(a)
+	a.Release()
+	return y
+}
+
+func (m *Model) observe(name string, t *tensor.Tensor) {
+	if m.hook != nil {
+		m.hook(name, t)
+	}
+}
+
+// forward runs the block on h (a skip connection, not released), appending its
+// outputs to skips; it returns the last output (itself a skip) and the skips.
+func (d *DownBlock) forward(h, temb, ctx *tensor.Tensor, skips []*tensor.Tensor) (*tensor.Tensor, []*tensor.Tensor) {
+	for j, r := range d.Resnets {
+		y := r.Forward(h, temb)
+		if d.Attentions != nil {
+			a := d.Attentions[j].Forward(y, ctx)
+			y.Release()
+			y = a
+		}
+		h = y
+		skips = append(skips, h)
+	}
+	if d.Downsampler != nil {
+		h = d.Downsampler.Forward(h)
+		skips = append(skips, h)
+	}
+	return h, skips
+}
+
+// forward returns the mid block applied to h (a skip connection, not released).
+func (mb *MidBlock) forward(h, temb, ctx *tensor.Tensor) *tensor.Tensor {
+	r := mb.Resnets[0].Forward(h, temb)
+	a := mb.Attention.Forward(r, ctx)
+	r.Release()
+	y := mb.Resnets[1].Forward(a, temb)
+	a.Release()
+	return y
+}
+
+// forward runs the block on h, consuming the skip connections res from the last
+// to the first; h and res are released. With an upsampler the output is
+// resized to [oh, ow].
+func (u *UpBlock) forward(h *tensor.Tensor, res []*tensor.Tensor, temb, ctx *tensor.Tensor, oh, ow int) *tensor.Tensor {
+	if len(res) != len(u.Resnets) {
+		panic(fmt.Sprintf("unet: up block with %d resnets given %d skip connections", len(u.Resnets), len(res)))
+	}
+	for j, r := range u.Resnets {
+		s := res[len(res)-1-j]
+		c := tensor.Cat(1, h, s) // [N, C + Cskip, H, W]
+		h.Release()
+		s.Release()
+		h = r.Forward(c, temb)
+		c.Release()
+		if u.Attentions != nil {
+			a := u.Attentions[j].Forward(h, ctx)
+			h.Release()
+			h = a
+		}
+	}
+	if u.Upsampler != nil {
+		y := u.Upsampler.ForwardSize(h, oh, ow)
+		h.Release()
+		h = y
+	}
+	return h
+}
