@@ -113,23 +113,23 @@ type Config struct {
 	TransformerLayersPerBlock IntList `json:"transformer_layers_per_block"`
 
 	// Unsupported options: they must stay null / false / their default.
-	ClassEmbedType                    *string         `json:"class_embed_type"`
-	AdditionEmbedType                 *string         `json:"addition_embed_type"`
-	NumClassEmbeds                    *int            `json:"num_class_embeds"`
-	TimeCondProjDim                   *int            `json:"time_cond_proj_dim"`
-	EncoderHidDim                     *int            `json:"encoder_hid_dim"`
-	EncoderHidDimType                 *string         `json:"encoder_hid_dim_type"`
-	TimeEmbeddingDim                  *int            `json:"time_embedding_dim"`
-	TimeEmbeddingActFn                *string         `json:"time_embedding_act_fn"`
-	TimestepPostAct                   *string         `json:"timestep_post_act"`
-	ProjectionClassEmbeddingsInputDim *int            `json:"projection_class_embeddings_input_dim"`
-	ClassEmbeddingsConcat             bool            `json:"class_embeddings_concat"`
-	MidBlockOnlyCrossAttention        *bool           `json:"mid_block_only_cross_attention"`
-	CrossAttentionNorm                *string         `json:"cross_attention_norm"`
-	AdditionTimeEmbedDim              *int            `json:"addition_time_embed_dim"`
-	AttentionType                     string          `json:"attention_type"`
-	ReverseTransformerLayersPerBlock  json.RawMessage `json:"reverse_transformer_layers_per_block"`
-	Dropout                           float32         `json:"dropout"`
+	ClassEmbedType                    *string `json:"class_embed_type"`
+	AdditionEmbedType                 *string `json:"addition_embed_type"`
+	NumClassEmbeds                    *int    `json:"num_class_embeds"`
+	TimeCondProjDim                   *int    `json:"time_cond_proj_dim"`
+	EncoderHidDim                     *int    `json:"encoder_hid_dim"`
+	EncoderHidDimType                 *string `json:"encoder_hid_dim_type"`
+	TimeEmbeddingDim                  *int    `json:"time_embedding_dim"`
+	TimeEmbeddingActFn                *string `json:"time_embedding_act_fn"`
+	TimestepPostAct                   *string `json:"timestep_post_act"`
+	ProjectionClassEmbeddingsInputDim *int    `json:"projection_class_embeddings_input_dim"`
+	ClassEmbeddingsConcat             bool    `json:"class_embeddings_concat"`
+	MidBlockOnlyCrossAttention        *bool   `json:"mid_block_only_cross_attention"`
+	CrossAttentionNorm                *string `json:"cross_attention_norm"`
+	AdditionTimeEmbedDim              *int    `json:"addition_time_embed_dim"`
+	AttentionType                     string  `json:"attention_type"`
+	ReverseTransformerLayersPerBlock  any     `json:"reverse_transformer_layers_per_block"`
+	Dropout                           float32 `json:"dropout"`
 }
 
 // DefaultConfig returns diffusers' defaults of UNet2DConditionModel (0.16), which
@@ -253,7 +253,7 @@ func (c *Config) validate() error {
 	unsupported("cross_attention_norm", c.CrossAttentionNorm != nil, str(c.CrossAttentionNorm))
 	unsupported("addition_time_embed_dim", c.AdditionTimeEmbedDim != nil, num(c.AdditionTimeEmbedDim))
 	unsupported("attention_type", c.AttentionType != "default", fmt.Sprintf("%q", c.AttentionType))
-	unsupported("reverse_transformer_layers_per_block", len(c.ReverseTransformerLayersPerBlock) > 0 && string(c.ReverseTransformerLayersPerBlock) != "null", string(c.ReverseTransformerLayersPerBlock))
+	unsupported("reverse_transformer_layers_per_block", c.ReverseTransformerLayersPerBlock != nil, c.ReverseTransformerLayersPerBlock)
 	unsupported("dual_cross_attention", c.DualCrossAttention, true)
 	unsupported("resnet_skip_time_act", c.ResnetSkipTimeAct, true)
 	unsupported("resnet_out_scale_factor", c.ResnetOutScaleFactor != 1, c.ResnetOutScaleFactor)
