@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/roentgo/roentgo/tensor"
@@ -15,8 +16,9 @@ import (
 // (e.g. a sharded checkpoint). Tensors alias the mapping: F32, F16, BF16 and I64
 // data is used in place, without copies, so loading a model costs no memory
 // beyond the page cache. Close unmaps the files: the model built from the source
-// must not be used afterwards.
+// must not be used afterwards. A SafetensorsSource is safe for concurrent use.
 type SafetensorsSource struct {
+	mu    sync.Mutex // guards cache and files
 	files []*safetensors.File
 	where map[string]safetensors.TensorInfo
 	cache map[string]*tensor.Tensor
@@ -25,6 +27,9 @@ type SafetensorsSource struct {
 // OpenSafetensors opens the safetensors files at paths as one Source. A name
 // present in two files is an error.
 func OpenSafetensors(paths ...string) (*SafetensorsSource, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("nn: OpenSafetensors: no files given")
+	}
 	s := &SafetensorsSource{where: map[string]safetensors.TensorInfo{}, cache: map[string]*tensor.Tensor{}}
 	from := map[string]string{}
 	for _, p := range paths {
@@ -69,6 +74,11 @@ func (s *SafetensorsSource) Info(name string) (string, []int, bool) {
 // F32, F16, BF16 or I64 (other dtypes are an error). Loading a name twice returns
 // the same tensor.
 func (s *SafetensorsSource) Load(name string) (*tensor.Tensor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.files == nil {
+		return nil, fmt.Errorf("safetensors source is closed")
+	}
 	if t, ok := s.cache[name]; ok {
 		return t, nil
 	}
@@ -87,6 +97,8 @@ func (s *SafetensorsSource) Load(name string) (*tensor.Tensor, error) {
 // Close unmaps every file. Tensors loaded from the source must not be used
 // afterwards.
 func (s *SafetensorsSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var first error
 	for _, f := range s.files {
 		if err := f.Close(); err != nil && first == nil {
