@@ -1,0 +1,100 @@
+package vae
+
+import (
+	"fmt"
+
+	"github.com/roentgo/roentgo/tensor"
+)
+
+// tileLatent is the tile size in latents: TileSampleSize / 2^(levels-1).
+func (m *AutoencoderKL) tileLatent() int { return m.TileSampleSize / m.Config.downFactor() }
+
+// TiledDecode decodes z [N, L, h, w] as diffusers' tiled_decode does: latent
+// tiles of T = TileSampleSize/f latents (f = 2^(levels-1)) start every
+// floor(T*(1-TileOverlap)) latents; each is decoded on its own (its GroupNorm
+// statistics and attention are the tile's), and where a tile overlaps its upper
+// and left neighbours (E = floor(TileSampleSize*TileOverlap) pixels) it is
+// blended with them linearly in place, row k of the overlap getting weight k/E
+// (the neighbour 1-k/E), first vertically, then horizontally. Each tile then
+// contributes its top-left TileSampleSize-E pixels. The output is [N, out, f h,
+// f w], the size Decode gives. Memory is bounded by one row of tiles.
+func (m *AutoencoderKL) TiledDecode(z *tensor.Tensor) *tensor.Tensor {
+	m.checkLatents("TiledDecode", z)
+	f, ts, tl := m.Config.downFactor(), m.TileSampleSize, m.tileLatent()
+	stride := int(float64(tl) * (1 - m.TileOverlap))
+	blend := int(float64(ts) * m.TileOverlap)
+	limit := ts - blend
+	if ts%f != 0 || m.TileOverlap < 0 || m.TileOverlap >= 1 || stride < 1 || limit != f*stride {
+		panic(fmt.Sprintf("vae: TiledDecode: tile size %d with overlap %g does not tile (want a multiple of %d "+
+			"and an overlap in [0, 1) giving whole latents)", ts, m.TileOverlap, f))
+	}
+	n, zh, zw := z.Dim(0), z.Dim(2), z.Dim(3)
+	out := tensor.Empty(tensor.F32, n, m.Config.OutChannels, zh*f, zw*f)
+	var prev []*tensor.Tensor // the row of tiles above, blended
+	y0 := 0
+	for i := 0; i < zh; i += stride {
+		var row []*tensor.Tensor
+		x0, th := 0, 0
+		for j := 0; j < zw; j += stride {
+			zr := z.Narrow(2, i, min(tl, zh-i))
+			zt := zr.Narrow(3, j, min(tl, zw-j))
+			t := m.decodeOne(zt)
+			zt.Release()
+			zr.Release()
+			if i > 0 {
+				blendInto(prev[len(row)], t, 2, blend)
+			}
+			if j > 0 {
+				blendInto(row[len(row)-1], t, 3, blend)
+			}
+			row = append(row, t)
+			th = min(limit, t.Dim(2))
+			tw := min(limit, t.Dim(3))
+			src := t.Narrow(2, 0, th)
+			srcw := src.Narrow(3, 0, tw)
+			dst := out.Narrow(2, y0, th)
+			dstw := dst.Narrow(3, x0, tw)
+			dstw.CopyFrom(srcw)
+			for _, v := range []*tensor.Tensor{src, srcw, dst, dstw} {
+				v.Release()
+			}
+			x0 += tw
+		}
+		for _, t := range prev {
+			t.Release()
+		}
+		prev = row
+		y0 += th
+	}
+	for _, t := range prev {
+		t.Release()
+	}
+	return out
+}
+
+// blendInto overwrites the first e' = min(e, a's size, b's size) indices of b
+// along dim (2: rows, 3: columns) with a's last e' indices times (1 - k/e') plus
+// b's times k/e' (diffusers' blend_v and blend_h).
+func blendInto(a, b *tensor.Tensor, dim, e int) {
+	e = min(e, a.Dim(dim), b.Dim(dim))
+	if e == 0 {
+		return
+	}
+	wa, wb := make([]float32, e), make([]float32, e)
+	for k := range e {
+		wa[k] = float32(1 - float64(k)/float64(e))
+		wb[k] = float32(float64(k) / float64(e))
+	}
+	shape := []int{e, 1} // broadcast over [N, C, e, W]
+	if dim == 3 {
+		shape = []int{e} // over [N, C, H, e]
+	}
+	av := a.Narrow(dim, a.Dim(dim)-e, e)
+	bv := b.Narrow(dim, 0, e)
+	s := av.Mul(tensor.FromFloat32(wa, shape...))
+	t := bv.Mul(tensor.FromFloat32(wb, shape...))
+	bv.CopyFrom(s.AddInPlace(t))
+	for _, v := range []*tensor.Tensor{s, t, av, bv} {
+		v.Release()
+	}
+}
