@@ -180,15 +180,23 @@ func (m *AutoencoderKL) Encode(x *tensor.Tensor) *DiagonalGaussian {
 // in tiles when m.Tiling asks for it (see TiledDecode).
 func (m *AutoencoderKL) Decode(z *tensor.Tensor) *tensor.Tensor {
 	m.checkLatents("Decode", z)
-	f := m.Config.downFactor()
-	tile := m.tileLatent()
-	big := z.Dim(2) > tile || z.Dim(3) > tile
-	switch {
-	case m.Tiling == TileAlways && big,
-		m.Tiling == TileAuto && big && z.Dim(2)*f*z.Dim(3)*f >= 1024*1024:
+	if m.tiled(z.Dim(2), z.Dim(3)) {
 		return m.TiledDecode(z)
 	}
 	return m.decodeOne(z)
+}
+
+// tiled reports whether Decode tiles latents of h x w.
+func (m *AutoencoderKL) tiled(h, w int) bool {
+	f, tile := m.Config.downFactor(), m.tileLatent()
+	big := h > tile || w > tile
+	switch m.Tiling {
+	case TileAlways:
+		return big
+	case TileAuto:
+		return big && h*f*w*f >= 1024*1024
+	}
+	return false
 }
 
 // decodeOne runs post_quant_conv and the decoder on z.
