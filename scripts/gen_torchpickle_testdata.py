@@ -11,6 +11,7 @@ Writes small files into tensor/torchpickle/testdata/:
                         at different offsets, a transposed view, a strided
                         column slice, an expanded (stride 0) view, a Parameter
   tensors_deflate.bin   the same archive re-zipped with deflate compression
+  proto4.bin            torch.save(..., pickle_protocol=4)
   module.bin            nn.Module.state_dict() of a small module
   sd.ckpt               {"state_dict": ..., "global_step": 3, "epoch": 1, ...}
                         with Lightning-like extras (a class as a dict key, an
@@ -35,6 +36,13 @@ import torch
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tensor", "torchpickle", "testdata")
 MARKER = "/tmp/roentgo_torchpickle_pwned"
+
+
+def fixed(name, method=zipfile.ZIP_STORED):
+    """A zip entry with a fixed date, so that regenerating gives the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = method
+    return info
 
 
 def save_expected(prefix, sd):
@@ -96,13 +104,21 @@ def main():
     torch.save(sd, os.path.join(OUT, "tensors.bin"))
     save_expected("tensors", sd)
 
+    # Protocol 4: FRAME, SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE.
+    p4 = collections.OrderedDict()
+    p4["w"] = torch.randn(2, 3).half()
+    p4["t"] = torch.randn(2, 3).t()
+    p4["p"] = torch.nn.Parameter(torch.randn(3))
+    torch.save(p4, os.path.join(OUT, "proto4.bin"), pickle_protocol=4)
+    save_expected("proto4", p4)
+
     # The same archive with deflate-compressed records.
     src = os.path.join(OUT, "tensors.bin")
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(
         os.path.join(OUT, "tensors_deflate.bin"), "w", zipfile.ZIP_DEFLATED
     ) as zout:
         for info in zin.infolist():
-            zout.writestr(info.filename, zin.read(info.filename))
+            zout.writestr(fixed(info.filename, zipfile.ZIP_DEFLATED), zin.read(info.filename))
 
     m = torch.nn.Sequential(
         torch.nn.Conv2d(2, 4, 3),
@@ -137,8 +153,8 @@ def main():
     arg = ("touch " + MARKER).encode()
     pkl = b"\x80\x02cos\nsystem\nq\x00X" + len(arg).to_bytes(4, "little") + arg + b"\x85q\x01Rq\x02."
     with zipfile.ZipFile(os.path.join(OUT, "evil_os.bin"), "w", zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pkl)
-        z.writestr("archive/version", "3\n")
+        z.writestr(fixed("archive/data.pkl"), pkl)
+        z.writestr(fixed("archive/version"), "3\n")
 
     torch.save({"w": np.zeros(3, dtype=np.float32)}, os.path.join(OUT, "numpy_entry.bin"))
     torch.save({"w": torch.randn(2).as_subclass(MyTensor)}, os.path.join(OUT, "subclass.bin"))

@@ -124,6 +124,19 @@ func TestLoadMatchesRead(t *testing.T) {
 	}
 }
 
+func TestProtocol4(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "proto4.bin"))
+	require.NoError(t, err)
+	for _, op := range []string{"\x95", "\x93", "\x94"} { // FRAME, STACK_GLOBAL, MEMOIZE
+		require.Contains(t, string(raw), op)
+	}
+	f, err := Open(filepath.Join("testdata", "proto4.bin"))
+	require.NoError(t, err)
+	defer f.Close()
+	require.Equal(t, []string{"w", "t", "p"}, f.Names())
+	checkAgainstNpy(t, f, "proto4")
+}
+
 func TestModuleStateDict(t *testing.T) {
 	f, err := Open(filepath.Join("testdata", "module.bin"))
 	require.NoError(t, err)
