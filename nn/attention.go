@@ -103,10 +103,11 @@ type BasicTransformerBlock struct {
 	FF    *FeedForward
 }
 
-// NewBasicTransformerBlock returns the block at b for dim = heads*dimHead features
-// (the transformer's inner width) with cross-attention to a context of crossDim
-// features (0: attn2 is self-attention too).
-func NewBasicTransformerBlock(b *Builder, dim, heads, dimHead, crossDim int) *BasicTransformerBlock {
+// NewBasicTransformerBlock returns the block at b for dim features (the
+// transformer's inner width, usually heads*dimHead) with cross-attention to a
+// context of crossDim features (0: attn2 is self-attention too); the argument
+// order is NewAttention's.
+func NewBasicTransformerBlock(b *Builder, dim, crossDim, heads, dimHead int) *BasicTransformerBlock {
 	return &BasicTransformerBlock{
 		Norm1: NewLayerNorm(b.Sub("norm1"), dim, 1e-5),
 		Attn1: NewAttention(b.Sub("attn1"), dim, 0, heads, dimHead),
@@ -181,7 +182,7 @@ func NewTransformer2DModel(b *Builder, c Transformer2DConfig) *Transformer2DMode
 		t.ProjOut = &Linear{Weight: co.Weight, Bias: co.Bias}
 	}
 	for i := 0; i < c.Layers; i++ {
-		t.Blocks = append(t.Blocks, NewBasicTransformerBlock(b.Path("transformer_blocks", i), inner, c.Heads, c.DimHead, c.CrossDim))
+		t.Blocks = append(t.Blocks, NewBasicTransformerBlock(b.Path("transformer_blocks", i), inner, c.CrossDim, c.Heads, c.DimHead))
 	}
 	return t
 }

@@ -287,3 +287,30 @@ func TestCheckListsAtMost50Unused(t *testing.T) {
 	require.ErrorContains(t, err, "60 unused keys")
 	require.ErrorContains(t, err, "... and 10 more unused keys")
 }
+
+// TestTransformerKeys checks the diffusers key layout of a two-layer
+// Transformer2DModel and that it runs without a context (self-attention only).
+func TestTransformerKeys(t *testing.T) {
+	b := NewRandomBuilder(9, tensor.F32)
+	m := NewTransformer2DModel(b.Path("mid_block", "attentions", 0),
+		Transformer2DConfig{Channels: 16, Heads: 2, DimHead: 4, Layers: 2, Groups: 4})
+	require.NoError(t, b.Check())
+	ps := b.Params()
+	require.Len(t, ps, 6+2*20)
+	names := map[string]tensor.Shape{}
+	for _, p := range ps {
+		names[p.Name] = p.Tensor.Shape()
+	}
+	pre := "mid_block.attentions.0."
+	for k, s := range map[string]tensor.Shape{
+		"norm.weight": {16}, "proj_in.weight": {8, 16, 1, 1}, "proj_out.bias": {16},
+		"transformer_blocks.1.attn2.to_k.weight": {8, 8}, "transformer_blocks.1.ff.net.0.proj.weight": {64, 8},
+		"transformer_blocks.1.ff.net.2.weight": {8, 32}, "transformer_blocks.0.norm3.bias": {8},
+		"transformer_blocks.0.attn1.to_out.0.bias": {8},
+	} {
+		require.Equal(t, s, names[pre+k], k)
+	}
+	x := tensor.Randn(rngFor(1), 1, 16, 3, 2)
+	y := m.Forward(x, nil)
+	require.Equal(t, x.Shape(), y.Shape())
+}

@@ -57,7 +57,7 @@ var goldenCases = []goldenCase{
 		return func(in []*tensor.Tensor) *tensor.Tensor { return f.Forward(in[0]) }
 	}},
 	{name: "transformer_block", nIn: 2, layer: func(b *Builder) func([]*tensor.Tensor) *tensor.Tensor {
-		blk := NewBasicTransformerBlock(b, 16, 2, 8, 12)
+		blk := NewBasicTransformerBlock(b, 16, 12, 2, 8)
 		return func(in []*tensor.Tensor) *tensor.Tensor { return blk.Forward(in[0], in[1]) }
 	}},
 	{name: "transformer2d_conv", nIn: 2, layer: func(b *Builder) func([]*tensor.Tensor) *tensor.Tensor {

@@ -1,13 +1,13 @@
 package nn
 
 import (
-	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
 
 	"github.com/roentgo/roentgo/internal/npy"
 	"github.com/roentgo/roentgo/tensor"
+	"github.com/roentgo/roentgo/tensor/rng"
 	"github.com/stretchr/testify/require"
 )
 
@@ -80,4 +80,4 @@ func halfSource(t testing.TB, src Source, dt tensor.DType) (half, rounded MapSou
 	return
 }
 
-func sprintShape(s []int) string { return fmt.Sprint(tensor.Shape(s)) }
+func rngFor(seed uint64) *rng.Generator { return rng.New(seed) }
