@@ -182,18 +182,31 @@ func NewTextModel(b *nn.Builder, c TextConfig) (*TextModel, error) {
 	return m, nil
 }
 
-// LoadTextModel loads a diffusers text_encoder/ folder: config.json and
-// model.safetensors (or, when absent, the model.fp16.safetensors variant),
-// memory-mapped with the weights kept in their stored dtype. Every key of the
-// file must be used and every parameter present. Close the model to unmap the
-// file.
-func LoadTextModel(dir string) (*TextModel, error) {
+// LoadTextModel loads the text encoder of a diffusers folder: dir is the
+// pipeline folder (with text_encoder/ inside) or the text_encoder folder itself,
+// holding config.json and model.safetensors and/or its variant
+// model.fp16.safetensors. The weights are kept as dt (F32, F16 or BF16); the
+// .fp16 file is preferred for 16-bit dtypes, the full one for F32, and either
+// is converted when it is the only one. The file is memory-mapped; Close the
+// model to unmap it. Any problem (config, missing, misshapen or unused
+// tensors) is returned as one error.
+func LoadTextModel(dir string, dt tensor.DType) (*TextModel, error) {
+	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
+		return nil, fmt.Errorf("clip: LoadTextModel: dtype %v, want F32, F16 or BF16", dt)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "text_encoder")); err == nil && st.IsDir() {
+		dir = filepath.Join(dir, "text_encoder")
+	}
 	c, err := LoadTextConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
 	}
+	files := []string{"model.safetensors", "model.fp16.safetensors"}
+	if dt != tensor.F32 {
+		files[0], files[1] = files[1], files[0]
+	}
 	var path string
-	for _, name := range []string{"model.safetensors", "model.fp16.safetensors"} {
+	for _, name := range files {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			path = filepath.Join(dir, name)
 			break
@@ -206,7 +219,7 @@ func LoadTextModel(dir string) (*TextModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clip: text encoder: %w", err)
 	}
-	b := nn.NewBuilder(src)
+	b := nn.NewBuilder(src).WithDType(dt)
 	m, err := NewTextModel(b, c)
 	if err == nil {
 		err = b.Check()

@@ -74,7 +74,7 @@ func requireNear(t testing.TB, got, want *tensor.Tensor, atol, rtol float64, wha
 const textAtol, textRtol = 1e-5, 1e-4
 
 func TestTextModelGolden(t *testing.T) {
-	m, err := LoadTextModel(textGolden(t, "model/diffusers/text_encoder"))
+	m, err := LoadTextModel(textGolden(t, "model/diffusers"), tensor.F32)
 	require.NoError(t, err)
 	defer m.Close()
 	require.NotNil(t, m.PositionIDs, "position_ids should be read from the file")
@@ -105,24 +105,23 @@ func TestTextModelGolden(t *testing.T) {
 	require.Panics(t, func() { m.HiddenState(ids, -len(m.Layers)-2, false) })
 }
 
-// TestTextModelGoldenHalf runs the golden case with F16 weights: the result
-// moves by the weights' rounding (2^-11 relative), so it is compared with a
-// tolerance of 2e-2 absolute on O(1) states.
+// TestTextModelGoldenHalf runs the golden case with F16 and BF16 weights: the
+// result moves by the weights' rounding (2^-11 and 2^-8 relative) through five
+// layers, compared with tolerances of 2e-2 and 1e-1 absolute on O(1) states.
 func TestTextModelGoldenHalf(t *testing.T) {
-	src, err := nn.OpenSafetensors(textGolden(t, "model/diffusers/text_encoder/model.safetensors"))
-	require.NoError(t, err)
-	defer src.Close()
-	c, err := LoadTextConfig(textGolden(t, "model/diffusers/text_encoder/config.json"))
-	require.NoError(t, err)
-	b := nn.NewBuilder(src).WithDType(tensor.F16)
-	m, err := NewTextModel(b, c)
-	require.NoError(t, err)
-	require.NoError(t, b.Check())
-	require.Equal(t, tensor.F16, m.Layers[0].MLP.FC1.Weight.DType())
-	dir := textGolden(t, "text_encoder")
-	ids := goldenNpy(t, filepath.Join(dir, "input_ids.npy"))
-	y := m.Forward(ids)
-	requireNear(t, y, goldenNpy(t, filepath.Join(dir, "last_hidden_state.npy")), 2e-2, 2e-2, "last_hidden_state (F16 weights)")
+	for _, c := range []struct {
+		dt  tensor.DType
+		tol float64
+	}{{tensor.F16, 2e-2}, {tensor.BF16, 1e-1}} {
+		m, err := LoadTextModel(textGolden(t, "model/diffusers/text_encoder"), c.dt)
+		require.NoError(t, err)
+		require.Equal(t, c.dt, m.Layers[0].MLP.FC1.Weight.DType())
+		dir := textGolden(t, "text_encoder")
+		ids := goldenNpy(t, filepath.Join(dir, "input_ids.npy"))
+		y := m.Forward(ids)
+		requireNear(t, y, goldenNpy(t, filepath.Join(dir, "last_hidden_state.npy")), c.tol, c.tol, "last_hidden_state ("+c.dt.String()+" weights)")
+		require.NoError(t, m.Close())
+	}
 }
 
 func TestTextConfig(t *testing.T) {
@@ -155,10 +154,10 @@ func TestTextConfig(t *testing.T) {
 	}
 	_, err = LoadTextConfig(filepath.Join(dir, "absent.json"))
 	require.Error(t, err)
-	_, err = LoadTextModel(dir) // config fine? no: the last write was invalid
+	_, err = LoadTextModel(dir, tensor.F32) // the last config written is invalid
 	require.Error(t, err)
 	write(`{}`)
-	_, err = LoadTextModel(dir)
+	_, err = LoadTextModel(dir, tensor.F32)
 	require.ErrorContains(t, err, "neither model.safetensors nor model.fp16.safetensors")
 }
 
@@ -221,7 +220,7 @@ func TestTextModelSD2RoundTrip(t *testing.T) {
 	cfg := `{"vocab_size": 1000, "hidden_size": 64, "intermediate_size": 96, "projection_dim": 64,
 	  "num_hidden_layers": 3, "num_attention_heads": 4, "hidden_act": "gelu", "layer_norm_eps": 1e-05}`
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644))
-	m2, err := LoadTextModel(dir)
+	m2, err := LoadTextModel(dir, tensor.F16)
 	require.NoError(t, err)
 	defer m2.Close()
 	require.Equal(t, c, m2.Config)
@@ -247,7 +246,7 @@ func TestTextModelLoadErrors(t *testing.T) {
 	}
 	kept = append(kept, nn.Param{Name: "text_model.extra", Tensor: tensor.Zeros(tensor.F32, 2)})
 	require.NoError(t, nn.SaveSafetensors(filepath.Join(dir, "model.safetensors"), kept, nil))
-	_, err = LoadTextModel(dir)
+	_, err = LoadTextModel(dir, tensor.F32)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "text_model.encoder.layers.2.mlp.fc2.bias: missing")
 	require.Contains(t, err.Error(), "text_model.extra: unused")
@@ -258,8 +257,10 @@ func TestTextModelLoadErrors(t *testing.T) {
 	pid[3] = 77
 	bad = append(bad, nn.Param{Name: "text_model.embeddings.position_ids", Tensor: tensor.FromInt64(pid, 1, 77)})
 	require.NoError(t, nn.SaveSafetensors(filepath.Join(dir, "model.safetensors"), bad, nil))
-	_, err = LoadTextModel(dir)
+	_, err = LoadTextModel(dir, tensor.F32)
 	require.ErrorContains(t, err, "position_ids[3] = 77")
+	_, err = LoadTextModel(dir, tensor.I64)
+	require.ErrorContains(t, err, "dtype")
 }
 
 // TestTextModelSD15Params counts the parameters of Stable Diffusion 1.5's text
