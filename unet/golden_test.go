@@ -101,3 +101,19 @@ func TestGoldenTinySD1F16(t *testing.T) {
 	require.NoError(t, b.Check())
 	requireClose(t, got, mr.Forward(sample, tensor.Scalar(999), ehs), atol32, rtol32, "F16 weights vs F32 with F16-rounded weights")
 }
+
+// TestGoldenTxt2ImgCalls replays every U-Net call of the golden DDIM pipeline run
+// (32x32 latents, text-encoder states of a real prompt and a negative prompt).
+func TestGoldenTxt2ImgCalls(t *testing.T) {
+	m := loadTiny(t, tensor.F32)
+	in := readNpy(t, "txt2img/ddim_4steps/unet_input.npy")   // [4, 2, 4, 32, 32]
+	out := readNpy(t, "txt2img/ddim_4steps/unet_output.npy") // [4, 2, 4, 32, 32]
+	ts := readNpy(t, "txt2img/ddim_4steps/timesteps.npy")    // [4]: 751, 501, 251, 1
+	ctx := readNpy(t, "txt2img/ddim_4steps/prompt_embeds.npy")
+	require.Equal(t, []float32{751, 501, 251, 1}, ts.Float32s())
+	for i := 0; i < ts.Dim(0); i++ {
+		got := m.Forward(in.Select(0, i), ts.Narrow(0, i, 1), ctx)
+		requireClose(t, got, out.Select(0, i), atol32, rtol32, fmt.Sprintf("call %d (t=%g)", i, ts.At(i)))
+		got.Release()
+	}
+}

@@ -1,0 +1,192 @@
+package unet
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/tensor"
+	"github.com/roentgo/roentgo/tensor/rng"
+)
+
+// sd15Models caches the random-weight SD1.5 U-Net per weight dtype (building one
+// takes seconds and 1.7 GB (F16) or 3.4 GB (F32)).
+var sd15Models sync.Map // tensor.DType -> *Model
+
+func sd15(b *testing.B, dt tensor.DType) *Model {
+	if m, ok := sd15Models.Load(dt); ok {
+		return m.(*Model)
+	}
+	cfg, err := LoadConfig(filepath.Join("testdata", "sd15_config.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	bl := nn.NewRandomBuilder(1, dt)
+	m, err := New(bl, cfg)
+	if err == nil {
+		err = bl.Check()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("SD1.5 U-Net, random %v weights: %d parameters, built in %v", dt, numParams(bl.Params()), time.Since(start).Round(time.Millisecond))
+	sd15Models.Store(dt, m)
+	return m
+}
+
+// BenchmarkSD15 times one U-Net step (Forward) of the SD1.5 architecture with
+// random weights at batch 2 (classifier-free guidance), for F16 and F32 weights
+// and 64x64 (512x512 images) and 32x32 latents. Metrics: s/step, GFLOP/s (from
+// forwardFLOPs), buffer-pool misses per step (0 once warm: no GC churn) and the process's peak resident memory (VmHWM; it includes
+// every model built so far in the process: run one dtype per process, e.g.
+// -bench 'SD15/F16', for a clean figure).
+//
+//	go test ./unet -run '^$' -bench 'SD15/F16/64' -benchtime 3x
+func BenchmarkSD15(b *testing.B) {
+	for _, dt := range []tensor.DType{tensor.F16, tensor.F32} {
+		for _, size := range []int{64, 32} {
+			b.Run(fmt.Sprintf("%v/%dx%d", dt, size, size), func(b *testing.B) {
+				m := sd15(b, dt)
+				g := rng.New(3)
+				sample := tensor.Randn(g, 2, 4, size, size)
+				ctx := tensor.Randn(g, 2, 77, 768)
+				ts := tensor.Scalar(500)
+				flops := forwardFLOPs(m, 2, size, size, 77)
+				m.Forward(sample, ts, ctx).Release() // warm the buffer pool
+				pool, cpu0 := tensor.GetPoolStats(), cpuSeconds()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					m.Forward(sample, ts, ctx).Release()
+				}
+				b.StopTimer()
+				// Buffers the pool could not serve (new allocations) per step.
+				b.ReportMetric(float64(tensor.GetPoolStats().Misses-pool.Misses)/float64(b.N), "pool-misses/step")
+				// CPU time of the process per step: on a shared machine, wall time
+				// over-states the cost; on an idle one wall ~ cpu / cores.
+				b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(sec, "s/step")
+				b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+				b.ReportMetric(flops/2/1e12, "TFLOP/sample")
+				if hwm := vmHWM(); hwm > 0 {
+					b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
+				}
+			})
+		}
+	}
+}
+
+// cpuSeconds returns the user+system CPU time of the process so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// vmHWM returns the process's peak resident set size in bytes (VmHWM of
+// /proc/self/status), or 0 where that is unavailable.
+func vmHWM() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// forwardFLOPs counts the multiply-adds (x2) of one Forward on [n, C, h, w]
+// latents (h and w divisible by 2^(levels-1)) with seq text tokens: the
+// convolutions, linear layers and the two matrix products of each attention.
+// Norms, activations and the softmax are left out (a few percent).
+func forwardFLOPs(m *Model, n, h, w, seq int) float64 {
+	var f float64
+	prod := func(s tensor.Shape) float64 {
+		p := 1.0
+		for _, d := range s {
+			p *= float64(d)
+		}
+		return p
+	}
+	conv := func(c *nn.Conv2d, oh, ow int) { f += 2 * float64(n*oh*ow) * prod(c.Weight.Shape()) }
+	lin := func(l *nn.Linear, rows int) { f += 2 * float64(rows) * prod(l.Weight.Shape()) }
+	resnet := func(r *nn.ResnetBlock2D, hh, ww int) {
+		conv(r.Conv1, hh, ww)
+		conv(r.Conv2, hh, ww)
+		if r.ConvShortcut != nil {
+			conv(r.ConvShortcut, hh, ww)
+		}
+		lin(r.TimeEmbProj, n)
+	}
+	attn := func(a *nn.Attention, sq, sk int) {
+		lin(a.ToQ, n*sq)
+		lin(a.ToK, n*sk)
+		lin(a.ToV, n*sk)
+		lin(a.ToOut, n*sq)
+		f += 4 * float64(n*sq*sk*a.Heads*a.DimHead) // Q K^T and P V
+	}
+	transformer := func(t *nn.Transformer2DModel, hh, ww int) {
+		s := hh * ww
+		lin(t.ProjIn, n*s)
+		for _, blk := range t.Blocks {
+			attn(blk.Attn1, s, s)
+			attn(blk.Attn2, s, seq)
+			lin(blk.FF.Proj, n*s)
+			lin(blk.FF.Out, n*s)
+		}
+		lin(t.ProjOut, n*s)
+	}
+	lin(m.TimeEmbedding.Linear1, n)
+	lin(m.TimeEmbedding.Linear2, n)
+	conv(m.ConvIn, h, w)
+	for i, d := range m.DownBlocks {
+		hh, ww := h>>i, w>>i
+		for j, r := range d.Resnets {
+			resnet(r, hh, ww)
+			if d.Attentions != nil {
+				transformer(d.Attentions[j], hh, ww)
+			}
+		}
+		if d.Downsampler != nil {
+			conv(d.Downsampler.Conv, hh/2, ww/2)
+		}
+	}
+	l := len(m.DownBlocks) - 1
+	resnet(m.MidBlock.Resnets[0], h>>l, w>>l)
+	transformer(m.MidBlock.Attention, h>>l, w>>l)
+	resnet(m.MidBlock.Resnets[1], h>>l, w>>l)
+	for i, u := range m.UpBlocks {
+		hh, ww := h>>(l-i), w>>(l-i)
+		for j, r := range u.Resnets {
+			resnet(r, hh, ww)
+			if u.Attentions != nil {
+				transformer(u.Attentions[j], hh, ww)
+			}
+		}
+		if u.Upsampler != nil {
+			conv(u.Upsampler.Conv, 2*hh, 2*ww)
+		}
+	}
+	conv(m.ConvOut, h, w)
+	return f
+}
