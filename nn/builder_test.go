@@ -129,7 +129,7 @@ func TestBuilderDType(t *testing.T) {
 	defer st.Close()
 	b4 := NewBuilder(st)
 	require.Nil(t, b4.Get("w", 2))
-	require.ErrorContains(t, b4.Err(), "nn: w (F64 [2]): dtype F64 is not supported")
+	require.ErrorContains(t, b4.Err(), `nn: w (F64 [2]): tensor: tensor "w": stored dtype F64 is not supported`)
 	h := b4.Get("h", 2)
 	require.Equal(t, tensor.F16, h.DType())
 	require.Equal(t, []float32{1, -2}, h.Float32s())

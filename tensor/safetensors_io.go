@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/roentgo/roentgo/tensor/safetensors"
 )
@@ -13,8 +14,9 @@ import (
 // bytes (copied only when the data is misaligned for its element type), and keep
 // their stored dtype, so a half-precision model costs its file size in memory,
 // paged in on first use. Close unmaps the files; tensors from the archive must
-// not be used after it.
+// not be used after it. An Archive is safe for concurrent use.
 type Archive struct {
+	mu       sync.Mutex // guards cache and files
 	files    []*safetensors.File
 	where    map[string]safetensors.TensorInfo
 	file     map[string]*safetensors.File
@@ -86,6 +88,11 @@ func (a *Archive) Info(name string) (dtype string, shape Shape, ok bool) {
 // the stored dtype is not one this package computes with (F32, F16, BF16, I64).
 // Repeated calls return the same tensor.
 func (a *Archive) Get(name string) (*Tensor, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.files == nil {
+		return nil, errors.New("tensor: the archive is closed")
+	}
 	if t, ok := a.cache[name]; ok {
 		return t, nil
 	}
@@ -107,11 +114,14 @@ func (a *Archive) Get(name string) (*Tensor, error) {
 
 // Close unmaps every file of the archive.
 func (a *Archive) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var errs []error
 	for _, f := range a.files {
 		errs = append(errs, f.Close())
 	}
 	a.files = nil
+	a.cache = nil
 	return errors.Join(errs...)
 }
 
