@@ -385,7 +385,9 @@ func pool(h, ids *tensor.Tensor) *tensor.Tensor {
 				best = j
 			}
 		}
-		rows[r] = h.Select(0, r).Select(0, best)
+		hr := h.Select(0, r)
+		rows[r] = hr.Select(0, best)
+		hr.Release()
 	}
 	y := tensor.Stack(0, rows...)
 	for _, r := range rows {

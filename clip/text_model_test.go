@@ -280,3 +280,25 @@ func TestTextModelSD15Params(t *testing.T) {
 	}
 	require.Equal(t, 123_060_480, n)
 }
+
+// TestTextModelBuffersReused checks that the forward passes release their
+// intermediates: once the buffer pool is warm, a second round allocates
+// nothing new.
+func TestTextModelBuffersReused(t *testing.T) {
+	m, err := LoadTextModel(textGolden(t, "model/diffusers"), tensor.F32)
+	require.NoError(t, err)
+	defer m.Close()
+	ids := goldenNpy(t, textGolden(t, "text_encoder/input_ids.npy"))
+	round := func() {
+		m.Forward(ids).Release()
+		m.ForwardOutput(ids, TextOptions{HiddenStates: true, Pooled: true}).Release()
+		m.HiddenState(ids, -2, true).Release()
+	}
+	round()
+	s0 := tensor.GetPoolStats()
+	round()
+	s1 := tensor.GetPoolStats()
+	t.Logf("second round: %d buffers from the pool, %d new", s1.Hits-s0.Hits, s1.Misses-s0.Misses)
+	require.Greater(t, s1.Hits-s0.Hits, int64(50))
+	require.Zero(t, s1.Misses-s0.Misses, "allocations outside the pool in a warm round")
+}

@@ -158,3 +158,27 @@ func TestSD15Params(t *testing.T) {
 	}
 	require.Equal(t, 83_653_863, n)
 }
+
+// TestBuffersReused checks that Encode, Decode and TiledDecode release their
+// intermediates: once the buffer pool is warm, a second round allocates
+// nothing new (every buffer comes from the pool).
+func TestBuffersReused(t *testing.T) {
+	m := loadTiny(t, tensor.F32)
+	z := readNpy(t, "vae/decode_input.npy")
+	x := readNpy(t, "vae/encode_input.npy")
+	zt := tensor.Randn(rng.New(3), 1, 4, 56, 52)
+	round := func() {
+		m.Decode(z).Release()
+		d := m.Encode(x)
+		d.Sample(rng.New(1)).Release()
+		d.Release()
+		m.TiledDecode(zt).Release()
+	}
+	round()
+	s0 := tensor.GetPoolStats()
+	round()
+	s1 := tensor.GetPoolStats()
+	t.Logf("second round: %d buffers from the pool, %d new", s1.Hits-s0.Hits, s1.Misses-s0.Misses)
+	require.Greater(t, s1.Hits-s0.Hits, int64(100))
+	require.Zero(t, s1.Misses-s0.Misses, "allocations outside the pool in a warm round")
+}
