@@ -1,5 +1,12 @@
-// Package clip holds CLIP's text side for Stable Diffusion: the tokenizer
-// (and, later, the text encoder).
+// Package clip holds CLIP's text side for Stable Diffusion: the tokenizer and
+// the text encoder.
+//
+// TextModel is transformers' CLIPTextModel (Radford et al. 2021, "Learning
+// Transferable Visual Models From Natural Language Supervision"), built with
+// NewTextModel or loaded from a diffusers text_encoder/ folder with
+// LoadTextModel: Forward gives the last hidden state (Stable Diffusion's prompt
+// embeddings), HiddenState(ids, -2, ln) the penultimate ("clip skip") states,
+// and ForwardOutput all hidden states and the pooled EOS output.
 //
 // CLIPTokenizer reproduces the ids of transformers' CLIPTokenizer with ftfy
 // installed, which are those of OpenAI's CLIP tokenizer, as the diffusers
