@@ -41,6 +41,11 @@
 // released tensor panics on use. Model code releases its intermediates so that a
 // sampling loop runs without allocating (see GetPoolStats, SetPoolLimit).
 //
+// Every handle counts, intermediate views included: in
+// x.Select(0, i).Select(0, j) the first Select's view holds the buffer until it
+// is released too, so code that wants the buffer back releases each handle it
+// made (or avoids naming intermediate views it never releases).
+//
 // # Devices
 //
 // Each op finds its device's backend (an unexported interface, one method per
