@@ -28,8 +28,12 @@ func convCompare(t *testing.T, name string, got, want []float32, atol, rtol floa
 	bad := 0
 	for i := range want {
 		d := math.Abs(float64(got[i]) - float64(want[i]))
-		if math.IsNaN(float64(got[i])) {
-			d = math.Inf(1)
+		gn, wn := math.IsNaN(float64(got[i])), math.IsNaN(float64(want[i]))
+		if gn || wn {
+			d = math.Inf(1) // a NaN on one side only is a mismatch
+			if gn && wn {
+				d = 0
+			}
 		}
 		maxd = max(maxd, d)
 		if d > atol+rtol*math.Abs(float64(want[i])) {
