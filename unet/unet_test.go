@@ -267,3 +267,53 @@ func TestRealSizeKeys(t *testing.T) {
 		require.Equal(t, tc.params, numParams(b.Params()), tc.config)
 	}
 }
+
+// TestLoadFP16Variant saves the golden weights as a diffusers .fp16 variant
+// (F16 data) in a pipeline-style folder and loads it as F16 (used as stored) and
+// as F32 (converted): both compute what the F16-converted golden model computes.
+func TestLoadFP16Variant(t *testing.T) {
+	ref := loadTiny(t, tensor.F16)
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "unet"), 0o755))
+	var params []nn.Param
+	src, err := nn.OpenSafetensors(filepath.Join(goldenDir(t), "model/diffusers/unet/diffusion_pytorch_model.safetensors"))
+	require.NoError(t, err)
+	defer src.Close()
+	for _, k := range src.Keys() {
+		x, err := src.Load(k)
+		require.NoError(t, err)
+		params = append(params, nn.Param{Name: k, Tensor: x.To(tensor.F16)})
+	}
+	require.NoError(t, nn.SaveSafetensors(filepath.Join(dir, "unet", "diffusion_pytorch_model.fp16.safetensors"), params, nil))
+	cfg, err := os.ReadFile(filepath.Join(goldenDir(t), "model/diffusers/unet/config.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "unet", "config.json"), cfg, 0o644))
+
+	sample := readNpy(t, "unet/sample.npy")
+	ehs := readNpy(t, "unet/encoder_hidden_states.npy")
+	want := ref.Forward(sample, tensor.Scalar(500), ehs)
+	for _, dt := range []tensor.DType{tensor.F16, tensor.F32} {
+		m, err := Load(dir, dt)
+		require.NoError(t, err, dt)
+		require.Equal(t, dt, m.ConvIn.Weight.DType())
+		require.Equal(t, 0.0, maxAbsDiff(t, want, m.Forward(sample, tensor.Scalar(500), ehs)), "%v from the .fp16 file", dt)
+		require.NoError(t, m.Close())
+	}
+}
+
+// TestForwardReusesBuffers checks that a warm Forward allocates nothing new: every
+// intermediate is released back to tensor's pool and reused by the next step.
+func TestForwardReusesBuffers(t *testing.T) {
+	m := loadTiny(t, tensor.F32)
+	sample := readNpy(t, "unet/sample.npy")
+	ehs := readNpy(t, "unet/encoder_hidden_states.npy")
+	steps := []*tensor.Tensor{tensor.Scalar(999), tensor.Scalar(500), tensor.Scalar(1)}
+	m.Forward(sample, steps[0], ehs).Release()
+	before := tensor.GetPoolStats()
+	for _, ts := range steps[1:] {
+		m.Forward(sample, ts, ehs).Release()
+	}
+	after := tensor.GetPoolStats()
+	require.Equal(t, before.Misses, after.Misses, "pool misses in warm steps")
+	require.Greater(t, after.Hits, before.Hits)
+}
