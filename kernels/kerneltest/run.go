@@ -278,9 +278,9 @@ func (s *suite) attention(t *testing.T) {
 		{name: "sq1", b: 1, h: 4, sq: 1, sk: 1023, d: 16},
 		{name: "causal-17", b: 1, h: 2, sq: 17, sk: 17, d: 8, causal: true},
 		{name: "causal-5x23", b: 2, h: 1, sq: 5, sk: 23, d: 12, causal: true},
-		// Sq = Sk+1: query 0 may attend to no key, and its output is 0. (Sq > Sk+1
-		// is left out: AttentionRef gives NaN, not 0, for the rows before it.)
+		// Sq > Sk: the first Sq-Sk queries may attend to no key; their output is 0.
 		{name: "causal-6x5", b: 1, h: 2, sq: 6, sk: 5, d: 4, causal: true},
+		{name: "causal-9x4", b: 1, h: 2, sq: 9, sk: 4, d: 4, causal: true},
 		{name: "scale2", b: 1, h: 2, sq: 9, sk: 13, d: 5, scale: 2},
 		{name: "packed-qkv", b: 2, h: 3, sq: 19, sk: 19, d: 8, packed: true, outPad: 5},
 		{name: "strided", b: 2, h: 2, sq: 7, sk: 11, d: 6, kvPad: 3, outPad: 1},
