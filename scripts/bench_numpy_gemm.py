@@ -4,10 +4,15 @@
 Run with the system Python that has numpy, without the OpenBLAS overrides of the
 environment, e.g.:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 scripts/bench_numpy_gemm.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
+        /usr/bin/python3 scripts/bench_numpy_gemm.py --reps 10
 
-Prints one line per shape: M, K, N and GFLOP/s (2*M*N*K / best time), best of
-several repetitions, so it can be compared with `go test -bench Gemm ./kernels/cpu`.
+(OPENBLAS_CORETYPE=Haswell selects OpenBLAS's AVX2 kernel instead of its AVX-512
+one.) Prints one line per shape: M, K, N and GFLOP/s (2*M*N*K / best time) for
+B stored k x n ("nn": a @ b) and for B stored n x k and used transposed ("bt":
+a @ b.T with b C-ordered [N, K], the nn.Linear weight layout), each the best of
+--reps repetitions of at least --min-time seconds, so the numbers can be compared
+with `go test -bench Gemm ./kernels/cpu` (f32 and f32Bt sub-benchmarks).
 """
 import argparse
 import os
@@ -38,10 +43,13 @@ def blas_info():
     return "; ".join(out) or None
 
 
-def bench(m, k, n, min_time, reps):
+def bench(m, k, n, trans_b, min_time, reps):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
-    b = rng.standard_normal((k, n), dtype=np.float32)
+    if trans_b:
+        b = rng.standard_normal((n, k), dtype=np.float32).T  # a view of a C-ordered [N, K]
+    else:
+        b = rng.standard_normal((k, n), dtype=np.float32)
     c = np.empty((m, n), dtype=np.float32)
     np.matmul(a, b, out=c)  # warm up
     best = float("inf")
@@ -60,18 +68,30 @@ def bench(m, k, n, min_time, reps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--min-time", type=float, default=0.3, help="seconds per repetition")
-    ap.add_argument("--reps", type=int, default=3, help="repetitions (best is reported)")
+    ap.add_argument("--min-time", type=float, default=0.2, help="seconds per repetition")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions (best is reported)")
+    ap.add_argument("--shapes", default="", help="comma-separated MxKxN list instead of the defaults")
+    ap.add_argument("--layouts", default="nn,bt", help="comma-separated subset of nn,bt")
     args = ap.parse_args()
+    shapes = SHAPES
+    if args.shapes:
+        shapes = []
+        for s in args.shapes.split(","):
+            m, k, n = (int(v) for v in s.split("x"))
+            shapes.append(("%dx%dx%d" % (m, k, n), m, k, n))
+    layouts = args.layouts.split(",")
     info = blas_info()
-    print("numpy %s, cpus %d" % (np.__version__, os.cpu_count()))
+    print("numpy %s, cpus %d, OPENBLAS_CORETYPE=%s, OPENBLAS_NUM_THREADS=%s" % (
+        np.__version__, os.cpu_count(), os.environ.get("OPENBLAS_CORETYPE", "(auto)"),
+        os.environ.get("OPENBLAS_NUM_THREADS", "(default)")))
     if info:
         print("blas:", info)
-    else:
-        print("blas: threadpoolctl not available (np.show_config() names the library)")
-    for name, m, k, n in SHAPES:
-        g = bench(m, k, n, args.min_time, args.reps)
-        print("%-20s M=%-5d K=%-5d N=%-5d %8.1f GFLOP/s" % (name, m, k, n, g))
+    for name, m, k, n in shapes:
+        line = "%-20s M=%-5d K=%-5d N=%-5d" % (name, m, k, n)
+        for lay in layouts:
+            g = bench(m, k, n, lay == "bt", args.min_time, args.reps)
+            line += "  %s %7.1f" % (lay, g)
+        print(line + " GFLOP/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,14 @@ type gemmKernel struct {
 	// non-transposed B whose stored row p starts at element off+p*Stride; it
 	// reports false when it does not handle b's dtype.
 	packB func(dst []float32, b Mat, off, kc int) bool
+	// packA, when not nil, packs one full MR-tall micro-panel of a
+	// non-transposed A whose stored row r starts at element off+r*Stride; it
+	// reports false when it does not handle a's dtype.
+	packA func(dst []float32, a Mat, off, kc int) bool
+	// packBT, when not nil, packs one full NR-wide micro-panel of a transposed
+	// B whose stored row j (column j of op(B)) starts at element off+j*Stride;
+	// it reports false when it does not handle b's dtype.
+	packBT func(dst []float32, b Mat, off, kc int) bool
 }
 
 // gemmScratch holds one goroutine's packing buffers.
@@ -241,7 +249,7 @@ func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta flo
 			nc := min(ncMax, n-jc)
 			for pc := 0; pc < k; pc += kcMax {
 				kc := min(kcMax, k-pc)
-				packA(pa, a, 0, m, pc, kc, mr, row)
+				packA(kern, pa, a, 0, m, pc, kc, row)
 				bet := beta
 				if pc > 0 {
 					bet = 1
@@ -267,7 +275,7 @@ func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta flo
 			}
 			for ic := 0; ic < m; ic += mcMax {
 				mc := min(mcMax, m-ic)
-				packA(pa, a, ic, mc, pc, kc, mr, row)
+				packA(kern, pa, a, ic, mc, pc, kc, row)
 				for jr := 0; jr < nc; jr += nr {
 					nn := min(nr, nc-jr)
 					macroTile(kern, mc, nn, kc, alpha, pa, pb[jr*kc:jr*kc+kc*nr], bet, c[ic*ldc+jc+jr:], ldc, tile)
@@ -325,7 +333,8 @@ func rowOf(x Mat, off, n int, scratch []float32) []float32 {
 
 // packA packs op(A)[i0:i0+mc, p0:p0+kc] into MR-tall micro-panels: panel q holds
 // dst[q*kc*mr + p*mr + r] = op(A)(i0+q*mr+r, p0+p), zero beyond mc.
-func packA(dst []float32, a Mat, i0, mc, p0, kc, mr int, scratch []float32) {
+func packA(kern *gemmKernel, dst []float32, a Mat, i0, mc, p0, kc int, scratch []float32) {
+	mr := kern.mr
 	panels := (mc + mr - 1) / mr
 	if a.Trans {
 		// op(A)(i, p) = stored(p, i): row p of the storage holds the mc values.
@@ -342,6 +351,9 @@ func packA(dst []float32, a Mat, i0, mc, p0, kc, mr int, scratch []float32) {
 	for q := 0; q < panels; q++ {
 		pan := dst[q*kc*mr : (q+1)*kc*mr]
 		rows := min(mr, mc-q*mr)
+		if rows == mr && kern.packA != nil && kern.packA(pan, a, (i0+q*mr)*a.Stride+p0, kc) {
+			continue
+		}
 		for r := 0; r < rows; r++ {
 			src := rowOf(a, (i0+q*mr+r)*a.Stride+p0, kc, scratch)
 			scatter(pan[r:], src, mr)
@@ -360,9 +372,16 @@ func packA(dst []float32, a Mat, i0, mc, p0, kc, mr int, scratch []float32) {
 func packB(kern *gemmKernel, dst []float32, b Mat, p0, kc, j0, nc int, scratch []float32) {
 	nr := kern.nr
 	full := 0
-	if !b.Trans && kern.packB != nil {
+	switch {
+	case !b.Trans && kern.packB != nil:
 		for ; full < nc/nr; full++ {
 			if !kern.packB(dst[full*kc*nr:(full+1)*kc*nr], b, p0*b.Stride+j0+full*nr, kc) {
+				break
+			}
+		}
+	case b.Trans && kern.packBT != nil:
+		for ; full < nc/nr; full++ {
+			if !kern.packBT(dst[full*kc*nr:(full+1)*kc*nr], b, (j0+full*nr)*b.Stride+p0, kc) {
 				break
 			}
 		}

@@ -81,9 +81,58 @@ func packBPanelAsm(nr int, dst []float32, b Mat, off, kc int) bool {
 	return false
 }
 
+//go:noescape
+func packT16F32(dst *float32, src *float32, lds, kb, nrows, dstw int)
+
+//go:noescape
+func packT16F16(dst *float32, src *uint16, lds, kb, nrows, dstw int)
+
+// packTAsm packs, for p < kc and r < nrows (14 or 16), dst[p*dstw+r] = stored
+// element off + r*x.Stride + p of x, as float32: the 16-column blocks with the
+// AVX-512 transposes, the last kc%16 columns in Go. It reports false when it does
+// not handle x's dtype.
+func packTAsm(dst []float32, x Mat, off, kc, nrows, dstw int) bool {
+	if kc == 0 {
+		return true
+	}
+	_ = dst[(kc-1)*dstw+nrows-1]
+	kb := kc / 16
+	switch x.DType {
+	case F32:
+		src := x.F32[off : off+(nrows-1)*x.Stride+kc]
+		if kb > 0 {
+			packT16F32(&dst[0], &src[0], x.Stride, kb, nrows, dstw)
+		}
+		for r := 0; r < nrows; r++ {
+			row := src[r*x.Stride : r*x.Stride+kc]
+			for p := kb * 16; p < kc; p++ {
+				dst[p*dstw+r] = row[p]
+			}
+		}
+		return true
+	case F16:
+		src := x.U16[off : off+(nrows-1)*x.Stride+kc]
+		if kb > 0 {
+			packT16F16(&dst[0], &src[0], x.Stride, kb, nrows, dstw)
+		}
+		for r := 0; r < nrows; r++ {
+			row := src[r*x.Stride : r*x.Stride+kc]
+			for p := kb * 16; p < kc; p++ {
+				dst[p*dstw+r] = F16ToF32Scalar(row[p])
+			}
+		}
+		return true
+	}
+	return false
+}
+
 var (
 	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32,
-		packB: func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(32, dst, b, off, kc) }}
+		packB: func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(32, dst, b, off, kc) },
+		packA: func(dst []float32, a Mat, off, kc int) bool { return packTAsm(dst, a, off, kc, 14, 14) },
+		packBT: func(dst []float32, b Mat, off, kc int) bool {
+			return packTAsm(dst, b, off, kc, 16, 32) && packTAsm(dst[16:], b, off+16*b.Stride, kc, 16, 32)
+		}}
 	avx2GemmKernel = gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, mc: 6 * 32, nc: 4096, fn: kern6x16,
 		packB: func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(16, dst, b, off, kc) }}
 )
