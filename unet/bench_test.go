@@ -17,15 +17,16 @@ import (
 	"github.com/roentgo/roentgo/tensor/rng"
 )
 
-// sd15Models caches the random-weight SD1.5 U-Net per weight dtype (building one
-// takes seconds and 1.7 GB (F16) or 3.4 GB (F32)).
-var sd15Models sync.Map // tensor.DType -> *Model
+// benchModels caches the random-weight real-size U-Nets per config and weight
+// dtype (building one takes seconds and 1.7 GB (F16) or 3.4 GB (F32)).
+var benchModels sync.Map // "config/dtype" -> *Model
 
-func sd15(b *testing.B, dt tensor.DType) *Model {
-	if m, ok := sd15Models.Load(dt); ok {
+func realSize(b *testing.B, config string, dt tensor.DType) *Model {
+	key := fmt.Sprintf("%s/%v", config, dt)
+	if m, ok := benchModels.Load(key); ok {
 		return m.(*Model)
 	}
-	cfg, err := LoadConfig(filepath.Join("testdata", "sd15_config.json"))
+	cfg, err := LoadConfig(filepath.Join("testdata", config))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,8 +39,8 @@ func sd15(b *testing.B, dt tensor.DType) *Model {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("SD1.5 U-Net, random %v weights: %d parameters, built in %v", dt, numParams(bl.Params()), time.Since(start).Round(time.Millisecond))
-	sd15Models.Store(dt, m)
+	b.Logf("%s U-Net, random %v weights: %d parameters, built in %v", config, dt, numParams(bl.Params()), time.Since(start).Round(time.Millisecond))
+	benchModels.Store(key, m)
 	return m
 }
 
@@ -55,33 +56,47 @@ func BenchmarkSD15(b *testing.B) {
 	for _, dt := range []tensor.DType{tensor.F16, tensor.F32} {
 		for _, size := range []int{64, 32} {
 			b.Run(fmt.Sprintf("%v/%dx%d", dt, size, size), func(b *testing.B) {
-				m := sd15(b, dt)
-				g := rng.New(3)
-				sample := tensor.Randn(g, 2, 4, size, size)
-				ctx := tensor.Randn(g, 2, 77, 768)
-				ts := tensor.Scalar(500)
-				flops := forwardFLOPs(m, 2, size, size, 77)
-				m.Forward(sample, ts, ctx).Release() // warm the buffer pool
-				pool, cpu0 := tensor.GetPoolStats(), cpuSeconds()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					m.Forward(sample, ts, ctx).Release()
-				}
-				b.StopTimer()
-				// Buffers the pool could not serve (new allocations) per step.
-				b.ReportMetric(float64(tensor.GetPoolStats().Misses-pool.Misses)/float64(b.N), "pool-misses/step")
-				// CPU time of the process per step: on a shared machine, wall time
-				// over-states the cost; on an idle one wall ~ cpu / cores.
-				b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
-				sec := b.Elapsed().Seconds() / float64(b.N)
-				b.ReportMetric(sec, "s/step")
-				b.ReportMetric(flops/sec/1e9, "GFLOP/s")
-				b.ReportMetric(flops/2/1e12, "TFLOP/sample")
-				if hwm := vmHWM(); hwm > 0 {
-					b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
-				}
+				benchStep(b, realSize(b, "sd15_config.json", dt), size)
 			})
 		}
+	}
+}
+
+// BenchmarkSD21 is BenchmarkSD15 for the SD2.1(-base) architecture (linear
+// projections, 5/10/20/20 heads of 64, 1024-wide text states) with F16 weights.
+func BenchmarkSD21(b *testing.B) {
+	b.Run("F16/64x64", func(b *testing.B) { benchStep(b, realSize(b, "sd21_config.json", tensor.F16), 64) })
+}
+
+// benchStep times m.Forward at batch 2 with size x size latents and 77 tokens.
+func benchStep(b *testing.B, m *Model, size int) {
+	g := rng.New(3)
+	sample := tensor.Randn(g, 2, 4, size, size)
+	ctx := tensor.Randn(g, 2, 77, m.Config.CrossAttentionDim.at(0))
+	ts := tensor.Scalar(500)
+	flops := forwardFLOPs(m, 2, size, size, 77)
+	out := m.Forward(sample, ts, ctx) // warms the buffer pool
+	if !out.Shape().Equal(sample.Shape()) {
+		b.Fatalf("output %v for input %v", out.Shape(), sample.Shape())
+	}
+	out.Release()
+	pool, cpu0 := tensor.GetPoolStats(), cpuSeconds()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Forward(sample, ts, ctx).Release()
+	}
+	b.StopTimer()
+	// Buffers the pool could not serve (new allocations) per step.
+	b.ReportMetric(float64(tensor.GetPoolStats().Misses-pool.Misses)/float64(b.N), "pool-misses/step")
+	// CPU time of the process per step: on a shared machine, wall time
+	// over-states the cost; on an idle one wall ~ cpu / cores.
+	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(sec, "s/step")
+	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+	b.ReportMetric(flops/2/1e12, "TFLOP/sample")
+	if hwm := vmHWM(); hwm > 0 {
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
 	}
 }
 
