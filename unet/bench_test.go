@@ -46,10 +46,12 @@ func realSize(b *testing.B, config string, dt tensor.DType) *Model {
 
 // BenchmarkSD15 times one U-Net step (Forward) of the SD1.5 architecture with
 // random weights at batch 2 (classifier-free guidance), for F16 and F32 weights
-// and 64x64 (512x512 images) and 32x32 latents. Metrics: s/step, GFLOP/s (from
-// forwardFLOPs), buffer-pool misses per step (0 once warm: no GC churn) and the process's peak resident memory (VmHWM; it includes
-// every model built so far in the process: run one dtype per process, e.g.
-// -bench 'SD15/F16', for a clean figure).
+// and 64x64 (512x512 images) and 32x32 latents. Metrics: s/step, cpu-s/step
+// (process CPU time: the figure to trust on a shared machine), GFLOP/s (from
+// forwardFLOPs), buffer-pool misses per step (0 once warm: no GC churn) and
+// the process's peak resident memory (VmHWM; it includes every model built so
+// far in the process: run one dtype per process, e.g. -bench 'SD15/F16', for
+// a clean figure).
 //
 //	go test ./unet -run '^$' -bench 'SD15/F16/64' -benchtime 3x
 func BenchmarkSD15(b *testing.B) {
