@@ -117,3 +117,41 @@ func TestGoldenTxt2ImgCalls(t *testing.T) {
 		got.Release()
 	}
 }
+
+// The cases below come from scripts/golden_unet.py: a plain-torch U-Net that
+// reproduces the diffusers golden outputs to 1.4e-6 before writing them.
+
+// TestGoldenOddLatents runs the tiny-sd1 U-Net on 17x11 latents: the decoder's
+// upsampler resizes 9x6 to the skip connections' 17x11 (diffusers'
+// forward_upsample_size), not to 18x12.
+func TestGoldenOddLatents(t *testing.T) {
+	m := loadTiny(t, tensor.F32)
+	sample := readNpyPath(t, "testdata/odd/sample.npy") // [2, 4, 17, 11]
+	ts := readNpyPath(t, "testdata/odd/timesteps.npy")  // [981, 1]
+	ehs := readNpy(t, "unet/encoder_hidden_states.npy")
+	got := m.Forward(sample, ts, ehs)
+	requireClose(t, got, readNpyPath(t, "testdata/odd/out.npy"), atol32, rtol32, "17x11 latents")
+}
+
+// TestGoldenSD2Tiny checks the SD2 options (linear projections, a head count per
+// block, another text width, three levels, mid_block_scale_factor 1.5,
+// freq_shift 1, flip_sin_to_cos false) on a random U-Net stored as a diffusers
+// .fp16 variant, loaded as F16 and as F32 (the reference used the same
+// F16-rounded values), on 12x20 latents and on odd 10x14 ones.
+func TestGoldenSD2Tiny(t *testing.T) {
+	ctx := readNpyPath(t, "testdata/sd2tiny/ctx.npy") // [2, 7, 24]
+	sample := readNpyPath(t, "testdata/sd2tiny/sample.npy")
+	ts := readNpyPath(t, "testdata/sd2tiny/timesteps.npy")
+	want := readNpyPath(t, "testdata/sd2tiny/out.npy")
+	oddSample := readNpyPath(t, "testdata/sd2tiny/odd_sample.npy")
+	oddWant := readNpyPath(t, "testdata/sd2tiny/odd_out.npy")
+	for _, dt := range []tensor.DType{tensor.F16, tensor.F32} {
+		m, err := Load("testdata/sd2tiny", dt)
+		require.NoError(t, err)
+		require.Equal(t, IntList{2, 4, 4}, m.Config.AttentionHeadDim)
+		require.True(t, m.Config.UseLinearProjection)
+		requireClose(t, m.Forward(sample, ts, ctx), want, atol32, rtol32, fmt.Sprintf("%v 12x20", dt))
+		requireClose(t, m.Forward(oddSample, tensor.Scalar(333), ctx.Narrow(0, 0, 1)), oddWant, atol32, rtol32, fmt.Sprintf("%v 10x14", dt))
+		require.NoError(t, m.Close())
+	}
+}

@@ -26,7 +26,13 @@ func goldenDir(t testing.TB) string {
 // readNpy loads a golden .npy file (relative to the golden folder) as F32.
 func readNpy(t testing.TB, rel string) *tensor.Tensor {
 	t.Helper()
-	a, err := npy.Read(filepath.Join(goldenDir(t), rel))
+	return readNpyPath(t, filepath.Join(goldenDir(t), rel))
+}
+
+// readNpyPath loads the .npy file at path as F32.
+func readNpyPath(t testing.TB, path string) *tensor.Tensor {
+	t.Helper()
+	a, err := npy.Read(path)
 	require.NoError(t, err)
 	v, err := a.Float32()
 	require.NoError(t, err)
