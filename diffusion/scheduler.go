@@ -1,0 +1,202 @@
+package diffusion
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/roentgo/roentgo/tensor"
+)
+
+// StepOutput is the result of one Scheduler.Step.
+type StepOutput struct {
+	// PrevSample is the sample at the next (less noisy) timestep.
+	PrevSample *tensor.Tensor
+	// PredOriginal is the scheduler's estimate of the clean sample x0, or
+	// nil for schedulers whose diffusers 0.16.1 step does not return one
+	// (PNDM, Heun).
+	PredOriginal *tensor.Tensor
+}
+
+// Release releases both tensors.
+func (o StepOutput) Release() {
+	o.PrevSample.Release()
+	o.PredOriginal.Release()
+}
+
+// Scheduler is a sampler with the semantics of a diffusers 0.16.1 scheduler.
+// Typical use (see Sample):
+//
+//	s.SetTimesteps(n)
+//	x := initial noise * s.InitNoiseSigma()
+//	for _, t := range s.Timesteps() {
+//		out := model(s.ScaleModelInput(x, t), t)
+//		x = s.Step(out, t, x, noise).PrevSample
+//	}
+//
+// A Scheduler carries the state of one sampling run (multistep history) and
+// is not safe for concurrent use; SetTimesteps resets it.
+type Scheduler interface {
+	// Name is the name New knows the scheduler by.
+	Name() string
+	// Config returns the configuration.
+	Config() Config
+	// Schedule returns the training noise schedule.
+	Schedule() *Schedule
+	// SetTimesteps prepares n inference steps and resets the state. It fails
+	// when n is not in [1, num_train_timesteps].
+	SetTimesteps(n int) error
+	// NumInferenceSteps is the n of the last SetTimesteps (0 before).
+	NumInferenceSteps() int
+	// Timesteps returns the timesteps to evaluate the model at, in order
+	// (len(Timesteps()) may exceed n: PNDM repeats one, Heun evaluates
+	// twice per step). The slice must not be modified.
+	Timesteps() []float64
+	// Order is diffusers' scheduler.order: model evaluations per step
+	// (2 for Heun), used to skip steps for img2img.
+	Order() int
+	// InitNoiseSigma is the standard deviation of the initial noise.
+	InitNoiseSigma() float64
+	// ScaleModelInput returns the model input for sample x at timestep t
+	// (x itself for the schedulers that do not scale: do not release it
+	// twice).
+	ScaleModelInput(x *tensor.Tensor, t float64) *tensor.Tensor
+	// Step returns the sample at the next timestep from the model output at
+	// timestep t for sample x. Schedulers that add noise (DDPM, DDIM with
+	// eta > 0, Euler, Euler ancestral) draw it from noise, one
+	// torch.randn-shaped tensor per step; others ignore noise (it may be
+	// nil). It panics if t is not one of Timesteps().
+	Step(modelOutput *tensor.Tensor, t float64, x *tensor.Tensor, noise tensor.RandSource) StepOutput
+	// AddNoise returns original noised to the given timestep of each batch
+	// row (img2img's starting latents, training inputs).
+	AddNoise(original, noise *tensor.Tensor, timesteps []float64) *tensor.Tensor
+}
+
+// Names of the schedulers New builds.
+var SchedulerNames = []string{"ddpm", "ddim", "pndm", "euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_karras", "lms"}
+
+// Options for individual schedulers.
+type Options struct {
+	// Eta is DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like noise.
+	Eta float64
+}
+
+// New returns the scheduler called name, configured by cfg: ddpm, ddim,
+// pndm, euler, euler_a (or euler_ancestral), heun, dpmpp_2m,
+// dpmpp_2m_karras (dpmpp_2m with use_karras_sigmas forced on), lms. Use
+// NewWithOptions for DDIM's eta.
+func New(name string, cfg Config) (Scheduler, error) {
+	return NewWithOptions(name, cfg, Options{})
+}
+
+// NewWithOptions is New with scheduler options.
+func NewWithOptions(name string, cfg Config, o Options) (Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch name {
+	case "ddpm":
+		return newDDPM(cfg)
+	case "ddim":
+		return newDDIM(cfg, o.Eta)
+	case "pndm":
+		return newPNDM(cfg)
+	case "euler":
+		return newEuler(cfg, false, "euler")
+	case "euler_a", "euler_ancestral":
+		return newEuler(cfg, true, "euler_a")
+	case "heun":
+		return newHeun(cfg)
+	case "lms":
+		return newLMS(cfg)
+	case "dpmpp_2m":
+		return newDPM(cfg, "dpmpp_2m")
+	case "dpmpp_2m_karras":
+		cfg.UseKarrasSigmas = true
+		return newDPM(cfg, "dpmpp_2m_karras")
+	}
+	return nil, fmt.Errorf("diffusion: unknown scheduler %q (expected one of %s)", name, strings.Join(SchedulerNames, ", "))
+}
+
+func checkSteps(n, T int) error {
+	if n < 1 || n > T {
+		return fmt.Errorf("diffusion: %d inference steps requested, expected 1 to num_train_timesteps = %d", n, T)
+	}
+	return nil
+}
+
+// intTimestep converts a timestep to an integer index into the training
+// schedule, panicking for non-integers.
+func intTimestep(op string, t float64, T int) int {
+	i := int(t)
+	if float64(i) != t || i < 0 || i >= T {
+		panic(fmt.Sprintf("diffusion: %s: timestep %v is not an integer in [0, %d)", op, t, T))
+	}
+	return i
+}
+
+// base holds what every scheduler shares.
+type base struct {
+	name  string
+	cfg   Config
+	sched *Schedule
+	n     int
+	ts    []float64
+}
+
+func newBase(name string, cfg Config) (base, error) {
+	s, err := NewSchedule(cfg)
+	if err != nil {
+		return base{}, err
+	}
+	return base{name: name, cfg: cfg, sched: s}, nil
+}
+
+func (b *base) Name() string           { return b.name }
+func (b *base) Config() Config         { return b.cfg }
+func (b *base) Schedule() *Schedule    { return b.sched }
+func (b *base) NumInferenceSteps() int { return b.n }
+func (b *base) Timesteps() []float64   { return b.ts }
+func (b *base) T() int                 { return len(b.sched.Betas) }
+func (b *base) spacing(def string) string {
+	if b.cfg.TimestepSpacing != "" {
+		return b.cfg.TimestepSpacing
+	}
+	return def
+}
+
+// addNoiseInt is the alphas_cumprod add_noise with integer timesteps.
+func (b *base) addNoiseInt(original, noise *tensor.Tensor, timesteps []float64) *tensor.Tensor {
+	ts := make([]int, len(timesteps))
+	for i, t := range timesteps {
+		ts[i] = intTimestep("AddNoise", t, b.T())
+	}
+	return b.sched.AddNoise(original, noise, ts)
+}
+
+// predictX0 converts a model output to the predicted clean sample with the
+// alphas_cumprod parameterisation (a = acp[t], float32 as torch):
+// epsilon: (x - sqrt(1-a) out) / sqrt(a); sample: out;
+// v: sqrt(a) x - sqrt(1-a) out.
+func predictX0(p Prediction, a float32, out, x *tensor.Tensor) *tensor.Tensor {
+	b := 1 - a
+	switch p {
+	case Epsilon:
+		t := out.MulScalar(sqrt32(b))
+		r := x.Sub(t)
+		t.Release()
+		return divScalarInPlace(r, sqrt32(a))
+	case SamplePrediction:
+		return out.Clone()
+	case VPrediction:
+		return lin2(sqrt32(a), x, -sqrt32(b), out)
+	}
+	panic(fmt.Sprintf("diffusion: unknown prediction type %q", p))
+}
+
+// noiseLike draws a standard normal tensor shaped like x from g.
+func noiseLike(op string, g tensor.RandSource, x *tensor.Tensor) *tensor.Tensor {
+	if g == nil {
+		panic(fmt.Sprintf("diffusion: %s: this scheduler needs a noise source", op))
+	}
+	return tensor.Randn(g, x.Shape()...)
+}
