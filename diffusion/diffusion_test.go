@@ -410,7 +410,7 @@ func TestTrainingTargets(t *testing.T) {
 func fakeModel(calls *int) Denoiser {
 	return func(ctx context.Context, x *tensor.Tensor, t float64) (*tensor.Tensor, error) {
 		*calls++
-		return x.MulScalar(0.1).AddScalar(float32(math.Cos(t / 100))), nil
+		return x.MulScalar(0.1).AddScalarInPlace(float32(math.Cos(t / 100))), nil
 	}
 }
 

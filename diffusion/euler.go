@@ -85,7 +85,7 @@ func (s *sigmaBase) index(op string, t float64) int {
 
 // scaleBySigma returns x / sqrt(sigma^2 + 1).
 func scaleBySigma(x *tensor.Tensor, sigma float32) *tensor.Tensor {
-	return x.Div(tensor.Scalar(sqrt32(sigma*sigma + 1)))
+	return divScalar(x, sqrt32(sigma*sigma+1))
 }
 
 func (s *sigmaBase) ScaleModelInput(x *tensor.Tensor, t float64) *tensor.Tensor {
@@ -119,7 +119,7 @@ func sigmaX0(p Prediction, sigma float32, out, x *tensor.Tensor) *tensor.Tensor 
 	case VPrediction:
 		s2 := sigma*sigma + 1
 		r := out.MulScalar(-sigma / sqrt32(s2))
-		t := x.Div(tensor.Scalar(s2))
+		t := divScalar(x, s2)
 		r.AddInPlace(t)
 		t.Release()
 		return r

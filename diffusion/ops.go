@@ -31,7 +31,10 @@ func addScaledInPlace(r *tensor.Tensor, c float32, y *tensor.Tensor) *tensor.Ten
 // divScalarInPlace sets r /= c (a true division, as torch divides by a
 // 0-dimensional tensor) and returns r.
 func divScalarInPlace(r *tensor.Tensor, c float32) *tensor.Tensor {
-	return r.DivInPlace(tensor.Scalar(c))
+	d := tensor.Scalar(c)
+	r.DivInPlace(d)
+	d.Release()
+	return r
 }
 
 // retain returns a new handle on x's storage, which keeps the buffer alive
@@ -40,3 +43,11 @@ func retain(x *tensor.Tensor) *tensor.Tensor { return x.Contiguous() }
 
 func exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
 func log32(x float32) float32 { return float32(math.Log(float64(x))) }
+
+// divScalar returns x / c (a true division, as divScalarInPlace).
+func divScalar(x *tensor.Tensor, c float32) *tensor.Tensor {
+	d := tensor.Scalar(c)
+	r := x.Div(d)
+	d.Release()
+	return r
+}
