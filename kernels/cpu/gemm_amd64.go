@@ -128,8 +128,9 @@ func packTAsm(dst []float32, x Mat, off, kc, nrows, dstw int) bool {
 
 var (
 	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32,
-		packB: func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(32, dst, b, off, kc) },
-		packA: func(dst []float32, a Mat, off, kc int) bool { return packTAsm(dst, a, off, kc, 14, 14) },
+		packB:  func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(32, dst, b, off, kc) },
+		packA:  func(dst []float32, a Mat, off, kc int) bool { return packTAsm(dst, a, off, kc, 14, 14) },
+		l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320,
 		packBT: func(dst []float32, b Mat, off, kc int) bool {
 			return packTAsm(dst, b, off, kc, 16, 32) && packTAsm(dst[16:], b, off+16*b.Stride, kc, 16, 32)
 		}}

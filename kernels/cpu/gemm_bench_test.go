@@ -91,3 +91,29 @@ func BenchmarkGemmSerialAttention(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGemmMicroKernel times the active micro-kernel alone on cache-resident
+// packed panels (kc = 320, one A micro-panel against 8 B micro-panels): the
+// ceiling the blocked product can reach on one core.
+func BenchmarkGemmMicroKernel(b *testing.B) {
+	kern := activeKernel()
+	const kc, panels = 320, 8
+	pa := make([]float32, kc*kern.mr)
+	pb := make([]float32, kc*kern.nr*panels)
+	for i := range pa {
+		pa[i] = float32(i%7) * 0.25
+	}
+	for i := range pb {
+		pb[i] = float32(i%5) * 0.5
+	}
+	c := make([]float32, kern.mr*kern.nr*panels)
+	ldc := kern.nr * panels
+	b.Run(kern.name, func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			for q := 0; q < panels; q++ {
+				kern.fn(kc, pa, pb[q*kc*kern.nr:], c[q*kern.nr:], ldc, 1, 0)
+			}
+		}
+		b.ReportMetric(2*float64(kc*kern.mr*kern.nr*panels)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+}

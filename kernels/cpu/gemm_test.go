@@ -200,6 +200,7 @@ func gemmCases(short bool) []gemmCase {
 		{m: 67, n: 71, k: 1023, ta: true, padA: 1, padB: 9},
 		{m: 300, n: 257, k: 129, alpha: 0.5, beta: 0},
 		{m: 257, n: 300, k: 129, tb: true},
+		{m: 1500, n: 45, k: 50, tb: true, beta: 1}, // the BLIS loop order (m > l1MaxM)
 	}
 	if !short {
 		big = append(big,
@@ -262,14 +263,21 @@ func TestGemmSmallBlocks(t *testing.T) {
 			testKernel = &k
 			defer func() { testKernel = nil }()
 			rng := rand.New(rand.NewPCG(3, uint64(l)))
-			for _, gc := range []gemmCase{
-				{m: 3*k.mr + 1, n: 5*k.nr + 3, k: 45, alpha: 1},
-				{m: 5*k.mr - 1, n: 3*k.nr + 1, k: 19, ta: true, tb: true, alpha: -1, beta: 0.5, padC: 1},
-				{m: 4*k.mr + 2, n: 2*k.nr + 5, k: 64, ta: true, db: F16, alpha: 2, beta: 1},
-				{m: 70, n: 90, k: 33, tb: true, da: BF16, alpha: 1},
-			} {
-				for _, fn := range gemmFuncs[:2] {
-					runGemmCase(t, rng, gc, fn)
+			// Both loop orders: the BLIS one, then the A-in-L1 one (gemmSerialAL1).
+			for _, l1 := range []bool{false, true} {
+				k.l1MaxM, k.l1MC, k.l1NC = 0, 0, 0
+				if l1 {
+					k.l1MaxM, k.l1MC, k.l1NC = 1<<30, 2*k.mr, 2*k.nr
+				}
+				for _, gc := range []gemmCase{
+					{m: 3*k.mr + 1, n: 5*k.nr + 3, k: 45, alpha: 1},
+					{m: 5*k.mr - 1, n: 3*k.nr + 1, k: 19, ta: true, tb: true, alpha: -1, beta: 0.5, padC: 1},
+					{m: 4*k.mr + 2, n: 2*k.nr + 5, k: 64, ta: true, db: F16, alpha: 2, beta: 1},
+					{m: 70, n: 90, k: 33, tb: true, da: BF16, alpha: 1},
+				} {
+					for _, fn := range gemmFuncs[:2] {
+						runGemmCase(t, rng, gc, fn)
+					}
 				}
 			}
 		})
