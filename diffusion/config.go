@@ -53,12 +53,17 @@ type Config struct {
 	// ClassName is diffusers' _class_name (e.g. "PNDMScheduler"), informative.
 	ClassName string `json:"_class_name,omitempty"`
 
-	NumTrainTimesteps int       `json:"num_train_timesteps"`
-	BetaStart         float64   `json:"beta_start"`
-	BetaEnd           float64   `json:"beta_end"`
-	BetaSchedule      string    `json:"beta_schedule"`
-	TrainedBetas      []float64 `json:"trained_betas"`
+	// NumTrainTimesteps is T, the length of the training schedule.
+	NumTrainTimesteps int `json:"num_train_timesteps"`
+	// BetaStart and BetaEnd bound the linear and scaled_linear schedules.
+	BetaStart float64 `json:"beta_start"`
+	BetaEnd   float64 `json:"beta_end"`
+	// BetaSchedule is linear, scaled_linear or squaredcos_cap_v2.
+	BetaSchedule string `json:"beta_schedule"`
+	// TrainedBetas, when not null, gives the T betas directly.
+	TrainedBetas []float64 `json:"trained_betas"`
 
+	// PredictionType is what the model predicts.
 	PredictionType Prediction `json:"prediction_type"`
 	// StepsOffset is added to the timesteps of "leading" spacing (1 in
 	// Stable Diffusion's configs).

@@ -33,6 +33,9 @@ func (o StepOutput) Release() {
 //		x = s.Step(out, t, x, noise).PrevSample
 //	}
 //
+// The sigma schedulers (euler, euler_a, heun, lms) also have a method
+// Sigmas() []float32: the noise level of each timestep followed by 0.
+//
 // A Scheduler carries the state of one sampling run (multistep history) and
 // is not safe for concurrent use; SetTimesteps resets it.
 type Scheduler interface {
@@ -71,10 +74,12 @@ type Scheduler interface {
 	AddNoise(original, noise *tensor.Tensor, timesteps []float64) *tensor.Tensor
 }
 
-// Names of the schedulers New builds.
+// SchedulerNames lists the names New accepts (euler_ancestral is also
+// accepted as an alias of euler_a).
 var SchedulerNames = []string{"ddpm", "ddim", "pndm", "euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_karras", "lms"}
 
-// Options for individual schedulers.
+// Options holds settings of individual schedulers that are not part of a
+// diffusers config (diffusers passes them to step).
 type Options struct {
 	// Eta is DDIM's eta: 0 is deterministic DDIM, 1 is DDPM-like noise.
 	Eta float64
