@@ -50,6 +50,10 @@ type gemmKernel struct {
 	// streams past it, A blocks of l1MC rows; otherwise the BLIS order keeps a
 	// B micro-panel in L1 and the A block (mc x kc) in L2.
 	l1MaxM, l1MC, l1NC int
+	// edge, when not nil, computes the mm x nn corner (mm <= MR, nn <= NR, one
+	// of them short) of a micro-tile straight into C, like fn on full tiles;
+	// without it the tile goes through a scratch tile.
+	edge func(mm, nn, kc int, a, b, c []float32, ldc int, alpha, beta float32)
 }
 
 // gemmScratch holds one goroutine's packing buffers.
@@ -301,6 +305,10 @@ func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta 
 // through the scratch tile.
 func edgeTile(kern *gemmKernel, mm, nn, kc int, alpha float32, ap, bp []float32, beta float32, c []float32, ldc int, tile []float32) {
 	nr := kern.nr
+	if kern.edge != nil {
+		kern.edge(mm, nn, kc, ap, bp, c, ldc, alpha, beta)
+		return
+	}
 	kern.fn(kc, ap, bp, tile, nr, 1, 0)
 	for r := 0; r < mm; r++ {
 		cr := c[r*ldc : r*ldc+nn]
@@ -389,20 +397,7 @@ func macroTile(kern *gemmKernel, mc, nn, kc int, alpha float32, pa, bp []float32
 			kern.fn(kc, ap, bp, c[co:co+(mr-1)*ldc+nr], ldc, alpha, beta)
 			continue
 		}
-		kern.fn(kc, ap, bp, tile, nr, 1, 0)
-		for r := 0; r < mm; r++ {
-			cr := c[co+r*ldc : co+r*ldc+nn]
-			tr := tile[r*nr : r*nr+nn]
-			if beta == 0 {
-				for j, v := range tr {
-					cr[j] = alpha * v
-				}
-			} else {
-				for j, v := range tr {
-					cr[j] = alpha*v + beta*cr[j]
-				}
-			}
-		}
+		edgeTile(kern, mm, nn, kc, alpha, ap, bp, beta, c[co:], ldc, tile)
 	}
 }
 

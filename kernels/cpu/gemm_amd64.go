@@ -32,6 +32,24 @@ func kern14x32(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	sgemmKernel14x32(kc, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta)
 }
 
+//go:noescape
+func sgemmKernel14x32m(kc int, a, b, c *float32, ldc int, alpha, beta float32, rows, mask int)
+
+//go:noescape
+func sgemmKernel14x16m(kc int, a, b, c *float32, ldc int, alpha, beta float32, rows, mask int)
+
+// edge14x32 is the edge form of kern14x32 (see gemmKernel.edge): masked stores
+// of the mm x nn corner, with the 16-wide kernel when nn <= 16.
+func edge14x32(mm, nn, kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	_, _, _ = a[kc*14-1], b[kc*32-1], c[(mm-1)*ldc+nn-1]
+	mask := 1<<nn - 1
+	if nn <= 16 {
+		sgemmKernel14x16m(kc, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta, mm, mask)
+		return
+	}
+	sgemmKernel14x32m(kc, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta, mm, mask)
+}
+
 func kern6x16(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	_, _, _ = a[kc*6-1], b[kc*16-1], c[5*ldc+15]
 	sgemmKernel6x16(kc, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta)
@@ -130,7 +148,7 @@ var (
 	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32,
 		packB:  func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(32, dst, b, off, kc) },
 		packA:  func(dst []float32, a Mat, off, kc int) bool { return packTAsm(dst, a, off, kc, 14, 14) },
-		l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320,
+		l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320, edge: edge14x32,
 		packBT: func(dst []float32, b Mat, off, kc int) bool {
 			return packTAsm(dst, b, off, kc, 16, 32) && packTAsm(dst[16:], b, off+16*b.Stride, kc, 16, 32)
 		}}
