@@ -33,18 +33,19 @@ type gemmKernel struct {
 	mr, nr     int // micro-tile
 	kc, mc, nc int // cache blocks (mc multiple of mr, nc multiple of nr)
 	fn         microKernel
-	// packB, when not nil, packs one full NR-wide micro-panel of a
-	// non-transposed B whose stored row p starts at element off+p*Stride; it
-	// reports false when it does not handle b's dtype.
-	packB func(dst []float32, b Mat, off, kc int) bool
-	// packA, when not nil, packs one full MR-tall micro-panel of a
-	// non-transposed A whose stored row r starts at element off+r*Stride; it
-	// reports false when it does not handle a's dtype.
-	packA func(dst []float32, a Mat, off, kc int) bool
-	// packBT, when not nil, packs one full NR-wide micro-panel of a transposed
-	// B whose stored row j (column j of op(B)) starts at element off+j*Stride;
-	// it reports false when it does not handle b's dtype.
-	packBT func(dst []float32, b Mat, off, kc int) bool
+	// packB, when not nil, packs one NR-wide micro-panel of a non-transposed
+	// B of nn <= NR columns (zero-padded) whose stored row p starts at element
+	// off+p*Stride; it reports false when it does not handle b's dtype or nn.
+	packB func(dst []float32, b Mat, off, kc, nn int) bool
+	// packA, when not nil, packs one MR-tall micro-panel of a non-transposed
+	// A of rows <= MR rows (zero-padded) whose stored row r starts at element
+	// off+r*Stride; it reports false when it does not handle a's dtype.
+	packA func(dst []float32, a Mat, off, kc, rows int) bool
+	// packBT, when not nil, packs one NR-wide micro-panel of a transposed B
+	// of nn <= NR columns (zero-padded) whose stored row j (column j of
+	// op(B)) starts at element off+j*Stride; it reports false when it does not
+	// handle b's dtype.
+	packBT func(dst []float32, b Mat, off, kc, nn int) bool
 	// For 0 < m <= l1MaxM, gemmSerialAL1's loop order is used: one A
 	// micro-panel stays in L1 while a B block of kc x l1NC (sized for L2)
 	// streams past it, A blocks of l1MC rows; otherwise the BLIS order keeps a
@@ -437,7 +438,7 @@ func packA(kern *gemmKernel, dst []float32, a Mat, i0, mc, p0, kc int, scratch [
 	for q := 0; q < panels; q++ {
 		pan := dst[q*kc*mr : (q+1)*kc*mr]
 		rows := min(mr, mc-q*mr)
-		if rows == mr && kern.packA != nil && kern.packA(pan, a, (i0+q*mr)*a.Stride+p0, kc) {
+		if kern.packA != nil && kern.packA(pan, a, (i0+q*mr)*a.Stride+p0, kc, rows) {
 			continue
 		}
 		for r := 0; r < rows; r++ {
@@ -460,14 +461,16 @@ func packB(kern *gemmKernel, dst []float32, b Mat, p0, kc, j0, nc int, scratch [
 	full := 0
 	switch {
 	case !b.Trans && kern.packB != nil:
-		for ; full < nc/nr; full++ {
-			if !kern.packB(dst[full*kc*nr:(full+1)*kc*nr], b, p0*b.Stride+j0+full*nr, kc) {
+		for ; full*nr < nc; full++ {
+			nn := min(nr, nc-full*nr)
+			if !kern.packB(dst[full*kc*nr:(full+1)*kc*nr], b, p0*b.Stride+j0+full*nr, kc, nn) {
 				break
 			}
 		}
 	case b.Trans && kern.packBT != nil:
-		for ; full < nc/nr; full++ {
-			if !kern.packBT(dst[full*kc*nr:(full+1)*kc*nr], b, (j0+full*nr)*b.Stride+p0, kc) {
+		for ; full*nr < nc; full++ {
+			nn := min(nr, nc-full*nr)
+			if !kern.packBT(dst[full*kc*nr:(full+1)*kc*nr], b, (j0+full*nr)*b.Stride+p0, kc, nn) {
 				break
 			}
 		}

@@ -56,10 +56,10 @@ func kern6x16(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 }
 
 //go:noescape
-func packB32F32(dst *float32, src *float32, ldb, kc int)
+func packB32F32(dst *float32, src *float32, ldb, kc, mask int)
 
 //go:noescape
-func packB32F16(dst *float32, src *uint16, ldb, kc int)
+func packB32F16(dst *float32, src *uint16, ldb, kc, mask int)
 
 //go:noescape
 func packB16F32(dst *float32, src *float32, ldb, kc int)
@@ -67,19 +67,21 @@ func packB16F32(dst *float32, src *float32, ldb, kc int)
 //go:noescape
 func packB16F16(dst *float32, src *uint16, ldb, kc int)
 
-// packBPanelAsm packs one full nr-wide panel (nr 32 or 16) of a non-transposed B
-// with the assembly copy/convert loops; BF16 is left to the generic path.
-func packBPanelAsm(nr int, dst []float32, b Mat, off, kc int) bool {
+// packBPanelAsm packs one nr-wide panel (nr 32 or 16) of a non-transposed B
+// of nn columns (nn < nr only when nr is 32; zero-padded) with the assembly
+// copy/convert loops; BF16 is left to the generic path.
+func packBPanelAsm(nr int, dst []float32, b Mat, off, kc, nn int) bool {
 	if kc == 0 {
 		return true
 	}
-	last := off + (kc-1)*b.Stride + nr - 1
+	last := off + (kc-1)*b.Stride + nn - 1
 	_ = dst[kc*nr-1]
+	mask := 1<<nn - 1
 	switch b.DType {
 	case F32:
 		_ = b.F32[last]
 		if nr == 32 {
-			packB32F32(&dst[0], &b.F32[off], b.Stride, kc)
+			packB32F32(&dst[0], &b.F32[off], b.Stride, kc, mask)
 		} else {
 			packB16F32(&dst[0], &b.F32[off], b.Stride, kc)
 		}
@@ -90,7 +92,7 @@ func packBPanelAsm(nr int, dst []float32, b Mat, off, kc int) bool {
 		}
 		_ = b.U16[last]
 		if nr == 32 {
-			packB32F16(&dst[0], &b.U16[off], b.Stride, kc)
+			packB32F16(&dst[0], &b.U16[off], b.Stride, kc, mask)
 		} else {
 			packB16F16(&dst[0], &b.U16[off], b.Stride, kc)
 		}
@@ -100,60 +102,57 @@ func packBPanelAsm(nr int, dst []float32, b Mat, off, kc int) bool {
 }
 
 //go:noescape
-func packT16F32(dst *float32, src *float32, lds, kb, nrows, dstw int)
+func packT16F32(dst *float32, src *float32, lds, kc, nrows, lanes, dstw int)
 
 //go:noescape
-func packT16F16(dst *float32, src *uint16, lds, kb, nrows, dstw int)
+func packT16F16(dst *float32, src *uint16, lds, kc, nrows, lanes, dstw int)
 
-// packTAsm packs, for p < kc and r < nrows (14 or 16), dst[p*dstw+r] = stored
-// element off + r*x.Stride + p of x, as float32: the 16-column blocks with the
-// AVX-512 transposes, the last kc%16 columns in Go. It reports false when it does
-// not handle x's dtype.
-func packTAsm(dst []float32, x Mat, off, kc, nrows, dstw int) bool {
+// packTAsm packs, for p < kc and r < nrows (at most 16), dst[p*dstw+r] = stored
+// element off + r*x.Stride + p of x as float32, and zeroes the lanes
+// r in [nrows, lanes) of every row p, with the AVX-512 transposes. It reports
+// false when it does not handle x's dtype.
+func packTAsm(dst []float32, x Mat, off, kc, nrows, lanes, dstw int) bool {
 	if kc == 0 {
 		return true
 	}
-	_ = dst[(kc-1)*dstw+nrows-1]
-	kb := kc / 16
-	switch x.DType {
-	case F32:
-		src := x.F32[off : off+(nrows-1)*x.Stride+kc]
-		if kb > 0 {
-			packT16F32(&dst[0], &src[0], x.Stride, kb, nrows, dstw)
-		}
-		for r := 0; r < nrows; r++ {
-			row := src[r*x.Stride : r*x.Stride+kc]
-			for p := kb * 16; p < kc; p++ {
-				dst[p*dstw+r] = row[p]
-			}
-		}
-		return true
-	case F16:
-		src := x.U16[off : off+(nrows-1)*x.Stride+kc]
-		if kb > 0 {
-			packT16F16(&dst[0], &src[0], x.Stride, kb, nrows, dstw)
-		}
-		for r := 0; r < nrows; r++ {
-			row := src[r*x.Stride : r*x.Stride+kc]
-			for p := kb * 16; p < kc; p++ {
-				dst[p*dstw+r] = F16ToF32Scalar(row[p])
-			}
+	if x.DType != F32 && x.DType != F16 {
+		return false
+	}
+	_ = dst[(kc-1)*dstw+lanes-1]
+	if nrows == 0 {
+		for p := 0; p < kc; p++ {
+			clear(dst[p*dstw : p*dstw+lanes])
 		}
 		return true
 	}
-	return false
+	if x.DType == F32 {
+		src := x.F32[off : off+(nrows-1)*x.Stride+kc]
+		packT16F32(&dst[0], &src[0], x.Stride, kc, nrows, lanes, dstw)
+	} else {
+		src := x.U16[off : off+(nrows-1)*x.Stride+kc]
+		packT16F16(&dst[0], &src[0], x.Stride, kc, nrows, lanes, dstw)
+	}
+	return true
 }
 
 var (
 	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32,
-		packB:  func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(32, dst, b, off, kc) },
-		packA:  func(dst []float32, a Mat, off, kc int) bool { return packTAsm(dst, a, off, kc, 14, 14) },
-		l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320, edge: edge14x32,
-		packBT: func(dst []float32, b Mat, off, kc int) bool {
-			return packTAsm(dst, b, off, kc, 16, 32) && packTAsm(dst[16:], b, off+16*b.Stride, kc, 16, 32)
+		edge:   edge14x32,
+		l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320,
+		packB: func(dst []float32, b Mat, off, kc, nn int) bool {
+			return packBPanelAsm(32, dst, b, off, kc, nn)
+		},
+		packA: func(dst []float32, a Mat, off, kc, rows int) bool {
+			return packTAsm(dst, a, off, kc, rows, 14, 14)
+		},
+		packBT: func(dst []float32, b Mat, off, kc, nn int) bool {
+			return packTAsm(dst, b, off, kc, min(nn, 16), 16, 32) &&
+				packTAsm(dst[16:], b, off+16*b.Stride, kc, max(nn-16, 0), 16, 32)
 		}}
 	avx2GemmKernel = gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, mc: 6 * 32, nc: 4096, fn: kern6x16,
-		packB: func(dst []float32, b Mat, off, kc int) bool { return packBPanelAsm(16, dst, b, off, kc) }}
+		packB: func(dst []float32, b Mat, off, kc, nn int) bool {
+			return nn == 16 && packBPanelAsm(16, dst, b, off, kc, nn)
+		}}
 )
 
 // activeKernel returns the micro-kernel for the current level.

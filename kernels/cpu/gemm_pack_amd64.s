@@ -7,20 +7,27 @@
 // F16 forms). ldb is in elements. The same row of the next panel (the bytes just
 // after this one's) is prefetched, a whole panel ahead of its use.
 
-// func packB32F32(dst *float32, src *float32, ldb, kc int)
-TEXT ·packB32F32(SB), NOSPLIT, $0-32
+// The 32-wide forms load only the columns whose bit is set in mask (bits 0-15:
+// columns 0-15, bits 16-31: columns 16-31) and store zeros for the others.
+
+// func packB32F32(dst *float32, src *float32, ldb, kc, mask int)
+TEXT ·packB32F32(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ ldb+16(FP), BX
 	MOVQ kc+24(FP), CX
+	MOVQ mask+32(FP), AX
+	KMOVW AX, K1
+	SHRQ $16, AX
+	KMOVW AX, K2
 	SHLQ $2, BX
 	TESTQ CX, CX
 	JEQ  pb32done
 pb32loop:
 	PREFETCHT0 128(SI)
 	PREFETCHT0 192(SI)
-	VMOVUPS (SI), Z0
-	VMOVUPS 64(SI), Z1
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z 64(SI), K2, Z1
 	VMOVUPS Z0, (DI)
 	VMOVUPS Z1, 64(DI)
 	ADDQ BX, SI
@@ -31,19 +38,25 @@ pb32done:
 	VZEROUPPER
 	RET
 
-// func packB32F16(dst *float32, src *uint16, ldb, kc int)
-TEXT ·packB32F16(SB), NOSPLIT, $0-32
+// func packB32F16(dst *float32, src *uint16, ldb, kc, mask int)
+TEXT ·packB32F16(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ ldb+16(FP), BX
 	MOVQ kc+24(FP), CX
+	MOVQ mask+32(FP), AX
+	KMOVW AX, K1
+	SHRQ $16, AX
+	KMOVW AX, K2
 	SHLQ $1, BX
 	TESTQ CX, CX
 	JEQ  ph32done
 ph32loop:
 	PREFETCHT0 64(SI)
-	VCVTPH2PS (SI), Z0
-	VCVTPH2PS 32(SI), Z1
+	VMOVDQU16.Z (SI), K1, Y0
+	VMOVDQU16.Z 32(SI), K2, Y1
+	VCVTPH2PS Y0, Z0
+	VCVTPH2PS Y1, Z1
 	VMOVUPS Z0, (DI)
 	VMOVUPS Z1, 64(DI)
 	ADDQ BX, SI

@@ -423,3 +423,30 @@ func TestGemmSerialNoAlloc(t *testing.T) {
 		t.Fatalf("GemmSerial allocates %.1f times per call pair", allocs)
 	}
 }
+
+// TestGemmPackEdges covers the packing and edge paths around the micro-tile
+// sizes: partial A panels (m not a multiple of MR), partial B panels in either
+// 16-column half (n not a multiple of NR), K not a multiple of the 16-column
+// transpose blocks, F32 and F16 B in both layouts, with padded strides.
+func TestGemmPackEdges(t *testing.T) {
+	for _, l := range testLevels() {
+		withLevel(t, l, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, uint64(l)))
+			i := 0
+			for _, m := range []int{5, 14, 29} {
+				for _, n := range []int{7, 16, 20, 37, 64} {
+					for _, k := range []int{15, 16, 40, 77} {
+						for _, db := range []DType{F32, F16} {
+							for _, tb := range []bool{false, true} {
+								i++
+								gc := gemmCase{m: m, n: n, k: k, tb: tb, db: db, alpha: 1,
+									beta: float32(i % 2), padA: i % 3, padB: 3, padC: i % 2}
+								runGemmCase(t, rng, gc, gemmFuncs[1])
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
