@@ -183,52 +183,41 @@ func NewTextModel(b *nn.Builder, c TextConfig) (*TextModel, error) {
 }
 
 // LoadTextModel loads the text encoder of a diffusers folder: dir is the
-// pipeline folder (with text_encoder/ inside) or the text_encoder folder itself,
-// holding config.json and model.safetensors and/or its variant
-// model.fp16.safetensors. The weights are kept as dt (F32, F16 or BF16); the
-// .fp16 file is preferred for 16-bit dtypes, the full one for F32, and either
-// is converted when it is the only one. The file is memory-mapped; Close the
-// model to unmap it. Any problem (config, missing, misshapen or unused
-// tensors) is returned as one error.
+// pipeline folder (with text_encoder/ inside) or the text_encoder folder
+// itself, holding config.json and the weights: model.safetensors, a PyTorch
+// pytorch_model.bin, their .fp16 variants or a sharded checkpoint (see
+// nn.FindWeights). Safetensors are preferred over .bin; the weights are kept
+// as dt (F32, F16 or BF16); the .fp16 variant is preferred for 16-bit dtypes,
+// the full one for F32, and either is converted when it is the only one.
+// Safetensors are memory-mapped; Close the model to unmap them. Any problem
+// (not a text_encoder folder, config, missing, misshapen or unused tensors) is
+// returned as one error.
 func LoadTextModel(dir string, dt tensor.DType) (*TextModel, error) {
 	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
 		return nil, fmt.Errorf("clip: LoadTextModel: dtype %v, want F32, F16 or BF16", dt)
 	}
-	if st, err := os.Stat(filepath.Join(dir, "text_encoder")); err == nil && st.IsDir() {
-		dir = filepath.Join(dir, "text_encoder")
+	dir, err := nn.ComponentDir(dir, "text_encoder")
+	if err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
 	}
 	c, err := LoadTextConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
 	}
-	files := []string{"model.safetensors", "model.fp16.safetensors"}
-	if dt != tensor.F32 {
-		files[0], files[1] = files[1], files[0]
-	}
-	var path string
-	for _, name := range files {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			path = filepath.Join(dir, name)
-			break
-		}
-	}
-	if path == "" {
-		return nil, fmt.Errorf("clip: %s holds neither model.safetensors nor model.fp16.safetensors", dir)
-	}
-	src, err := nn.OpenSafetensors(path)
+	w, err := nn.FindWeights(dir, dt != tensor.F32)
 	if err != nil {
 		return nil, fmt.Errorf("clip: text encoder: %w", err)
 	}
-	b := nn.NewBuilder(src).WithDType(dt)
-	m, err := NewTextModel(b, c)
-	if err == nil {
-		err = b.Check()
-	}
+	src, closer, err := w.Open()
 	if err != nil {
-		src.Close()
-		return nil, fmt.Errorf("clip: text encoder %s: %w", path, err)
+		return nil, fmt.Errorf("clip: text encoder: %w", err)
 	}
-	m.closer = src.Close
+	m, err := buildText(src, c, dt)
+	if err != nil {
+		closer.Close()
+		return nil, fmt.Errorf("clip: text encoder %s: %w", w, err)
+	}
+	m.closer = closer.Close
 	return m, nil
 }
 

@@ -158,7 +158,7 @@ func TestTextConfig(t *testing.T) {
 	require.Error(t, err)
 	write(`{}`)
 	_, err = LoadTextModel(dir, tensor.F32)
-	require.ErrorContains(t, err, "neither model.safetensors nor model.fp16.safetensors")
+	require.ErrorContains(t, err, "holds no weight files: looked for diffusion_pytorch_model.safetensors, model.safetensors")
 }
 
 // sd2TinyConfig is an SD 2.x-style (OpenCLIP, GELU) text encoder, tiny.

@@ -3,7 +3,6 @@ package unet
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/roentgo/roentgo/nn"
@@ -124,61 +123,43 @@ func New(b *nn.Builder, cfg Config) (*Model, error) {
 }
 
 // Load opens the U-Net of a diffusers folder: dir is the pipeline folder (with
-// unet/ inside) or the unet folder itself, holding config.json and
-// diffusion_pytorch_model.safetensors and/or its half-precision variant
-// diffusion_pytorch_model.fp16.safetensors. The weights are kept as dt (F32,
-// F16 or BF16): for F16 and BF16 the .fp16 file is preferred, for F32 the full
-// one; when only one file exists it is used and converted as needed. The
-// weights are memory-mapped (no copy when the stored dtype is dt); Close the
-// model to unmap them. Any problem — bad config, missing or misshapen tensors,
-// unused tensors — is returned as one error listing them.
+// unet/ inside) or the unet folder itself, holding config.json and the weights:
+// diffusion_pytorch_model.safetensors, a PyTorch diffusion_pytorch_model.bin,
+// their .fp16 variants or a sharded checkpoint (an *.index.json file and its
+// shards); see nn.FindWeights. Safetensors are preferred over .bin; the weights
+// are kept as dt (F32, F16 or BF16): for F16 and BF16 the .fp16 variant is
+// preferred, for F32 the full one; when only one exists it is used and
+// converted as needed. Safetensors are memory-mapped (no copy when the stored
+// dtype is dt); Close the model to unmap them. Any problem — not a unet
+// folder, bad config, missing or misshapen tensors, unused tensors — is
+// returned as one error listing them.
 func Load(dir string, dt tensor.DType) (*Model, error) {
 	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
 		return nil, fmt.Errorf("unet: Load: dtype %v, want F32, F16 or BF16", dt)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil || isDir(filepath.Join(dir, "unet")) {
-		dir = filepath.Join(dir, "unet")
+	dir, err := nn.ComponentDir(dir, "unet")
+	if err != nil {
+		return nil, fmt.Errorf("unet: %w", err)
 	}
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
 	}
-	full := filepath.Join(dir, "diffusion_pytorch_model.safetensors")
-	half := filepath.Join(dir, "diffusion_pytorch_model.fp16.safetensors")
-	files := []string{full, half}
-	if dt != tensor.F32 {
-		files = []string{half, full}
-	}
-	path := ""
-	for _, f := range files {
-		if _, err := os.Stat(f); err == nil {
-			path = f
-			break
-		}
-	}
-	if path == "" {
-		return nil, fmt.Errorf("unet: %s: no diffusion_pytorch_model.safetensors or diffusion_pytorch_model.fp16.safetensors", dir)
-	}
-	src, err := nn.OpenSafetensors(path)
+	w, err := nn.FindWeights(dir, dt != tensor.F32)
 	if err != nil {
 		return nil, fmt.Errorf("unet: %w", err)
 	}
-	b := nn.NewBuilder(src).WithDType(dt)
-	m, err := New(b, cfg)
-	if err == nil {
-		err = b.Check()
-	}
+	src, closer, err := w.Open()
 	if err != nil {
-		src.Close()
-		return nil, fmt.Errorf("unet: %s: %w", path, err)
+		return nil, fmt.Errorf("unet: %w", err)
 	}
-	m.closer = src
+	m, err := build(src, cfg, dt)
+	if err != nil {
+		closer.Close()
+		return nil, fmt.Errorf("unet: %s: %w", w, err)
+	}
+	m.closer = closer
 	return m, nil
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
 
 // Close releases the memory-mapped weights of a model from Load (a no-op for a

@@ -3,7 +3,6 @@ package vae
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/roentgo/roentgo/nn"
@@ -66,52 +65,40 @@ func New(b *nn.Builder, c Config) (*AutoencoderKL, error) {
 }
 
 // Load opens the VAE of a diffusers folder: dir is the pipeline folder (with
-// vae/ inside) or the vae folder itself, holding config.json and
-// diffusion_pytorch_model.safetensors and/or its variant
-// diffusion_pytorch_model.fp16.safetensors. The weights are kept as dt (F32,
-// F16 or BF16); the .fp16 file is preferred for 16-bit dtypes, the full one for
-// F32, and either is converted when it is the only one. The file is
-// memory-mapped; Close the model to unmap it. Any problem (config, missing,
-// misshapen or unused tensors) is returned as one error.
+// vae/ inside) or the vae folder itself, holding config.json and the weights:
+// diffusion_pytorch_model.safetensors, a PyTorch diffusion_pytorch_model.bin,
+// their .fp16 variants or a sharded checkpoint (see nn.FindWeights).
+// Safetensors are preferred over .bin; the weights are kept as dt (F32, F16 or
+// BF16); the .fp16 variant is preferred for 16-bit dtypes, the full one for
+// F32, and either is converted when it is the only one. Safetensors are
+// memory-mapped; Close the model to unmap them. Any problem (not a vae folder,
+// config, missing, misshapen or unused tensors) is returned as one error.
 func Load(dir string, dt tensor.DType) (*AutoencoderKL, error) {
 	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
 		return nil, fmt.Errorf("vae: Load: dtype %v, want F32, F16 or BF16", dt)
 	}
-	if st, err := os.Stat(filepath.Join(dir, "vae")); err == nil && st.IsDir() {
-		dir = filepath.Join(dir, "vae")
+	dir, err := nn.ComponentDir(dir, "vae")
+	if err != nil {
+		return nil, fmt.Errorf("vae: %w", err)
 	}
 	c, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
 	}
-	files := []string{"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"}
-	if dt != tensor.F32 {
-		files[0], files[1] = files[1], files[0]
-	}
-	path := ""
-	for _, f := range files {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			path = filepath.Join(dir, f)
-			break
-		}
-	}
-	if path == "" {
-		return nil, fmt.Errorf("vae: %s holds neither diffusion_pytorch_model.safetensors nor diffusion_pytorch_model.fp16.safetensors", dir)
-	}
-	src, err := nn.OpenSafetensors(path)
+	w, err := nn.FindWeights(dir, dt != tensor.F32)
 	if err != nil {
 		return nil, fmt.Errorf("vae: %w", err)
 	}
-	b := nn.NewBuilder(src).WithDType(dt)
-	m, err := New(b, c)
-	if err == nil {
-		err = b.Check()
-	}
+	src, closer, err := w.Open()
 	if err != nil {
-		src.Close()
-		return nil, fmt.Errorf("vae: %s: %w", path, err)
+		return nil, fmt.Errorf("vae: %w", err)
 	}
-	m.closer = src
+	m, err := build(src, c, dt)
+	if err != nil {
+		closer.Close()
+		return nil, fmt.Errorf("vae: %s: %w", w, err)
+	}
+	m.closer = closer
 	return m, nil
 }
 

@@ -122,7 +122,7 @@ func TestLoadErrors(t *testing.T) {
 	require.ErrorContains(t, err, "config.json")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(tinyConfigJSON), 0o644))
 	_, err = Load(dir, tensor.F32)
-	require.ErrorContains(t, err, "neither diffusion_pytorch_model.safetensors nor diffusion_pytorch_model.fp16.safetensors")
+	require.ErrorContains(t, err, "holds no weight files: looked for diffusion_pytorch_model.safetensors")
 	_, err = Load(dir, tensor.I64)
 	require.ErrorContains(t, err, "dtype")
 

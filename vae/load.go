@@ -1,0 +1,62 @@
+package vae
+
+import (
+	"fmt"
+
+	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/nn/sdckpt"
+	"github.com/roentgo/roentgo/tensor"
+)
+
+// SD21Config returns the configuration of Stable Diffusion 2.x's VAE: SD 1.x's
+// with sample_size 768.
+func SD21Config() Config {
+	c := SD15Config()
+	c.SampleSize = 768
+	return c
+}
+
+// build constructs the model from src with a builder converting to dt and
+// runs the strict check.
+func build(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, error) {
+	m, _, err := buildB(src, c, dt)
+	return m, err
+}
+
+func buildB(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, *nn.Builder, error) {
+	b := nn.NewBuilder(src).WithDType(dt)
+	m, err := New(b, c)
+	if err == nil {
+		err = b.Check()
+	}
+	return m, b, err
+}
+
+// FromCheckpoint builds the VAE from the first_stage_model.* weights of an
+// original single-file checkpoint (sdckpt.Open), kept as dt (F32, F16 or
+// BF16). A nil cfg takes SD15Config, or SD21Config for an SD2 checkpoint;
+// pass the config of other architectures. The model does not own ck: close ck
+// when the model is no longer used. A checkpoint lacking VAE weights gives an
+// error naming a few of them.
+func FromCheckpoint(ck *sdckpt.Checkpoint, cfg *Config, dt tensor.DType) (*AutoencoderKL, error) {
+	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
+		return nil, fmt.Errorf("vae: FromCheckpoint: dtype %v, want F32, F16 or BF16", dt)
+	}
+	var c Config
+	switch {
+	case cfg != nil:
+		c = *cfg
+	case ck.Variant == sdckpt.SD2:
+		c = SD21Config()
+	default:
+		c = SD15Config()
+	}
+	m, b, err := buildB(ck.Source(sdckpt.VAE), c, dt)
+	if err != nil {
+		if miss := b.Missing(); len(miss) > 0 {
+			return nil, fmt.Errorf("vae: %w\n%v", ck.MissingError(sdckpt.VAE, miss), err)
+		}
+		return nil, fmt.Errorf("vae: %w", err)
+	}
+	return m, nil
+}
