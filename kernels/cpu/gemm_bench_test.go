@@ -17,6 +17,7 @@ var benchShapes = [][3]int{
 }
 
 // BenchmarkGemm times Gemm on benchShapes with float32 operands ("f32"), with B
+// stored as float32 n x k and used transposed ("f32Bt", numpy's a @ b.T), with B
 // stored as F16 k x n ("f16B"), and with B stored as F16 n x k and used
 // transposed, the layout of nn.Linear weights ("f16Bt"); "naive" is GemmRef on a
 // smaller product for scale. It reports GFLOP/s = 2*M*N*K per product.
@@ -50,6 +51,9 @@ func BenchmarkGemm(b *testing.B) {
 		name := fmt.Sprintf("M%d_K%d_N%d", m, k, n)
 		b.Run("f32/"+name, func(b *testing.B) {
 			run(b, m, n, k, F32Mat(a, k, false), F32Mat(bf, n, false), Gemm)
+		})
+		b.Run("f32Bt/"+name, func(b *testing.B) {
+			run(b, m, n, k, F32Mat(a, k, false), F32Mat(bf, k, true), Gemm)
 		})
 		b.Run("f16B/"+name, func(b *testing.B) {
 			run(b, m, n, k, F32Mat(a, k, false), HalfMat(half(bf), F16, n, false), Gemm)
