@@ -178,8 +178,8 @@ func Load(dir string, o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	dtypeFor := func(comp, file string) (tensor.DType, error) {
-		if o.DType != "" && o.DType != "auto" {
-			dt, err := tensor.ParseDType(strings.ToLower(o.DType))
+		if o.DType != "" && !strings.EqualFold(o.DType, "auto") {
+			dt, err := tensor.ParseDType(strings.ToUpper(o.DType))
 			if err != nil {
 				return 0, fmt.Errorf("pipeline: dtype %q is not known; expected f32, f16, bf16 or auto", o.DType)
 			}

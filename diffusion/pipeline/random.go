@@ -302,7 +302,7 @@ func WriteRandom(dir, name string, seed uint64, dt tensor.DType) error {
 		"text_encoder/config.json":        spec.text,
 		"unet/config.json":                spec.unet,
 		"vae/config.json":                 spec.vae,
-		"tokenizer/merges.txt":            "#version: 0.2\n",
+		"tokenizer/merges.txt":            byteLevelMerges,
 		"tokenizer/special_tokens_map.json": fmt.Sprintf(`{"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": %q, "unk_token": "<|endoftext|>"}
 `, spec.pad),
 		"tokenizer/tokenizer_config.json": fmt.Sprintf(`{"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": %q, "unk_token": "<|endoftext|>", "do_lower_case": true, "errors": "replace"}
@@ -352,11 +352,12 @@ const modelIndexJSON = `{
 }
 `
 
-// byteLevelVocab returns a CLIP vocabulary without merges: the 256 byte
-// symbols of CLIP's byte-to-unicode table, the same with the end-of-word
-// mark "</w>", then <|startoftext|> and <|endoftext|> (ids 512 and 513). With
-// it a CLIP tokenizer splits every word into single bytes. Ids 0..255 are
-// those of OpenAI's vocabulary ("!" is 0).
+// byteLevelVocab returns a minimal CLIP vocabulary: the 256 byte symbols of
+// CLIP's byte-to-unicode table, the same with the end-of-word mark "</w>",
+// <|startoftext|> and <|endoftext|> (ids 512 and 513) and "th</w>" (514),
+// the result of byteLevelMerges' single merge. With it a CLIP tokenizer
+// splits words into single bytes. Ids 0..255 are those of OpenAI's
+// vocabulary ("!" is 0).
 func byteLevelVocab() map[string]int {
 	syms := byteSymbols()
 	v := make(map[string]int, 514)
@@ -366,6 +367,7 @@ func byteLevelVocab() map[string]int {
 	}
 	v["<|startoftext|>"] = 512
 	v["<|endoftext|>"] = 513
+	v["th</w>"] = 514 // the one merge (CLIP's loader wants at least one)
 	return v
 }
 
@@ -408,9 +410,12 @@ func byteLevelCLIP(pad string) (*clip.CLIPTokenizer, error) {
 	}
 	cfg := clip.DefaultConfig()
 	cfg.Pad = pad
-	t, err := clip.New(bytes.NewReader(vocab), strings.NewReader("#version: 0.2\n"), cfg)
+	t, err := clip.New(bytes.NewReader(vocab), strings.NewReader(byteLevelMerges), cfg)
 	if err != nil {
 		return nil, errors.Join(errors.New("pipeline: byte-level tokenizer"), err)
 	}
 	return t, nil
 }
+
+// byteLevelMerges is the merges.txt of byteLevelVocab.
+const byteLevelMerges = "#version: 0.2\nt h</w>\n"
