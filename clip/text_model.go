@@ -186,7 +186,7 @@ func NewTextModel(b *nn.Builder, c TextConfig) (*TextModel, error) {
 // pipeline folder (with text_encoder/ inside) or the text_encoder folder
 // itself, holding config.json and the weights: model.safetensors, a PyTorch
 // pytorch_model.bin, their .fp16 variants or a sharded checkpoint (see
-// nn.FindWeights). Safetensors are preferred over .bin; the weights are kept
+// nn.FindWeights). Within a variant safetensors are preferred over .bin; the weights are kept
 // as dt (F32, F16 or BF16); the .fp16 variant is preferred for 16-bit dtypes,
 // the full one for F32, and either is converted when it is the only one.
 // Safetensors are memory-mapped; Close the model to unmap them. Any problem

@@ -67,17 +67,18 @@ func weightCandidates(format, variant string) []string {
 	return out
 }
 
-// weightOrder is the order in which FindWeights tries the candidates:
-// safetensors before PyTorch .bin, and within a format the preferred variant
-// first.
+// weightOrder is the order in which FindWeights tries the candidates: the
+// preferred variant first (precision matters more than the format: an F32
+// model should not come from an .fp16 file when a full one exists), and for
+// each variant safetensors before PyTorch .bin.
 func weightOrder(preferFP16 bool) [][2]string {
 	vs := []string{"", "fp16"}
 	if preferFP16 {
 		vs = []string{"fp16", ""}
 	}
 	var out [][2]string
-	for _, f := range []string{"safetensors", "bin"} {
-		for _, v := range vs {
+	for _, v := range vs {
+		for _, f := range []string{"safetensors", "bin"} {
 			out = append(out, [2]string{f, v})
 		}
 	}
@@ -104,9 +105,11 @@ type Weights struct {
 // model.safetensors, diffusion_pytorch_model.bin or pytorch_model.bin, their
 // .fp16 variants, and sharded checkpoints (an index file
 // *.safetensors.index.json / *.bin.index.json whose weight_map names the
-// shards). Safetensors are preferred over .bin files; within a format the
-// .fp16 variant comes first when preferFP16, the full-precision file
-// otherwise. The error names the folder and the files looked for.
+// shards). The .fp16 variant comes first when preferFP16, the
+// full-precision files otherwise (like diffusers, which loads a variant only
+// when asked); the other variant is the fallback. For each variant,
+// safetensors are preferred over .bin files. The error names the folder and
+// the files looked for.
 func FindWeights(dir string, preferFP16 bool) (*Weights, error) {
 	for _, fv := range weightOrder(preferFP16) {
 		for _, name := range weightCandidates(fv[0], fv[1]) {

@@ -126,10 +126,10 @@ func New(b *nn.Builder, cfg Config) (*Model, error) {
 // unet/ inside) or the unet folder itself, holding config.json and the weights:
 // diffusion_pytorch_model.safetensors, a PyTorch diffusion_pytorch_model.bin,
 // their .fp16 variants or a sharded checkpoint (an *.index.json file and its
-// shards); see nn.FindWeights. Safetensors are preferred over .bin; the weights
-// are kept as dt (F32, F16 or BF16): for F16 and BF16 the .fp16 variant is
-// preferred, for F32 the full one; when only one exists it is used and
-// converted as needed. Safetensors are memory-mapped (no copy when the stored
+// shards); see nn.FindWeights. The weights are kept as dt (F32, F16 or BF16):
+// for F16 and BF16 the .fp16 variant is preferred, for F32 the full one; when
+// only one exists it is used and converted as needed. Within a variant,
+// safetensors are preferred over .bin. Safetensors are memory-mapped (no copy when the stored
 // dtype is dt); Close the model to unmap them. Any problem — not a unet
 // folder, bad config, missing or misshapen tensors, unused tensors — is
 // returned as one error listing them.

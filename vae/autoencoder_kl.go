@@ -68,7 +68,7 @@ func New(b *nn.Builder, c Config) (*AutoencoderKL, error) {
 // vae/ inside) or the vae folder itself, holding config.json and the weights:
 // diffusion_pytorch_model.safetensors, a PyTorch diffusion_pytorch_model.bin,
 // their .fp16 variants or a sharded checkpoint (see nn.FindWeights).
-// Safetensors are preferred over .bin; the weights are kept as dt (F32, F16 or
+// Within a variant safetensors are preferred over .bin; the weights are kept as dt (F32, F16 or
 // BF16); the .fp16 variant is preferred for 16-bit dtypes, the full one for
 // F32, and either is converted when it is the only one. Safetensors are
 // memory-mapped; Close the model to unmap them. Any problem (not a vae folder,
