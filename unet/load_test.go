@@ -81,6 +81,17 @@ func TestLoadFormats(t *testing.T) {
 	}
 }
 
+// TestLoadNotAComponent: a folder with neither config.json nor weights, and
+// one with a config but no weights, say what is missing.
+func TestLoadNotAComponent(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(dir, tensor.F32)
+	require.ErrorContains(t, err, "is not a diffusers unet folder: no config.json and no weight files")
+	copyFile(t, filepath.Join(goldenDir(t), "model", "diffusers", "unet", "config.json"), filepath.Join(dir, "unet", "config.json"))
+	_, err = Load(dir, tensor.F32)
+	require.ErrorContains(t, err, "holds no weight files: looked for diffusion_pytorch_model.safetensors")
+}
+
 func TestFromCheckpointErrors(t *testing.T) {
 	g := goldenDir(t)
 	ck, err := sdckpt.Open(filepath.Join(g, "model", "tiny-sd1-fp32.safetensors"), nil)
