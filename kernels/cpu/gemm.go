@@ -51,6 +51,9 @@ type gemmKernel struct {
 	// streams past it, A blocks of l1MC rows; otherwise the BLIS order keeps a
 	// B micro-panel in L1 and the A block (mc x kc) in L2.
 	l1MaxM, l1MC, l1NC int
+	// l1AllK: in that order, when A's mc x k block has at most l1AllK values,
+	// A is packed for all of K up front and the K passes run innermost.
+	l1AllK int
 	// edge, when not nil, computes the mm x nn corner (mm <= MR, nn <= NR, one
 	// of them short) of a micro-tile straight into C, like fn on full tiles;
 	// without it the tile goes through a scratch tile.
@@ -268,9 +271,35 @@ func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta 
 	s := gemmPool.Get().(*gemmScratch)
 	defer gemmPool.Put(s)
 	pb := grow(&s.b, kcMax*ncMax)
-	pa := grow(&s.a, kcMax*mcMax)
 	row := grow(&s.row, max(kcMax, ncMax, mcMax))
 	tile := grow(&s.tile, mr*nr)
+	if k > kcMax && mcMax*k <= kern.l1AllK {
+		// Several K passes and A small enough to pack whole: with the K
+		// passes innermost, the mc x nc block of C stays in L2 between them
+		// instead of making a round trip to L3 per pass.
+		pa := grow(&s.a, mcMax*k)
+		for ic := 0; ic < m; ic += mcMax {
+			mc := min(mcMax, m-ic)
+			mcPad := (mc + mr - 1) / mr * mr
+			for pc := 0; pc < k; pc += kcMax {
+				packA(kern, pa[pc*mcPad:], a, ic, mc, pc, min(kcMax, k-pc), row)
+			}
+			for jc := 0; jc < n; jc += ncMax {
+				nc := min(ncMax, n-jc)
+				for pc := 0; pc < k; pc += kcMax {
+					kc := min(kcMax, k-pc)
+					bet := beta
+					if pc > 0 {
+						bet = 1
+					}
+					packB(kern, pb, b, pc, kc, jc, nc, row)
+					blockAL1(kern, mc, nc, kc, alpha, pa[pc*mcPad:], pb, bet, c[ic*ldc+jc:], ldc, tile)
+				}
+			}
+		}
+		return
+	}
+	pa := grow(&s.a, kcMax*mcMax)
 	for pc := 0; pc < k; pc += kcMax {
 		kc := min(kcMax, k-pc)
 		bet := beta
@@ -283,21 +312,28 @@ func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta 
 			for jc := 0; jc < n; jc += ncMax {
 				nc := min(ncMax, n-jc)
 				packB(kern, pb, b, pc, kc, jc, nc, row)
-				for ir := 0; ir < mc; ir += mr {
-					mm := min(mr, mc-ir)
-					ap := pa[ir*kc : ir*kc+kc*mr]
-					co := (ic+ir)*ldc + jc
-					for jr := 0; jr < nc; jr += nr {
-						nn := min(nr, nc-jr)
-						bp := pb[jr*kc : jr*kc+kc*nr]
-						if mm == mr && nn == nr {
-							kern.fn(kc, ap, bp, c[co+jr:co+jr+(mr-1)*ldc+nr], ldc, alpha, bet)
-							continue
-						}
-						edgeTile(kern, mm, nn, kc, alpha, ap, bp, bet, c[co+jr:], ldc, tile)
-					}
-				}
+				blockAL1(kern, mc, nc, kc, alpha, pa, pb, bet, c[ic*ldc+jc:], ldc, tile)
 			}
+		}
+	}
+}
+
+// blockAL1 runs the micro-kernel over an mc x nc block of C from packed A (pa,
+// mc rows) and packed B (pb, nc columns), A micro-panels in the outer loop.
+func blockAL1(kern *gemmKernel, mc, nc, kc int, alpha float32, pa, pb []float32, beta float32, c []float32, ldc int, tile []float32) {
+	mr, nr := kern.mr, kern.nr
+	for ir := 0; ir < mc; ir += mr {
+		mm := min(mr, mc-ir)
+		ap := pa[ir*kc : ir*kc+kc*mr]
+		co := ir * ldc
+		for jr := 0; jr < nc; jr += nr {
+			nn := min(nr, nc-jr)
+			bp := pb[jr*kc : jr*kc+kc*nr]
+			if mm == mr && nn == nr {
+				kern.fn(kc, ap, bp, c[co+jr:co+jr+(mr-1)*ldc+nr], ldc, alpha, beta)
+				continue
+			}
+			edgeTile(kern, mm, nn, kc, alpha, ap, bp, beta, c[co+jr:], ldc, tile)
 		}
 	}
 }

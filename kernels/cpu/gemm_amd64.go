@@ -138,7 +138,7 @@ func packTAsm(dst []float32, x Mat, off, kc, nrows, lanes, dstw int) bool {
 var (
 	avx512GemmKernel = gemmKernel{name: "avx512-14x32", mr: 14, nr: 32, kc: 384, mc: 14 * 24, nc: 4096, fn: kern14x32,
 		edge:   edge14x32,
-		l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320,
+		l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320, l1AllK: 1 << 20,
 		packB: func(dst []float32, b Mat, off, kc, nn int) bool {
 			return packBPanelAsm(32, dst, b, off, kc, nn)
 		},

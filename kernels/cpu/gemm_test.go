@@ -263,11 +263,15 @@ func TestGemmSmallBlocks(t *testing.T) {
 			testKernel = &k
 			defer func() { testKernel = nil }()
 			rng := rand.New(rand.NewPCG(3, uint64(l)))
-			// Both loop orders: the BLIS one, then the A-in-L1 one (gemmSerialAL1).
-			for _, l1 := range []bool{false, true} {
-				k.l1MaxM, k.l1MC, k.l1NC = 0, 0, 0
-				if l1 {
+			// All loop orders: the BLIS one, then the A-in-L1 one (gemmSerialAL1)
+			// with the K passes outermost, then with A packed for all of K.
+			for l1 := range 3 {
+				k.l1MaxM, k.l1MC, k.l1NC, k.l1AllK = 0, 0, 0, 0
+				if l1 > 0 {
 					k.l1MaxM, k.l1MC, k.l1NC = 1<<30, 2*k.mr, 2*k.nr
+				}
+				if l1 > 1 {
+					k.l1AllK = 1 << 30
 				}
 				for _, gc := range []gemmCase{
 					{m: 3*k.mr + 1, n: 5*k.nr + 3, k: 45, alpha: 1},
