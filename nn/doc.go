@@ -14,9 +14,14 @@
 //	if err := b.Check(); err != nil { ... } // shapes, missing and unused keys
 //
 // Parameters come from a Source: OpenSafetensors (memory-mapped files; F16 and
-// BF16 weights stay 16-bit and are used as stored by Linear and Conv2d), MapSource
-// (tensors in memory), or NewRandomBuilder (PyTorch's default initialisations,
-// seeded and deterministic, for benchmarks and training from scratch).
+// BF16 weights stay 16-bit and are used as stored by Linear and Conv2d),
+// OpenTorch (PyTorch .bin/.ckpt zip checkpoints, read lazily without executing
+// their pickle), MapSource (tensors in memory), or NewRandomBuilder (PyTorch's
+// default initialisations, seeded and deterministic, for benchmarks and
+// training from scratch). ComponentDir, FindWeights and OpenComponent find and
+// open the weights of a diffusers component folder (safetensors or .bin, .fp16
+// variants, sharded index files) for the models' Load functions; package
+// nn/sdckpt gives the per-component Sources of a single-file checkpoint.
 //
 // Builder methods never panic on bad data: a missing key, a wrong shape or an
 // unsupported dtype is recorded as an error naming the full key, and the

@@ -58,4 +58,18 @@
 // a model whose first up block has attention) map to themselves.
 // cond_stage_model.transformer.text_model.embeddings.position_ids maps to
 // the same diffusers buffer; loaders may treat it as optional.
+//
+// # Loading
+//
+// Open reads a single file (.safetensors memory-mapped, or a PyTorch .ckpt
+// through nn.OpenTorch), detects SD1 or SD2 from the text encoder's keys
+// (DetectVariant), infers the sizes the mapping needs from the keys
+// (InferConfig: U-Net and VAE levels and layers per level) unless a Config is
+// given, and returns a Checkpoint whose Source(component) is an nn.Source in
+// diffusers names with the transforms applied lazily on Load (views for
+// Identity, Squeeze1x1 and Chunk). The models build from it with
+// unet.FromCheckpoint, vae.FromCheckpoint and clip.TextModelFromCheckpoint,
+// which default to the SD 1.5 or SD 2.1 configs by variant. The VAE attention
+// names follow Config.VAEAttention (legacy by default); package vae accepts
+// either. Report summarises the mapped, ignored and unmapped keys.
 package sdckpt
