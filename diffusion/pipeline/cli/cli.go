@@ -134,11 +134,13 @@ func outputPaths(pattern string, n int) []string {
 func run(ctx context.Context, mode Mode, args []string, stderr io.Writer) error {
 	var o options
 	fs := newFlags(mode, &o, stderr)
-	fs.SetOutput(io.Discard) // one line of our own on a bad flag
+	usage := fs.Usage
+	fs.Usage = func() {} // one line of our own on a bad flag
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fs.Usage()
+			usage()
 			return err
 		}
 		return usageError{fmt.Errorf("%v (run with -h for the flags)", err)}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/roentgo/roentgo/diffusion/pipeline"
+	"github.com/stretchr/testify/require"
+)
+
+var bin string // the built program
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "txt2img-test")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "txt2img")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func goldenModel(t *testing.T) string {
+	dir := filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1", "model", "diffusers")
+	if _, err := os.Stat(filepath.Join("..", "..", "..", "shared")); err != nil {
+		t.Skip("../shared absent")
+	}
+	abs, err := filepath.Abs(dir)
+	require.NoError(t, err)
+	return abs
+}
+
+func runProg(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return code, stderr.String()
+}
+
+func readPNG(t *testing.T, path string) (image.Image, map[string]string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	img, err := png.Decode(bytes.NewReader(data))
+	require.NoError(t, err)
+	chunks, err := pipeline.ReadPNGText(data)
+	require.NoError(t, err)
+	m := map[string]string{}
+	for _, c := range chunks {
+		m[c.Key] = c.Value
+	}
+	return img, m
+}
+
+func TestGoldenModelRGBAndGray(t *testing.T) {
+	model := goldenModel(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "a.png")
+	code, stderr := runProg(t, "-model", model, "-prompt", "Small left-sided pleural effusion.", "-negative", "blurry",
+		"-steps", "2", "-height", "32", "-width", "48", "-seed", "7", "-out", out)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "it/s")     // progress bar
+	require.Contains(t, stderr, "decoding") // summary
+	img, meta := readPNG(t, out)
+	require.Equal(t, image.Rect(0, 0, 48, 32), img.Bounds())
+	_, isGray := img.(*image.Gray)
+	require.False(t, isGray, "RGB without -gray")
+	require.Equal(t, "Small left-sided pleural effusion.", meta["prompt"])
+	require.Equal(t, "blurry", meta["negative_prompt"])
+	require.Equal(t, "7", meta["seed"])
+	require.Equal(t, "2", meta["steps"])
+	require.Equal(t, "pndm", meta["scheduler"])
+	require.Equal(t, "7.5", meta["guidance_scale"])
+	require.Equal(t, "48x32", meta["size"])
+	require.Regexp(t, "^[0-9a-f]{12}$", meta["model_hash"])
+
+	// Gray, two images through a pattern, another scheduler.
+	code, stderr = runProg(t, "-model", model, "-prompt", "x", "-steps", "2", "-height", "32", "-width", "32",
+		"-gray", "-n", "2", "-scheduler", "ddim", "-q", "-out", filepath.Join(dir, "g-%d.png"))
+	require.Equal(t, 0, code, stderr)
+	for i := 0; i < 2; i++ {
+		img, meta := readPNG(t, filepath.Join(dir, "g-"+string(rune('0'+i))+".png"))
+		require.IsType(t, &image.Gray{}, img)
+		require.Equal(t, image.Rect(0, 0, 32, 32), img.Bounds())
+		require.Equal(t, "ddim", meta["scheduler"])
+	}
+	entries, _ := os.ReadDir(dir)
+	require.Len(t, entries, 3, "a.png, g-0.png, g-1.png and nothing else")
+}
+
+func TestDemoModel(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "demo.png")
+	code, stderr := runProg(t, "-prompt", "small left-sided pleural effusion", "-steps", "2", "-height", "64", "-width", "64", "-out", out)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "noise")
+	img, meta := readPNG(t, out)
+	require.Equal(t, image.Rect(0, 0, 64, 64), img.Bounds())
+	require.Equal(t, "small left-sided pleural effusion", meta["prompt"])
+}
+
+func TestBadInput(t *testing.T) {
+	model := goldenModel(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.png")
+	notPipeline := t.TempDir()
+	common := []string{"-prompt", "x", "-steps", "2", "-q"}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing model", []string{"-model", filepath.Join(dir, "nope"), "-out", out}, "does not exist"},
+		{"not a pipeline", []string{"-model", notPipeline, "-out", out}, "missing model_index.json"},
+		{"unknown scheduler", []string{"-model", model, "-scheduler", "fancy", "-out", out}, "unknown scheduler \"fancy\""},
+		{"bad size", []string{"-model", model, "-height", "33", "-width", "32", "-out", out}, "multiples of 2"},
+		{"negative size", []string{"-model", model, "-height", "-8", "-out", out}, "bad size"},
+		{"empty out", []string{"-model", model, "-out", ""}, "-out is empty"},
+		{"unwritable dir", []string{"-model", model, "-out", filepath.Join(dir, "missing", "x.png")}, "output folder"},
+		{"bad flag value", []string{"-model", model, "-steps", "many", "-out", out}, "invalid value"},
+		{"bad dtype", []string{"-model", model, "-dtype", "f8", "-out", out}, "-dtype"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, stderr := runProg(t, append(append([]string{}, common...), c.args...)...)
+			require.NotEqual(t, 0, code)
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+			require.Len(t, lines, 1, "one line on stderr: %q", stderr)
+			require.Contains(t, lines[0], c.want)
+			require.True(t, strings.HasPrefix(lines[0], "txt2img: "), lines[0])
+			entries, _ := os.ReadDir(dir)
+			require.Empty(t, entries, "no output file left behind")
+		})
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	code, stderr := runProg(t, "-h")
+	require.Equal(t, 0, code)
+	for _, f := range []string{"-model", "-prompt", "-negative", "-steps", "-guidance", "-scheduler", "-seed", "-n", "-batch", "-height", "-width", "-gray", "-out", "-dtype"} {
+		require.Regexp(t, "\n  "+f+"[ \t\n]", stderr, f)
+	}
+}
