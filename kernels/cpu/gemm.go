@@ -41,6 +41,9 @@ type gemmKernel struct {
 	// A of rows <= MR rows (zero-padded) whose stored row r starts at element
 	// off+r*Stride; it reports false when it does not handle a's dtype.
 	packA func(dst []float32, a Mat, off, kc, rows int) bool
+	// packAT, when not nil, is packA for a transposed A: stored row p (column
+	// p of op(A)) holds the panel's rows from element off+p*Stride on.
+	packAT func(dst []float32, a Mat, off, kc, rows int) bool
 	// packBT, when not nil, packs one NR-wide micro-panel of a transposed B
 	// of nn <= NR columns (zero-padded) whose stored row j (column j of
 	// op(B)) starts at element off+j*Stride; it reports false when it does not
@@ -460,6 +463,18 @@ func packA(kern *gemmKernel, dst []float32, a Mat, i0, mc, p0, kc int, scratch [
 	mr := kern.mr
 	panels := (mc + mr - 1) / mr
 	if a.Trans {
+		q := 0
+		if kern.packAT != nil {
+			for ; q < panels; q++ {
+				rows := min(mr, mc-q*mr)
+				if !kern.packAT(dst[q*kc*mr:(q+1)*kc*mr], a, p0*a.Stride+i0+q*mr, kc, rows) {
+					break
+				}
+			}
+			if q == panels {
+				return
+			}
+		}
 		// op(A)(i, p) = stored(p, i): row p of the storage holds the mc values.
 		for p := 0; p < kc; p++ {
 			src := rowOf(a, (p0+p)*a.Stride+i0, mc, scratch)

@@ -102,6 +102,9 @@ func packBPanelAsm(nr int, dst []float32, b Mat, off, kc, nn int) bool {
 }
 
 //go:noescape
+func packA14TF32(dst *float32, src *float32, lds, kc, rows int)
+
+//go:noescape
 func packT16F32(dst *float32, src *float32, lds, kc, nrows, lanes, dstw int)
 
 //go:noescape
@@ -144,6 +147,15 @@ var (
 		},
 		packA: func(dst []float32, a Mat, off, kc, rows int) bool {
 			return packTAsm(dst, a, off, kc, rows, 14, 14)
+		},
+		packAT: func(dst []float32, a Mat, off, kc, rows int) bool {
+			if a.DType != F32 || kc == 0 {
+				return a.DType == F32
+			}
+			_ = dst[kc*14-1]
+			src := a.F32[off : off+(kc-1)*a.Stride+rows]
+			packA14TF32(&dst[0], &src[0], a.Stride, kc, rows)
+			return true
 		},
 		packBT: func(dst []float32, b Mat, off, kc, nn int) bool {
 			return packTAsm(dst, b, off, kc, min(nn, 16), 16, 32) &&

@@ -112,3 +112,52 @@ ph16loop:
 ph16done:
 	VZEROUPPER
 	RET
+
+// func packA14TF32(dst *float32, src *float32, lds, kc, rows int)
+//
+// Packs one 14-row A micro-panel from a transposed A (stored [K, M], the panel's
+// rows contiguous in every stored row): for p < kc, dst[p*14 : p*14+14] =
+// src[p*lds : p*lds+rows], zero-padded to 14 lanes.
+TEXT ·packA14TF32(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ lds+16(FP), BX
+	MOVQ kc+24(FP), CX
+	MOVQ rows+32(FP), R8
+	SHLQ $2, BX
+	MOVQ $1, AX
+	SHLXQ R8, AX, AX
+	DECQ AX
+	KMOVW AX, K2
+	MOVQ $0x3fff, AX
+	KMOVW AX, K1
+	MOVQ CX, R9
+	SHRQ $2, R9
+	JEQ  pat_tail
+	LEAQ (BX)(BX*2), R10
+pat_loop4:
+	VMOVUPS.Z (SI), K2, Z0
+	VMOVUPS.Z (SI)(BX*1), K2, Z1
+	VMOVUPS.Z (SI)(BX*2), K2, Z2
+	VMOVUPS.Z (SI)(R10*1), K2, Z3
+	VMOVUPS Z0, K1, (DI)
+	VMOVUPS Z1, K1, 56(DI)
+	VMOVUPS Z2, K1, 112(DI)
+	VMOVUPS Z3, K1, 168(DI)
+	LEAQ (SI)(BX*4), SI
+	ADDQ $224, DI
+	DECQ R9
+	JNE  pat_loop4
+pat_tail:
+	ANDQ $3, CX
+	JEQ  pat_done
+pat_loop1:
+	VMOVUPS.Z (SI), K2, Z0
+	VMOVUPS Z0, K1, (DI)
+	ADDQ BX, SI
+	ADDQ $56, DI
+	DECQ CX
+	JNE  pat_loop1
+pat_done:
+	VZEROUPPER
+	RET

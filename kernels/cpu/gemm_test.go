@@ -431,7 +431,7 @@ func TestGemmSerialNoAlloc(t *testing.T) {
 // TestGemmPackEdges covers the packing and edge paths around the micro-tile
 // sizes: partial A panels (m not a multiple of MR), partial B panels in either
 // 16-column half (n not a multiple of NR), K not a multiple of the 16-column
-// transpose blocks, F32 and F16 B in both layouts, with padded strides.
+// transpose blocks, F32 and F16 B and F32 A in both layouts, with padded strides.
 func TestGemmPackEdges(t *testing.T) {
 	for _, l := range testLevels() {
 		withLevel(t, l, func(t *testing.T) {
@@ -441,9 +441,9 @@ func TestGemmPackEdges(t *testing.T) {
 				for _, n := range []int{7, 16, 20, 37, 64} {
 					for _, k := range []int{15, 16, 40, 77} {
 						for _, db := range []DType{F32, F16} {
-							for _, tb := range []bool{false, true} {
+							for _, tt := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
 								i++
-								gc := gemmCase{m: m, n: n, k: k, tb: tb, db: db, alpha: 1,
+								gc := gemmCase{m: m, n: n, k: k, ta: tt[0], tb: tt[1], db: db, alpha: 1,
 									beta: float32(i % 2), padA: i % 3, padB: 3, padC: i % 2}
 								runGemmCase(t, rng, gc, gemmFuncs[1])
 							}
