@@ -217,7 +217,11 @@ func LoadTextModel(dir string, dt tensor.DType) (*TextModel, error) {
 		closer.Close()
 		return nil, fmt.Errorf("clip: text encoder %s: %w", w, err)
 	}
-	m.closer = closer.Close
+	if w.Mapped() {
+		m.closer = closer.Close
+	} else {
+		closer.Close() // the tensors were read into memory: drop the reader's cache
+	}
 	return m, nil
 }
 

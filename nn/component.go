@@ -211,6 +211,12 @@ func (w *Weights) Open() (Source, io.Closer, error) {
 	return src, c, nil
 }
 
+// Mapped reports whether the tensors of the opened Source alias the files
+// (safetensors, memory-mapped), so that the files must stay open while the
+// model is used. PyTorch .bin tensors are read into memory of their own: close
+// the Source right after building the model to drop its cache of them.
+func (w *Weights) Mapped() bool { return w.Format == "safetensors" }
+
 // String names the weights: the index file or the single file.
 func (w *Weights) String() string {
 	if w.Index != "" {

@@ -158,7 +158,11 @@ func Load(dir string, dt tensor.DType) (*Model, error) {
 		closer.Close()
 		return nil, fmt.Errorf("unet: %s: %w", w, err)
 	}
-	m.closer = closer
+	if w.Mapped() {
+		m.closer = closer
+	} else {
+		closer.Close() // the tensors were read into memory: drop the reader's cache
+	}
 	return m, nil
 }
 

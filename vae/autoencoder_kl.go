@@ -98,7 +98,11 @@ func Load(dir string, dt tensor.DType) (*AutoencoderKL, error) {
 		closer.Close()
 		return nil, fmt.Errorf("vae: %s: %w", w, err)
 	}
-	m.closer = closer
+	if w.Mapped() {
+		m.closer = closer
+	} else {
+		closer.Close() // the tensors were read into memory: drop the reader's cache
+	}
 	return m, nil
 }
 

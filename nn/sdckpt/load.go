@@ -284,9 +284,17 @@ func firstFew(ks []string, n int) string {
 	return fmt.Sprintf("%s (and %d more)", strings.Join(ks[:n], ", "), len(ks)-n)
 }
 
-// Close closes the file (for Open). Models built from a safetensors
-// checkpoint must not be used afterwards.
+// Close closes the file (for Open) and drops the cache of transformed
+// tensors. Models built from a safetensors checkpoint must not be used
+// afterwards; those built from a PyTorch .ckpt stay valid (their tensors were
+// read into memory), and closing frees the tensors they did not keep, such as
+// F32 originals of a model converted to F16.
 func (c *Checkpoint) Close() error {
+	for _, s := range c.comps {
+		s.mu.Lock()
+		s.cache = map[string]*tensor.Tensor{}
+		s.mu.Unlock()
+	}
 	if c.closer == nil {
 		return nil
 	}
