@@ -22,17 +22,8 @@ func SD21TextConfig() TextConfig {
 // buildText constructs the model from src with a builder converting to dt
 // and runs the strict check.
 func buildText(src nn.Source, c TextConfig, dt tensor.DType) (*TextModel, error) {
-	m, _, err := buildTextB(src, c, dt)
+	m, _, err := nn.Build(src, c, dt, NewTextModel)
 	return m, err
-}
-
-func buildTextB(src nn.Source, c TextConfig, dt tensor.DType) (*TextModel, *nn.Builder, error) {
-	b := nn.NewBuilder(src).WithDType(dt)
-	m, err := NewTextModel(b, c)
-	if err == nil {
-		err = b.Check()
-	}
-	return m, b, err
 }
 
 // TextModelFromCheckpoint builds the text encoder from the cond_stage_model.*
@@ -43,23 +34,15 @@ func buildTextB(src nn.Source, c TextConfig, dt tensor.DType) (*TextModel, *nn.B
 // no longer used. A checkpoint lacking text-encoder weights gives an error
 // naming a few of them.
 func TextModelFromCheckpoint(ck *sdckpt.Checkpoint, cfg *TextConfig, dt tensor.DType) (*TextModel, error) {
-	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
-		return nil, fmt.Errorf("clip: TextModelFromCheckpoint: dtype %v, want F32, F16 or BF16", dt)
-	}
-	var c TextConfig
+	c := SD15TextConfig()
 	switch {
 	case cfg != nil:
 		c = *cfg
 	case ck.Variant == sdckpt.SD2:
 		c = SD21TextConfig()
-	default:
-		c = SD15TextConfig()
 	}
-	m, b, err := buildTextB(ck.Source(sdckpt.TextEncoder), c, dt)
+	m, err := sdckpt.BuildModel(ck, sdckpt.TextEncoder, c, dt, NewTextModel)
 	if err != nil {
-		if miss := b.Missing(); len(miss) > 0 {
-			return nil, fmt.Errorf("clip: text encoder: %w\n%v", ck.MissingError(sdckpt.TextEncoder, miss), err)
-		}
 		return nil, fmt.Errorf("clip: text encoder: %w", err)
 	}
 	return m, nil

@@ -47,17 +47,8 @@ func SD21Config() Config { return mustParse(sd21JSON) }
 // build constructs the model from src with a builder converting to dt and
 // runs the strict check.
 func build(src nn.Source, cfg Config, dt tensor.DType) (*Model, error) {
-	m, _, err := buildB(src, cfg, dt)
+	m, _, err := nn.Build(src, cfg, dt, New)
 	return m, err
-}
-
-func buildB(src nn.Source, cfg Config, dt tensor.DType) (*Model, *nn.Builder, error) {
-	b := nn.NewBuilder(src).WithDType(dt)
-	m, err := New(b, cfg)
-	if err == nil {
-		err = b.Check()
-	}
-	return m, b, err
 }
 
 // FromCheckpoint builds the U-Net from the model.diffusion_model.* weights of
@@ -68,23 +59,15 @@ func buildB(src nn.Source, cfg Config, dt tensor.DType) (*Model, *nn.Builder, er
 // longer used. A checkpoint lacking U-Net weights gives an error naming a few
 // of them.
 func FromCheckpoint(ck *sdckpt.Checkpoint, cfg *Config, dt tensor.DType) (*Model, error) {
-	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
-		return nil, fmt.Errorf("unet: FromCheckpoint: dtype %v, want F32, F16 or BF16", dt)
-	}
-	var c Config
+	c := SD15Config()
 	switch {
 	case cfg != nil:
 		c = *cfg
 	case ck.Variant == sdckpt.SD2:
 		c = SD21Config()
-	default:
-		c = SD15Config()
 	}
-	m, b, err := buildB(ck.Source(sdckpt.UNet), c, dt)
+	m, err := sdckpt.BuildModel(ck, sdckpt.UNet, c, dt, New)
 	if err != nil {
-		if miss := b.Missing(); len(miss) > 0 {
-			return nil, fmt.Errorf("unet: %w\n%v", ck.MissingError(sdckpt.UNet, miss), err)
-		}
 		return nil, fmt.Errorf("unet: %w", err)
 	}
 	return m, nil

@@ -19,17 +19,8 @@ func SD21Config() Config {
 // build constructs the model from src with a builder converting to dt and
 // runs the strict check.
 func build(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, error) {
-	m, _, err := buildB(src, c, dt)
+	m, _, err := nn.Build(src, c, dt, New)
 	return m, err
-}
-
-func buildB(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, *nn.Builder, error) {
-	b := nn.NewBuilder(src).WithDType(dt)
-	m, err := New(b, c)
-	if err == nil {
-		err = b.Check()
-	}
-	return m, b, err
 }
 
 // FromCheckpoint builds the VAE from the first_stage_model.* weights of an
@@ -39,23 +30,15 @@ func buildB(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, *nn.Build
 // when the model is no longer used. A checkpoint lacking VAE weights gives an
 // error naming a few of them.
 func FromCheckpoint(ck *sdckpt.Checkpoint, cfg *Config, dt tensor.DType) (*AutoencoderKL, error) {
-	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
-		return nil, fmt.Errorf("vae: FromCheckpoint: dtype %v, want F32, F16 or BF16", dt)
-	}
-	var c Config
+	c := SD15Config()
 	switch {
 	case cfg != nil:
 		c = *cfg
 	case ck.Variant == sdckpt.SD2:
 		c = SD21Config()
-	default:
-		c = SD15Config()
 	}
-	m, b, err := buildB(ck.Source(sdckpt.VAE), c, dt)
+	m, err := sdckpt.BuildModel(ck, sdckpt.VAE, c, dt, New)
 	if err != nil {
-		if miss := b.Missing(); len(miss) > 0 {
-			return nil, fmt.Errorf("vae: %w\n%v", ck.MissingError(sdckpt.VAE, miss), err)
-		}
 		return nil, fmt.Errorf("vae: %w", err)
 	}
 	return m, nil
