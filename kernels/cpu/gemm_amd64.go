@@ -102,6 +102,50 @@ func packBPanelAsm(nr int, dst []float32, b Mat, off, kc, nn int) bool {
 }
 
 //go:noescape
+func packT8F32(dst *float32, src *float32, lds, kb int)
+
+//go:noescape
+func packT8F16(dst *float32, src *uint16, lds, kb int)
+
+// packBT16AVX2 packs one full 16-wide panel of a transposed B (stored row j
+// from element off+j*Stride) for the 6x16 kernel: the 8-column blocks with the
+// AVX2 transposes, the last kc%8 columns in Go.
+func packBT16AVX2(dst []float32, b Mat, off, kc, nn int) bool {
+	if nn != 16 || (b.DType != F32 && (b.DType != F16 || !CPU.HasF16C)) {
+		return false
+	}
+	if kc == 0 {
+		return true
+	}
+	_ = dst[kc*16-1]
+	kb := kc / 8
+	if b.DType == F32 {
+		src := b.F32[off : off+15*b.Stride+kc]
+		if kb > 0 {
+			packT8F32(&dst[0], &src[0], b.Stride, kb)
+			packT8F32(&dst[8], &src[8*b.Stride], b.Stride, kb)
+		}
+		for j := 0; j < 16; j++ {
+			for p := kb * 8; p < kc; p++ {
+				dst[p*16+j] = src[j*b.Stride+p]
+			}
+		}
+		return true
+	}
+	src := b.U16[off : off+15*b.Stride+kc]
+	if kb > 0 {
+		packT8F16(&dst[0], &src[0], b.Stride, kb)
+		packT8F16(&dst[8], &src[8*b.Stride], b.Stride, kb)
+	}
+	for j := 0; j < 16; j++ {
+		for p := kb * 8; p < kc; p++ {
+			dst[p*16+j] = F16ToF32Scalar(src[j*b.Stride+p])
+		}
+	}
+	return true
+}
+
+//go:noescape
 func packA14TF32(dst *float32, src *float32, lds, kc, rows int)
 
 //go:noescape
@@ -164,7 +208,8 @@ var (
 	avx2GemmKernel = gemmKernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, mc: 6 * 32, nc: 4096, fn: kern6x16,
 		packB: func(dst []float32, b Mat, off, kc, nn int) bool {
 			return nn == 16 && packBPanelAsm(16, dst, b, off, kc, nn)
-		}}
+		},
+		packBT: packBT16AVX2}
 )
 
 // activeKernel returns the micro-kernel for the current level.
