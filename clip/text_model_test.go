@@ -8,61 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/roentgo/roentgo/internal/npy"
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-// textGolden returns a path under ../shared/golden/tiny-sd1, skipping the test
-// when the shared folder is absent.
-func textGolden(t testing.TB, rel string) string {
-	t.Helper()
-	root := filepath.Join("..", "..", "shared", "golden", "tiny-sd1")
-	if _, err := os.Stat(root); err != nil {
-		t.Skipf("golden data %s is absent: %v", root, err)
-	}
-	return filepath.Join(root, rel)
-}
-
-// goldenNpy reads a .npy file as an F32 tensor (I64 for integer arrays).
-func goldenNpy(t testing.TB, path string) *tensor.Tensor {
-	t.Helper()
-	a, err := npy.Read(path)
-	require.NoError(t, err)
-	if a.DType == "i8" {
-		v, err := a.Int64()
-		require.NoError(t, err)
-		return tensor.FromInt64(v, a.Shape...)
-	}
-	v, err := a.Float32()
-	require.NoError(t, err)
-	return tensor.FromFloat32(v, a.Shape...)
-}
-
-// requireNear asserts |got-want| <= atol + rtol |want| elementwise.
-func requireNear(t testing.TB, got, want *tensor.Tensor, atol, rtol float64, what string) {
-	t.Helper()
-	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
-	g, w := got.Float32s(), want.Float32s()
-	var maxAbs, worst float64
-	at := 0
-	for i := range w {
-		d := math.Abs(float64(g[i]) - float64(w[i]))
-		if math.IsNaN(d) {
-			t.Fatalf("%s: NaN at %d", what, i)
-		}
-		maxAbs = max(maxAbs, d)
-		if r := d / (atol + rtol*math.Abs(float64(w[i]))); r > worst {
-			worst, at = r, i
-		}
-	}
-	if worst > 1 {
-		t.Fatalf("%s: out of tolerance (atol %g, rtol %g): max |diff| %.3g, worst at %d: got %g want %g",
-			what, atol, rtol, maxAbs, at, g[at], w[at])
-	}
-	t.Logf("%s: max |diff| %.3g (%.2f of the tolerance)", what, maxAbs, worst)
-}
 
 // Tolerance against transformers (float32 on the CPU): the states are O(1)
 // (LayerNorm outputs have unit variance, layer outputs |x| < 3); our kernels sum
@@ -72,6 +22,15 @@ func requireNear(t testing.TB, got, want *tensor.Tensor, atol, rtol float64, wha
 // leaves a margin of ~10x over what is measured, while a wrong scale, mask or
 // activation shows as errors of 1e-2 and more.
 const textAtol, textRtol = 1e-5, 1e-4
+
+// textGolden returns a path under the tiny-sd1 golden folder (skipping when absent).
+func textGolden(t testing.TB, rel string) string { return testutil.Golden(t, rel) }
+
+// goldenNpy reads a .npy file as a tensor (I64 for integer arrays).
+func goldenNpy(t testing.TB, path string) *tensor.Tensor { return testutil.ReadNpy(t, path) }
+
+// requireNear is testutil.RequireClose.
+var requireNear = testutil.RequireClose
 
 func TestTextModelGolden(t *testing.T) {
 	m, err := LoadTextModel(textGolden(t, "model/diffusers"), tensor.F32)

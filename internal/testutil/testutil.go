@@ -1,0 +1,71 @@
+// Package testutil holds helpers shared by the model packages' tests: locating the
+// golden reference data in ../shared/golden (skipping when it is absent), reading
+// .npy arrays as tensors, and comparing tensors within |got-want| <= atol + rtol*|want|.
+package testutil
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/roentgo/roentgo/internal/npy"
+	"github.com/roentgo/roentgo/tensor"
+	"github.com/stretchr/testify/require"
+)
+
+// GoldenRoot is the tiny-sd1 golden folder as seen from a package directory one
+// level below the repository root.
+const GoldenRoot = "../../shared/golden/tiny-sd1"
+
+// Golden returns the path of rel under GoldenRoot, skipping the test when the
+// shared folder is absent (it is present in CI).
+func Golden(t testing.TB, rel string) string {
+	t.Helper()
+	if _, err := os.Stat(GoldenRoot); err != nil {
+		t.Skipf("golden data %s is absent: %v", GoldenRoot, err)
+	}
+	return filepath.Join(GoldenRoot, rel)
+}
+
+// ReadNpy reads the .npy file at path as a tensor: I64 for 64-bit integer arrays,
+// F32 otherwise.
+func ReadNpy(t testing.TB, path string) *tensor.Tensor {
+	t.Helper()
+	a, err := npy.Read(path)
+	require.NoError(t, err)
+	if a.DType == "i8" {
+		v, err := a.Int64()
+		require.NoError(t, err)
+		return tensor.FromInt64(v, a.Shape...)
+	}
+	v, err := a.Float32()
+	require.NoError(t, err)
+	return tensor.FromFloat32(v, a.Shape...)
+}
+
+// RequireClose asserts equal shapes and |got-want| <= atol + rtol*|want| for every
+// element (a NaN on either side fails), and logs the largest difference and the
+// share of the tolerance it uses.
+func RequireClose(t testing.TB, got, want *tensor.Tensor, atol, rtol float64, what string) {
+	t.Helper()
+	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
+	g, w := got.Float32s(), want.Float32s()
+	var maxAbs, worst float64
+	at := 0
+	for i := range w {
+		d := math.Abs(float64(g[i]) - float64(w[i]))
+		if math.IsNaN(d) {
+			t.Fatalf("%s: NaN at %d (got %g, want %g)", what, i, g[i], w[i])
+		}
+		maxAbs = max(maxAbs, d)
+		if r := d / (atol + rtol*math.Abs(float64(w[i]))); r > worst {
+			worst, at = r, i
+		}
+	}
+	if worst > 1 {
+		t.Fatalf("%s: out of tolerance (atol %g, rtol %g): max |diff| %.3g, worst at %d: got %g, want %g",
+			what, atol, rtol, maxAbs, at, g[at], w[at])
+	}
+	t.Logf("%s: max |diff| %.3g (%.2f of the tolerance)", what, maxAbs, worst)
+}
