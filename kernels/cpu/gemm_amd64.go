@@ -146,6 +146,32 @@ func packBT16AVX2(dst []float32, b Mat, off, kc, nn int) bool {
 }
 
 //go:noescape
+func packA6F32(dst *float32, src *float32, lds, kb int)
+
+// packA6AVX2 packs one full 6-row panel of a row-major F32 A for the 6x16
+// kernel: the 8-column blocks with the AVX2 transposes, the last kc%8 in Go.
+func packA6AVX2(dst []float32, a Mat, off, kc, rows int) bool {
+	if rows != 6 || a.DType != F32 {
+		return false
+	}
+	if kc == 0 {
+		return true
+	}
+	_ = dst[kc*6-1]
+	src := a.F32[off : off+5*a.Stride+kc]
+	kb := kc / 8
+	if kb > 0 {
+		packA6F32(&dst[0], &src[0], a.Stride, kb)
+	}
+	for r := 0; r < 6; r++ {
+		for p := kb * 8; p < kc; p++ {
+			dst[p*6+r] = src[r*a.Stride+p]
+		}
+	}
+	return true
+}
+
+//go:noescape
 func packA14TF32(dst *float32, src *float32, lds, kc, rows int)
 
 //go:noescape
@@ -209,7 +235,8 @@ var (
 		packB: func(dst []float32, b Mat, off, kc, nn int) bool {
 			return nn == 16 && packBPanelAsm(16, dst, b, off, kc, nn)
 		},
-		packBT: packBT16AVX2}
+		packBT: packBT16AVX2,
+		packA:  packA6AVX2}
 )
 
 // activeKernel returns the micro-kernel for the current level.
