@@ -1,17 +1,18 @@
 package pipeline
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/roentgo/roentgo/clip"
+	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/unet"
 	"github.com/roentgo/roentgo/vae"
@@ -28,6 +29,23 @@ type Options struct {
 	// name (diffusion.SchedulerNames), configured from the folder's
 	// scheduler_config.json as diffusers' from_config does.
 	Scheduler string
+	// Prediction, if set, replaces the scheduler config's prediction_type:
+	// "epsilon", "v_prediction" or "sample". Single-file checkpoints do not
+	// say what their U-Net predicts: Stable Diffusion 1.x and 2.x-base
+	// predict epsilon (the default), the 768-pixel 2.x models v_prediction.
+	Prediction string
+	// Tokenizer is a tokenizer folder (vocab.json and merges.txt, optionally
+	// tokenizer_config.json and special_tokens_map.json). A single-file
+	// checkpoint holds no tokenizer and needs this (or ConfigDir/tokenizer);
+	// for a diffusers folder it replaces the folder's tokenizer/.
+	Tokenizer string
+	// ConfigDir, for a single-file checkpoint, is a diffusers folder whose
+	// unet/config.json, vae/config.json, text_encoder/config.json,
+	// scheduler/scheduler_config.json and tokenizer/ are used with the
+	// file's weights, for architectures other than the standard SD 1.x /
+	// 2.x sizes; each one it lacks takes the default of the variant. It is
+	// an error with a diffusers folder (which has its own configs).
+	ConfigDir string
 }
 
 // Pipeline is a loaded Stable Diffusion model. Its components may be used
@@ -53,6 +71,9 @@ type Pipeline struct {
 	Demo bool
 
 	hash *hashJob
+	// closers release what the models' weights live in (a single-file
+	// checkpoint), after the models are closed.
+	closers []io.Closer
 }
 
 // requiredFiles are the files a diffusers Stable Diffusion folder must hold
@@ -100,27 +121,31 @@ func readModelIndex(path string) (*modelIndex, error) {
 	return mi, nil
 }
 
-// checkFolder reports what keeps dir from being a diffusers Stable Diffusion
-// folder, or nil.
-func checkFolder(dir string) error {
-	st, err := os.Stat(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("pipeline: model folder %s does not exist; expected a diffusers pipeline folder (model_index.json with tokenizer/, text_encoder/, unet/, vae/, scheduler/)", dir)
-		}
-		return fmt.Errorf("pipeline: model: %w", err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("pipeline: model %s is a file; expected a diffusers pipeline folder (model_index.json with tokenizer/, text_encoder/, unet/, vae/, scheduler/)", dir)
-	}
+// checkFolder reports what keeps dir, an existing folder, from being a
+// diffusers Stable Diffusion folder, or nil. The weight files are looked for
+// as the component loaders do (nn.FindWeights: safetensors, PyTorch .bin,
+// .fp16 variants, sharded checkpoints).
+func checkFolder(dir string, o Options) error {
 	var missing []string
 	for _, f := range requiredFiles {
+		if o.Tokenizer != "" && strings.HasPrefix(f, "tokenizer/") {
+			continue
+		}
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f))); err != nil {
 			missing = append(missing, f)
 		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("pipeline: %s is not a diffusers Stable Diffusion folder: missing %s", dir, strings.Join(missing, ", "))
+	}
+	var noWeights []string
+	for _, comp := range []string{"text_encoder", "unet", "vae"} {
+		if _, err := nn.FindWeights(filepath.Join(dir, comp), false); err != nil {
+			noWeights = append(noWeights, err.Error())
+		}
+	}
+	if len(noWeights) > 0 {
+		return fmt.Errorf("pipeline: %s: weights missing: %s", dir, strings.Join(noWeights, "; "))
 	}
 	mi, err := readModelIndex(filepath.Join(dir, "model_index.json"))
 	if err != nil {
@@ -143,15 +168,50 @@ func checkFolder(dir string) error {
 	return nil
 }
 
-// Load opens the Stable Diffusion pipeline in dir, a diffusers folder
-// (model_index.json, tokenizer/, text_encoder/, unet/, vae/, scheduler/;
-// safetensors weights, with .fp16 variants). A folder that is not one gets
-// an error listing what is missing. Close the pipeline to unmap its weights.
-func Load(dir string, o Options) (*Pipeline, error) {
-	if dir == "" {
-		return nil, errors.New("pipeline: no model folder given; expected a diffusers pipeline folder")
+// Load opens the Stable Diffusion model at path, which is either
+//
+//   - a diffusers folder (model_index.json, tokenizer/, text_encoder/,
+//     unet/, vae/, scheduler/) whose components hold safetensors or PyTorch
+//     .bin weights, .fp16 variants or sharded checkpoints (nn.FindWeights);
+//     a folder that is not one gets an error listing what is missing; or
+//   - a single-file checkpoint in the original CompVis/Stability layout
+//     (.safetensors, or a PyTorch zip .ckpt), told by being a regular file:
+//     see Options.Tokenizer, Options.ConfigDir and Options.Prediction, and
+//     loadSingleFile for the defaults.
+//
+// Close the pipeline to unmap its weights.
+func Load(path string, o Options) (*Pipeline, error) {
+	if path == "" {
+		return nil, errors.New("pipeline: no model given; expected a diffusers pipeline folder or a single-file checkpoint (.safetensors or .ckpt)")
 	}
-	if err := checkFolder(dir); err != nil {
+	if _, err := dtypeOption(o.DType); err != nil {
+		return nil, err
+	}
+	if err := checkPrediction(o.Prediction); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("pipeline: model %s does not exist; expected a diffusers pipeline folder (model_index.json with tokenizer/, text_encoder/, unet/, vae/, scheduler/) or a single-file checkpoint (.safetensors or .ckpt)", path)
+		}
+		return nil, fmt.Errorf("pipeline: model: %w", err)
+	}
+	if st.Mode().IsRegular() {
+		return loadSingleFile(path, o)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("pipeline: model %s is neither a folder nor a regular file; expected a diffusers pipeline folder or a single-file checkpoint", path)
+	}
+	if o.ConfigDir != "" {
+		return nil, fmt.Errorf("pipeline: a config folder (%s) applies only to single-file checkpoints; %s is a diffusers folder with its own configs", o.ConfigDir, path)
+	}
+	return loadFolder(path, o)
+}
+
+// loadFolder loads a diffusers folder.
+func loadFolder(dir string, o Options) (*Pipeline, error) {
+	if err := checkFolder(dir, o); err != nil {
 		return nil, err
 	}
 	p := &Pipeline{Path: dir}
@@ -161,52 +221,35 @@ func Load(dir string, o Options) (*Pipeline, error) {
 			p.Close()
 		}
 	}()
-	var err error
 	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
-	if p.SchedulerJSON, err = os.ReadFile(schedPath); err != nil {
+	schedJSON, err := os.ReadFile(schedPath)
+	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	if p.SchedulerName, err = SchedulerNameOf(p.SchedulerJSON); err != nil {
-		return nil, fmt.Errorf("pipeline: %s: %w", schedPath, err)
-	}
-	if o.Scheduler != "" {
-		p.SchedulerName = o.Scheduler
-	}
-	// Check the scheduler now, so that a bad name or config fails before the
-	// weights load.
-	if _, err := p.NewScheduler(p.SchedulerName, 0); err != nil {
+	if err := p.setScheduler(schedJSON, schedPath, o); err != nil {
 		return nil, err
 	}
-	dtypeFor := func(comp, file string) (tensor.DType, error) {
-		if o.DType != "" && !strings.EqualFold(o.DType, "auto") {
-			dt, err := tensor.ParseDType(strings.ToUpper(o.DType))
-			if err != nil {
-				return 0, fmt.Errorf("pipeline: dtype %q is not known; expected f32, f16, bf16 or auto", o.DType)
-			}
-			return dt, nil
+	fixed, _ := dtypeOption(o.DType)
+	dtypeFor := func(comp string) tensor.DType {
+		if fixed != nil {
+			return *fixed
 		}
-		return storedDType(filepath.Join(dir, comp), file), nil
+		return storedDType(filepath.Join(dir, comp))
 	}
-	if p.Tokenizer, err = clip.Load(filepath.Join(dir, "tokenizer")); err != nil {
+	tokDir := filepath.Join(dir, "tokenizer")
+	if o.Tokenizer != "" {
+		tokDir = o.Tokenizer
+	}
+	if p.Tokenizer, err = clip.Load(tokDir); err != nil {
 		return nil, fmt.Errorf("pipeline: tokenizer: %w", err)
 	}
-	dt, err := dtypeFor("text_encoder", "model")
-	if err != nil {
-		return nil, err
-	}
-	if p.TextEncoder, err = clip.LoadTextModel(filepath.Join(dir, "text_encoder"), dt); err != nil {
+	if p.TextEncoder, err = clip.LoadTextModel(filepath.Join(dir, "text_encoder"), dtypeFor("text_encoder")); err != nil {
 		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
 	}
-	if dt, err = dtypeFor("unet", "diffusion_pytorch_model"); err != nil {
-		return nil, err
-	}
-	if p.UNet, err = unet.Load(filepath.Join(dir, "unet"), dt); err != nil {
+	if p.UNet, err = unet.Load(filepath.Join(dir, "unet"), dtypeFor("unet")); err != nil {
 		return nil, fmt.Errorf("pipeline: unet: %w", err)
 	}
-	if dt, err = dtypeFor("vae", "diffusion_pytorch_model"); err != nil {
-		return nil, err
-	}
-	if p.VAE, err = vae.Load(filepath.Join(dir, "vae"), dt); err != nil {
+	if p.VAE, err = vae.Load(filepath.Join(dir, "vae"), dtypeFor("vae")); err != nil {
 		return nil, fmt.Errorf("pipeline: vae: %w", err)
 	}
 	if err := p.checkCompatible(); err != nil {
@@ -215,6 +258,63 @@ func Load(dir string, o Options) (*Pipeline, error) {
 	p.hash = startHash(dir)
 	ok = true
 	return p, nil
+}
+
+// dtypeOption parses Options.DType: nil for "" or "auto" (the stored dtype).
+func dtypeOption(s string) (*tensor.DType, error) {
+	if s == "" || strings.EqualFold(s, "auto") {
+		return nil, nil
+	}
+	dt, err := tensor.ParseDType(strings.ToUpper(s))
+	if err != nil || (dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16) {
+		return nil, fmt.Errorf("pipeline: dtype %q is not known; expected f32, f16, bf16 or auto", s)
+	}
+	return &dt, nil
+}
+
+// predictions are the values of Options.Prediction.
+var predictions = []string{"epsilon", "v_prediction", "sample"}
+
+func checkPrediction(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, p := range predictions {
+		if s == p {
+			return nil
+		}
+	}
+	return fmt.Errorf("pipeline: prediction type %q is not known; expected %s", s, strings.Join(predictions, ", "))
+}
+
+// setScheduler sets SchedulerJSON (with Options.Prediction applied) and
+// SchedulerName (the config's class, or Options.Scheduler) from the
+// scheduler config data read from where, and checks that the scheduler can be
+// built, so that a bad name or config fails before the weights load.
+func (p *Pipeline) setScheduler(data []byte, where string, o Options) error {
+	if o.Prediction != "" {
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return fmt.Errorf("pipeline: %s: scheduler config is not a JSON object: %v", where, err)
+		}
+		raw["prediction_type"], _ = json.Marshal(o.Prediction)
+		var err error
+		if data, err = json.MarshalIndent(raw, "", "  "); err != nil {
+			return fmt.Errorf("pipeline: %s: %v", where, err)
+		}
+	}
+	p.SchedulerJSON = data
+	var err error
+	if p.SchedulerName, err = SchedulerNameOf(data); err != nil {
+		return fmt.Errorf("pipeline: %s: %w", where, err)
+	}
+	if o.Scheduler != "" {
+		p.SchedulerName = o.Scheduler
+	}
+	if _, err := p.NewScheduler(p.SchedulerName, 0); err != nil {
+		return err
+	}
+	return nil
 }
 
 // checkCompatible checks that the components fit together.
@@ -236,47 +336,33 @@ func (p *Pipeline) checkCompatible() error {
 	return nil
 }
 
-// storedDType returns the dtype of the floating-point weights stored in
-// dir/<base>.safetensors (or F16 when only the .fp16 variant exists); F32
-// when it cannot tell (the component loader then reports the problem).
-func storedDType(dir, base string) tensor.DType {
-	full := filepath.Join(dir, base+".safetensors")
-	if _, err := os.Stat(full); err != nil {
-		if _, err := os.Stat(filepath.Join(dir, base+".fp16.safetensors")); err == nil {
+// storedDType returns the dtype of the floating-point weights of the
+// component folder dir, in the files a full-precision load picks
+// (nn.FindWeights: the full variant, else the .fp16 one); F32 when it cannot
+// tell (the component loader then reports the problem).
+func storedDType(dir string) tensor.DType {
+	w, err := nn.FindWeights(dir, false)
+	if err != nil {
+		return tensor.F32
+	}
+	src, c, err := w.Open()
+	if err != nil {
+		if w.Variant == "fp16" {
 			return tensor.F16
 		}
 		return tensor.F32
 	}
-	f, err := os.Open(full)
-	if err != nil {
-		return tensor.F32
-	}
-	defer f.Close()
-	var n uint64
-	if err := binary.Read(f, binary.LittleEndian, &n); err != nil || n > 100<<20 {
-		return tensor.F32
-	}
-	hdr := make([]byte, n)
-	if _, err := io.ReadFull(f, hdr); err != nil {
-		return tensor.F32
-	}
-	var entries map[string]json.RawMessage
-	if json.Unmarshal(hdr, &entries) != nil {
-		return tensor.F32
-	}
-	names := make([]string, 0, len(entries))
-	for k := range entries {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		var e struct {
-			DType string `json:"dtype"`
-		}
-		if json.Unmarshal(entries[k], &e) != nil {
-			continue
-		}
-		switch e.DType {
+	defer c.Close()
+	return sourceDType(src)
+}
+
+// sourceDType returns the dtype of the first floating-point tensor of src
+// in name order (F32 when there is none).
+func sourceDType(src nn.Source) tensor.DType {
+	keys := slices.Sorted(slices.Values(src.Keys()))
+	for _, k := range keys {
+		dt, _, _ := src.Info(k)
+		switch dt {
 		case "F16":
 			return tensor.F16
 		case "BF16":
@@ -318,5 +404,9 @@ func (p *Pipeline) Close() error {
 	if p.VAE != nil {
 		errs = append(errs, p.VAE.Close())
 	}
+	for _, c := range p.closers {
+		errs = append(errs, c.Close())
+	}
+	p.closers = nil
 	return errors.Join(errs...)
 }

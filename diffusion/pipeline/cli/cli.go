@@ -41,6 +41,7 @@ func (m Mode) String() string {
 
 type options struct {
 	model, prompt, negative, scheduler, out, dtype, init string
+	tokenizer, configDir, prediction                     string
 	steps, n, batch, height, width                       int
 	seed                                                 int64
 	guidance, rescale, eta, strength                     float64
@@ -79,7 +80,10 @@ func Main(mode Mode, args []string, stderr io.Writer) int {
 
 func newFlags(mode Mode, o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(mode.String(), flag.ContinueOnError)
-	fs.StringVar(&o.model, "model", "", "diffusers pipeline folder (model_index.json, tokenizer/, text_encoder/, unet/, vae/, scheduler/); empty: the built-in tiny demo model with random weights (its images are noise)")
+	fs.StringVar(&o.model, "model", "", "diffusers pipeline folder (model_index.json, tokenizer/, text_encoder/, unet/, vae/, scheduler/; safetensors or .bin weights) or single-file SD 1.x/2.x checkpoint (.safetensors or .ckpt; needs -tokenizer or -config); empty: the built-in tiny demo model with random weights (its images are noise)")
+	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer folder (vocab.json, merges.txt), e.g. a diffusers model's tokenizer/: needed with a single-file checkpoint; with a folder, replaces its tokenizer")
+	fs.StringVar(&o.configDir, "config", "", "with a single-file checkpoint: a diffusers folder whose unet/, vae/, text_encoder/ config.json, scheduler/ and tokenizer/ are used with the file's weights (for non-standard sizes); empty: the standard SD 1.x/2.x configs and a PNDM scheduler")
+	fs.StringVar(&o.prediction, "prediction", "", "what the U-Net predicts: epsilon, v_prediction or sample; empty: the scheduler config's (epsilon for single files: pass v_prediction for the 768-pixel SD 2.x models)")
 	fs.StringVar(&o.prompt, "prompt", "", "the text to generate from")
 	fs.StringVar(&o.negative, "negative", "", "negative prompt (what to steer away from); empty: the unconditional prompt \"\"")
 	fs.IntVar(&o.steps, "steps", 50, "number of denoising steps")
@@ -175,6 +179,14 @@ func run(ctx context.Context, mode Mode, args []string, stderr io.Writer) error 
 	default:
 		return usageError{fmt.Errorf("-dtype %q; expected auto, f32, f16 or bf16", o.dtype)}
 	}
+	switch o.prediction {
+	case "", "epsilon", "v_prediction", "sample":
+	default:
+		return usageError{fmt.Errorf("-prediction %q; expected epsilon, v_prediction or sample", o.prediction)}
+	}
+	if o.model == "" && (o.tokenizer != "" || o.configDir != "") {
+		return usageError{errors.New("-tokenizer and -config go with -model (a single-file checkpoint or a diffusers folder)")}
+	}
 	var initImg image.Image
 	if mode == Img2Img {
 		if !(o.strength >= 0 && o.strength <= 1) {
@@ -209,7 +221,8 @@ func run(ctx context.Context, mode Mode, args []string, stderr io.Writer) error 
 			p.SchedulerName = o.scheduler
 		}
 	} else {
-		p, err = pipeline.Load(o.model, pipeline.Options{DType: o.dtype, Scheduler: o.scheduler})
+		p, err = pipeline.Load(o.model, pipeline.Options{DType: o.dtype, Scheduler: o.scheduler,
+			Prediction: o.prediction, Tokenizer: o.tokenizer, ConfigDir: o.configDir})
 	}
 	if err != nil {
 		return err
