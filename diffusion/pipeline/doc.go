@@ -6,8 +6,11 @@
 // StableDiffusionPipeline and StableDiffusionImg2ImgPipeline.
 //
 // Load reads a folder with model_index.json and the subfolders tokenizer/,
-// text_encoder/, unet/, vae/ and scheduler/ (weights kept in their stored
-// dtype, or converted to Options.DType). NewRandom builds a model with random
+// text_encoder/, unet/, vae/ and scheduler/ (weights as .safetensors, PyTorch
+// .bin, .fp16 variants or sharded index files, kept in their stored dtype or
+// converted to Options.DType), or a single-file original checkpoint
+// (.safetensors or .ckpt, SD1 or SD2 layout) with its tokenizer from
+// Options.Tokenizer and non-standard configs from Options.ConfigDir. NewRandom builds a model with random
 // weights from a fixed seed (Demo is the tiny one the example programs use
 // when no model is given, with a byte-level tokenizer: its images are noise),
 // and WriteRandom saves such a model as a diffusers folder.

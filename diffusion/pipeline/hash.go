@@ -36,8 +36,9 @@ func fixedHash(s string) *hashJob {
 }
 
 // ModelHash returns the first 12 hex digits of HashFolder of the model's
-// folder (waiting for the background computation Load started), the hash of
-// the generating parameters for a random model, or "" when unknown.
+// folder, or of the SHA-256 of a single-file checkpoint (waiting for the
+// background computation Load started), the hash of the generating parameters
+// for a random model, or "" when unknown.
 func (p *Pipeline) ModelHash() string {
 	if p.hash == nil {
 		return ""
