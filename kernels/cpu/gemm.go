@@ -17,8 +17,12 @@ import (
 // Packed A micro-panels are k-major with MR values per k (pa[p*MR+r]); packed B
 // micro-panels are k-major with NR values per k (pb[p*NR+j]); both are zero-padded
 // at the edges. Packing reads any operand layout (transposed or not, F32, F16 or
-// BF16), so the micro-kernels only ever see float32. Tiles that stick out of C are
-// computed into a small scratch tile and merged.
+// BF16), so the micro-kernels only ever see float32. Tiles that stick out of C go
+// through the kernel's masked edge form when it has one (AVX-512), else are
+// computed into a small scratch tile and merged. For small m the AVX-512 kernel
+// runs the loops in another order (gemmSerialAL1: A micro-panel in L1, B block
+// in L2), and with the assembly packs (gemm_pack*_amd64.s) no operand layout
+// goes through the scalar scatter loops below except BF16 and edge leftovers.
 
 // microKernel computes the full mr x nr tile
 //
