@@ -20,7 +20,9 @@ import "sync"
 // its first product, so it rides along as the initial C. Column tiles of all
 // images are spread over the goroutines, each running the serial product; when
 // there are fewer tiles than goroutines, the tiles run one after another and the
-// product itself is parallel.
+// product itself is parallel. When C*R*S is small (one row block, below
+// convBiasRowMaxCRS) and there is a bias, convBiasRow folds the bias into the
+// product instead (see there), so y is written once and never read.
 
 const (
 	convTileCols     = 2048 // output positions per tile (upper bound)
@@ -48,6 +50,9 @@ func ConvScratchFloats(p ConvParams) int {
 		return 0
 	}
 	plan := convMakePlan(p)
+	if plan.blocks == 1 && plan.crs < convBiasRowMaxCRS {
+		return (plan.crs + 1) * plan.colsPerTile // convBiasRow's row of ones
+	}
 	return plan.rowsPerBlock * plan.colsPerTile
 }
 
@@ -151,6 +156,10 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 	pointwise := convIsPointwise(p)
 	pl := convMakePlan(p)
 	tasks := p.N * pl.tilesPerImg
+	if !pointwise && bias != nil && pl.blocks == 1 && pl.crs < convBiasRowMaxCRS {
+		convBiasRow(p, pl, x, w, bias, y)
+		return
+	}
 	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
 		n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
 		j0 := tile * pl.colsPerTile
@@ -186,6 +195,57 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 	for i := 0; i < tasks; i++ {
 		run(i, Gemm)
 	}
+}
+
+// convBiasRowMaxCRS bounds C*R*S for convBiasRow: below it the bias pass over y
+// and the read-modify-write of y by a product of so few terms cost more than the
+// product itself.
+const convBiasRowMaxCRS = 128
+
+// convBiasRow is Conv2d for a small C*R*S with a bias (one row block): the bias
+// joins the product as an extra column of W ([W | bias], converted to float32
+// once) against an extra row of ones under the im2col tile, so every tile of y
+// is written once by a product with beta = 0 and never read.
+func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, y []float32) {
+	crs, ohw := pl.crs, pl.ohw
+	ka := crs + 1
+	wbuf := convGetScratch(p.K * ka)
+	wa := *wbuf
+	for k := 0; k < p.K; k++ {
+		dst := wa[k*ka : k*ka+crs]
+		off := k * w.Stride
+		switch w.DType {
+		case F32:
+			copy(dst, w.F32[off:off+crs])
+		case F16:
+			F16ToF32(dst, w.U16[off:off+crs])
+		case BF16:
+			BF16ToF32(dst, w.U16[off:off+crs])
+		}
+		wa[k*ka+crs] = bias[k]
+	}
+	wm := F32Mat(wa, ka, false)
+	tasks := p.N * pl.tilesPerImg
+	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
+		n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
+		j0 := tile * pl.colsPerTile
+		j1 := min(j0+pl.colsPerTile, ohw)
+		cols := j1 - j0
+		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+		buf := convGetScratch(ka * cols)
+		convIm2col(p, xn, (*buf)[:crs*cols], 0, crs, j0, j1)
+		convFill((*buf)[crs*cols:ka*cols], 1)
+		gemm(p.K, cols, ka, 1, wm, F32Mat(*buf, cols, false), 0, y[n*p.K*ohw+j0:], ohw)
+		convScratch.Put(buf)
+	}
+	if tasks >= Threads() {
+		ParallelTasks(tasks, func(i int) { run(i, GemmSerial) })
+	} else {
+		for i := 0; i < tasks; i++ {
+			run(i, Gemm)
+		}
+	}
+	convScratch.Put(wbuf)
 }
 
 // convIm2col writes rows [r0, r1) and columns [j0, j1) of the im2col matrix of one

@@ -171,6 +171,30 @@ func TestConv2dTiling(t *testing.T) {
 	}
 }
 
+// TestConv2dSmallCRSBias covers convBiasRow (small C*R*S with a bias, the bias
+// as an extra column of W): several column tiles crossing output rows, every
+// weight dtype, padded weight rows, 1 to 3 goroutines, and C*R*S on both sides
+// of convBiasRowMaxCRS.
+func TestConv2dSmallCRSBias(t *testing.T) {
+	cases := []convCase{
+		{n: 2, c: 4, h: 64, w: 64, k: 37, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1}, // U-Net conv_in shape, fewer K
+		{n: 1, c: 3, h: 70, w: 61, k: 20, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1}, // tiles cross rows
+		{n: 3, c: 2, h: 9, w: 13, k: 5, r: 3, s: 3, sh: 2, sw: 2, ph: 1, pw: 1},
+		{n: 1, c: 14, h: 40, w: 40, k: 17, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1}, // C*R*S = 126
+		{n: 1, c: 15, h: 40, w: 40, k: 17, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1}, // C*R*S = 135
+	}
+	for _, th := range []int{1, 2, 3} {
+		old := SetThreads(th)
+		for _, cc := range cases {
+			for _, dt := range []DType{F32, F16, BF16} {
+				convRun(t, cc, dt, true, 0)
+				convRun(t, cc, dt, true, 5)
+			}
+		}
+		SetThreads(old)
+	}
+}
+
 func TestConv2dPanics(t *testing.T) {
 	p := ConvParams{N: 1, C: 2, H: 4, W: 4, K: 3, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
 	x := make([]float32, 32)
