@@ -125,6 +125,43 @@ func (a *Archive) Close() error {
 	return errors.Join(errs...)
 }
 
+// DropResident removes the archive's memory-mapped pages from the process's
+// resident set (see safetensors.File.DropResident): its tensors stay valid and
+// fault their data back from the page cache on next use.
+func (a *Archive) DropResident() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for _, f := range a.files {
+		errs = append(errs, f.DropResident())
+	}
+	return errors.Join(errs...)
+}
+
+// DropResident removes from the process's resident set the pages of every
+// memory-mapped safetensors file whose data the given tensors alias (weights
+// from an Archive), for when they will not be used for a while. Nothing
+// changes for the tensors: their data stays valid and is faulted back from the
+// page cache on next use. Tensors that own their memory are ignored (their
+// memory is never dropped). Dropping a file drops all of it, including tensors
+// of the file that were not passed.
+func DropResident(ts ...*Tensor) error {
+	seen := map[*safetensors.File]bool{}
+	var errs []error
+	for _, t := range ts {
+		if t == nil || t.st == nil {
+			continue
+		}
+		f, ok := t.st.keep.(*safetensors.File)
+		if !ok || seen[f] {
+			continue
+		}
+		seen[f] = true
+		errs = append(errs, f.DropResident())
+	}
+	return errors.Join(errs...)
+}
+
 // SaveSafetensors writes the named tensors, each in its own dtype, to path in the
 // safetensors format with optional metadata. The write is atomic: on any error
 // no file (and no partial file) is left at path.

@@ -305,7 +305,9 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 	if req.trace != nil && req.trace.embeds != nil {
 		req.trace.embeds(embeds)
 	}
+	p.dropResident(p.TextEncoder)
 	res.Timings.TextEncoding = time.Since(t0)
+	traceMem("text encoded")
 
 	// Initial latents.
 	t1 := time.Now()
@@ -375,7 +377,10 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 		res.Timings.Steps += nsteps
 	}
 	latents.Release()
+	p.dropResident(p.UNet)
+	p.trimMemory()
 	res.Timings.Denoising = time.Since(t1)
+	traceMem("denoised")
 
 	// Decode.
 	t2 := time.Now()
@@ -387,6 +392,7 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 		z := f.MulScalar(inv)
 		dec := p.VAE.Decode(z)
 		z.Release()
+		traceMem("vae decode")
 		if req.trace != nil && req.trace.final != nil {
 			req.trace.final(f, dec)
 		}
@@ -394,6 +400,7 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 		dec.Release()
 	}
 	res.Timings.Decoding = time.Since(t2)
+	traceMem("decoded")
 	res.ModelHash = p.ModelHash()
 	res.Timings.Total = time.Since(start)
 	return res, nil
@@ -410,6 +417,7 @@ func (p *Pipeline) denoiser(req *Request, pl *plan, cond *tensor.Tensor) diffusi
 		ts := tensor.Scalar(float32(t))
 		out := p.UNet.Forward(in, ts, cond)
 		ts.Release()
+		traceMem("unet step")
 		if req.trace != nil && req.trace.unet != nil {
 			req.trace.unet(in, out, t)
 		}

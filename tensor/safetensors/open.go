@@ -47,5 +47,8 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}
 	f.unmap = unmap
+	if unmap != nil {
+		f.mapped = buf
+	}
 	return f, nil
 }

@@ -97,8 +97,9 @@ type File struct {
 	// Tensors are in file offset order.
 	Tensors []TensorInfo
 
-	index map[string]int
-	unmap func() error // releases the memory of an opened file
+	index  map[string]int
+	unmap  func() error // releases the memory of an opened file
+	mapped []byte       // the mapping of an opened file (nil when read or parsed)
 }
 
 // Get returns the tensor called name.
@@ -129,7 +130,21 @@ func (f *File) Close() error {
 	}
 	u := f.unmap
 	f.unmap = nil
+	f.mapped = nil
 	return u()
+}
+
+// DropResident removes the pages of a memory-mapped file (from Open) from the
+// process's resident set, for when its tensors will not be used for a while
+// (e.g. a U-Net's weights while a VAE decodes). It changes no data: the pages
+// stay in the operating system's page cache and the next access to a tensor
+// faults them back. It is a no-op for a File from Parse or one that was read
+// into memory, after Close, and on platforms other than Linux.
+func (f *File) DropResident() error {
+	if f.unmap == nil || f.mapped == nil {
+		return nil
+	}
+	return dropPages(f.mapped)
 }
 
 // rawTensor is a header entry before validation against the data region.
