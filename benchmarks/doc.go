@@ -4,7 +4,8 @@
 // model-level benchmarks live beside their packages (kernels/cpu, nn, unet, vae,
 // clip); results measured on GPUs are kept under results/ with card, date and commit.
 //
-// Run:
+// Run (one SD1.5 generation takes minutes on 2 cores):
 //
 //	go test ./benchmarks -run '^$' -bench Txt2Img -benchtime 1x -timeout 60m
+//	go test ./benchmarks -run '^$' -bench LoadSD15 -benchtime 5x
 package benchmarks
