@@ -192,3 +192,25 @@ __device__ __forceinline__ float activate(int f, float x) {
   }
   return x;
 }
+
+// simt_tile_fma accumulates one shared-memory step of the 64x64 SIMT tile that the
+// F32 checking kernels (gemm_simt, conv2d_simt) use: As and Bs hold TK rows of the
+// A and B tiles (padded by one column against bank conflicts), and the thread
+// (ty, tx) of the 16x16 block owns rows ty+16u and columns tx+16v of the tile.
+template <int TK, int TS>
+__device__ __forceinline__ void simt_tile_fma(const float (&As)[TK][TS + 1], const float (&Bs)[TK][TS + 1],
+                                              int ty, int tx, float (&acc)[4][4]) {
+#pragma unroll
+  for (int p = 0; p < TK; p++) {
+    float a[4], b[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      a[u] = As[p][ty + 16 * u];
+      b[u] = Bs[p][tx + 16 * u];
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+#pragma unroll
+      for (int v = 0; v < 4; v++) acc[u][v] = fmaf(a[u], b[v], acc[u][v]);
+  }
+}

@@ -238,19 +238,7 @@ extern "C" __global__ void __launch_bounds__(256)
       Bs[q][j] = v;
     }
     __syncthreads();
-#pragma unroll
-    for (int p = 0; p < TK; p++) {
-      float a[4], b[4];
-#pragma unroll
-      for (int u = 0; u < 4; u++) {
-        a[u] = As[p][ty + 16 * u];
-        b[u] = Bs[p][tx + 16 * u];
-      }
-#pragma unroll
-      for (int u = 0; u < 4; u++)
-#pragma unroll
-        for (int v = 0; v < 4; v++) acc[u][v] = fmaf(a[u], b[v], acc[u][v]);
-    }
+    simt_tile_fma<TK, TS>(As, Bs, ty, tx, acc);
     __syncthreads();
   }
 #pragma unroll
