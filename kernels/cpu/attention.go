@@ -73,7 +73,7 @@ func attnCheck(p AttnParams, q, k, v, o []float32) (qs, ks, vs, os int) {
 	if p.B < 0 || p.H < 0 || p.Sq < 0 || p.Sk < 0 || p.D < 1 {
 		panic("cpu: Attention: negative size or D < 1 in AttnParams")
 	}
-	qs, ks, vs, os = p.strides()
+	qs, ks, vs, os = p.Strides()
 	hd := p.H * p.D
 	if qs < hd || ks < hd || vs < hd || os < hd {
 		panic("cpu: Attention: row stride smaller than H*D")

@@ -31,7 +31,7 @@ func (ac attnCase) String() string {
 func attnRun(t *testing.T, ac attnCase, amp float32) {
 	t.Helper()
 	p := ac.params()
-	qs, ks, vs, os := p.strides()
+	qs, ks, vs, os := p.Strides()
 	q := convTestData(p.B*p.Sq*qs, uint64(11+p.D))
 	k := convTestData(p.B*p.Sk*ks, uint64(12+p.Sk))
 	v := convTestData(p.B*p.Sk*vs, uint64(13))

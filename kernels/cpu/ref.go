@@ -98,7 +98,8 @@ type AttnParams struct {
 	QStride, KStride, VStride, OStride int
 }
 
-func (p AttnParams) strides() (qs, ks, vs, os int) {
+// Strides returns the row strides of q, k, v and o, with 0 replaced by H*D.
+func (p AttnParams) Strides() (qs, ks, vs, os int) {
 	def := p.H * p.D
 	qs, ks, vs, os = p.QStride, p.KStride, p.VStride, p.OStride
 	if qs == 0 {
@@ -123,7 +124,7 @@ func (p AttnParams) strides() (qs, ks, vs, os int) {
 //	  s_j = scale * sum_d q[b,i,h,d]*k[b,j,h,d]   (j allowed by the mask)
 //	  o[b,i,h,:] = sum_j exp(s_j - max s) v[b,j,h,:] / sum_j exp(s_j - max s)
 func AttentionRef(p AttnParams, q, k, v, o []float32) {
-	qs, ks, vs, os := p.strides()
+	qs, ks, vs, os := p.Strides()
 	s := make([]float64, p.Sk)
 	for b := 0; b < p.B; b++ {
 		for h := 0; h < p.H; h++ {

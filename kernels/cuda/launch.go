@@ -273,24 +273,6 @@ func (d *Device) Conv2dEx(p cpu.ConvParams, x *Buffer, w Mat, bias, r, y *Buffer
 	})
 }
 
-func attnStrides(p cpu.AttnParams) (qs, ks, vs, os int) {
-	def := p.H * p.D
-	qs, ks, vs, os = p.QStride, p.KStride, p.VStride, p.OStride
-	if qs == 0 {
-		qs = def
-	}
-	if ks == 0 {
-		ks = def
-	}
-	if vs == 0 {
-		vs = def
-	}
-	if os == 0 {
-		os = def
-	}
-	return
-}
-
 // attnTensorCoreDims are the head dims with a tensor-core attention kernel.
 var attnTensorCoreDims = map[int]bool{40: true, 64: true, 80: true, 160: true}
 
@@ -313,7 +295,7 @@ func (d *Device) attention(p cpu.AttnParams, q, k, v, o *Buffer, simt bool) erro
 	if p.B < 0 || p.H < 0 || p.Sq < 0 || p.Sk < 0 || p.D < 1 {
 		panic("cuda: Attention: negative size or D < 1 in AttnParams")
 	}
-	qs, ks, vs, os := attnStrides(p)
+	qs, ks, vs, os := p.Strides()
 	hd := p.H * p.D
 	if qs < hd || ks < hd || vs < hd || os < hd {
 		panic("cuda: Attention: row stride smaller than H*D")
