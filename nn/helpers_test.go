@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/roentgo/roentgo/internal/npy"
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/tensor/rng"
 	"github.com/stretchr/testify/require"
@@ -13,18 +13,7 @@ import (
 
 // readNpy loads testdata/<name> as an F32 tensor (I64 for integer arrays).
 func readNpy(t testing.TB, name string) *tensor.Tensor {
-	t.Helper()
-	a, err := npy.Read(filepath.Join("testdata", name))
-	require.NoError(t, err)
-	switch a.DType {
-	case "i8", "i4":
-		v, err := a.Int64()
-		require.NoError(t, err)
-		return tensor.FromInt64(v, a.Shape...)
-	}
-	v, err := a.Float32()
-	require.NoError(t, err)
-	return tensor.FromFloat32(v, a.Shape...)
+	return testutil.ReadNpy(t, filepath.Join("testdata", name))
 }
 
 // openCase opens testdata/<name>.safetensors and registers its Close.

@@ -28,13 +28,13 @@ func Golden(t testing.TB, rel string) string {
 	return filepath.Join(GoldenRoot, rel)
 }
 
-// ReadNpy reads the .npy file at path as a tensor: I64 for 64-bit integer arrays,
-// F32 otherwise.
+// ReadNpy reads the .npy file at path as a tensor: I64 for integer arrays (int64
+// or int32), F32 otherwise.
 func ReadNpy(t testing.TB, path string) *tensor.Tensor {
 	t.Helper()
 	a, err := npy.Read(path)
 	require.NoError(t, err)
-	if a.DType == "i8" {
+	if a.DType == "i8" || a.DType == "i4" {
 		v, err := a.Int64()
 		require.NoError(t, err)
 		return tensor.FromInt64(v, a.Shape...)
