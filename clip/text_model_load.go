@@ -34,14 +34,7 @@ func buildText(src nn.Source, c TextConfig, dt tensor.DType) (*TextModel, error)
 // no longer used. A checkpoint lacking text-encoder weights gives an error
 // naming a few of them.
 func TextModelFromCheckpoint(ck *sdckpt.Checkpoint, cfg *TextConfig, dt tensor.DType) (*TextModel, error) {
-	c := SD15TextConfig()
-	switch {
-	case cfg != nil:
-		c = *cfg
-	case ck.Variant == sdckpt.SD2:
-		c = SD21TextConfig()
-	}
-	m, err := sdckpt.BuildModel(ck, sdckpt.TextEncoder, c, dt, NewTextModel)
+	m, err := sdckpt.BuildModel(ck, sdckpt.TextEncoder, cfg, SD15TextConfig, SD21TextConfig, dt, NewTextModel)
 	if err != nil {
 		return nil, fmt.Errorf("clip: text encoder: %w", err)
 	}

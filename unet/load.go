@@ -59,14 +59,7 @@ func build(src nn.Source, cfg Config, dt tensor.DType) (*Model, error) {
 // longer used. A checkpoint lacking U-Net weights gives an error naming a few
 // of them.
 func FromCheckpoint(ck *sdckpt.Checkpoint, cfg *Config, dt tensor.DType) (*Model, error) {
-	c := SD15Config()
-	switch {
-	case cfg != nil:
-		c = *cfg
-	case ck.Variant == sdckpt.SD2:
-		c = SD21Config()
-	}
-	m, err := sdckpt.BuildModel(ck, sdckpt.UNet, c, dt, New)
+	m, err := sdckpt.BuildModel(ck, sdckpt.UNet, cfg, SD15Config, SD21Config, dt, New)
 	if err != nil {
 		return nil, fmt.Errorf("unet: %w", err)
 	}

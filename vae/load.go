@@ -30,14 +30,7 @@ func build(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, error) {
 // when the model is no longer used. A checkpoint lacking VAE weights gives an
 // error naming a few of them.
 func FromCheckpoint(ck *sdckpt.Checkpoint, cfg *Config, dt tensor.DType) (*AutoencoderKL, error) {
-	c := SD15Config()
-	switch {
-	case cfg != nil:
-		c = *cfg
-	case ck.Variant == sdckpt.SD2:
-		c = SD21Config()
-	}
-	m, err := sdckpt.BuildModel(ck, sdckpt.VAE, c, dt, New)
+	m, err := sdckpt.BuildModel(ck, sdckpt.VAE, cfg, SD15Config, SD21Config, dt, New)
 	if err != nil {
 		return nil, fmt.Errorf("vae: %w", err)
 	}

@@ -409,16 +409,26 @@ func (t Target) applyTensor(x *tensor.Tensor) (*tensor.Tensor, error) {
 }
 
 // BuildModel builds the model of one component (UNet, VAE or TextEncoder) of ck
-// with newModel (the model package's constructor) and config cfg, keeping its
-// weights as dt (F32, F16 or BF16), and runs the builder's strict check. When keys
+// with newModel (the model package's constructor), keeping its weights as dt
+// (F32, F16 or BF16), and runs the builder's strict check. The config is *cfg, or
+// when cfg is nil sd1() for an SD1 checkpoint and sd2() for an SD2 one. When keys
 // are missing, the error says which component's weights the checkpoint lacks
 // (MissingError) followed by the builder's report. The model does not own ck.
-func BuildModel[M, C any](ck *Checkpoint, component string, cfg C, dt tensor.DType, newModel func(*nn.Builder, C) (M, error)) (M, error) {
+func BuildModel[M, C any](ck *Checkpoint, component string, cfg *C, sd1, sd2 func() C, dt tensor.DType, newModel func(*nn.Builder, C) (M, error)) (M, error) {
 	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
 		var zero M
 		return zero, fmt.Errorf("%s: dtype %v, want F32, F16 or BF16", component, dt)
 	}
-	m, b, err := nn.Build(ck.Source(component), cfg, dt, newModel)
+	var c C
+	switch {
+	case cfg != nil:
+		c = *cfg
+	case ck.Variant == SD2:
+		c = sd2()
+	default:
+		c = sd1()
+	}
+	m, b, err := nn.Build(ck.Source(component), c, dt, newModel)
 	if err != nil {
 		if miss := b.Missing(); len(miss) > 0 {
 			return m, fmt.Errorf("%w\n%v", ck.MissingError(component, miss), err)
