@@ -37,15 +37,6 @@ func (s *ddim) SetTimesteps(n int) error {
 	return nil
 }
 
-func (s *ddim) Order() int              { return 1 }
-func (s *ddim) InitNoiseSigma() float64 { return 1 }
-func (s *ddim) ScaleModelInput(x *tensor.Tensor, _ float64) *tensor.Tensor {
-	return x
-}
-func (s *ddim) AddNoise(o, z *tensor.Tensor, ts []float64) *tensor.Tensor {
-	return s.addNoiseInt(o, z, ts)
-}
-
 // finalAlpha is the alphas_cumprod after the last step.
 func finalAlpha(cfg Config, sc *Schedule) float32 {
 	if cfg.SetAlphaToOne {

@@ -43,13 +43,6 @@ func (s *ddpm) SetTimesteps(n int) error {
 	return nil
 }
 
-func (s *ddpm) Order() int                                                 { return 1 }
-func (s *ddpm) InitNoiseSigma() float64                                    { return 1 }
-func (s *ddpm) ScaleModelInput(x *tensor.Tensor, _ float64) *tensor.Tensor { return x }
-func (s *ddpm) AddNoise(o, z *tensor.Tensor, ts []float64) *tensor.Tensor {
-	return s.addNoiseInt(o, z, ts)
-}
-
 func (s *ddpm) stepRatio() int {
 	if s.n == 0 {
 		return 1

@@ -105,15 +105,6 @@ func (s *dpm) SetTimesteps(n int) error {
 	return nil
 }
 
-func (s *dpm) Order() int              { return 1 }
-func (s *dpm) InitNoiseSigma() float64 { return 1 }
-func (s *dpm) ScaleModelInput(x *tensor.Tensor, _ float64) *tensor.Tensor {
-	return x
-}
-func (s *dpm) AddNoise(o, z *tensor.Tensor, ts []float64) *tensor.Tensor {
-	return s.addNoiseInt(o, z, ts)
-}
-
 func (s *dpm) Step(out *tensor.Tensor, tf float64, x *tensor.Tensor, _ tensor.RandSource) StepOutput {
 	t := intTimestep("dpm.Step", tf, s.T())
 	idx := len(s.ts) - 1

@@ -67,15 +67,6 @@ func (s *pndm) SetTimesteps(n int) error {
 	return nil
 }
 
-func (s *pndm) Order() int              { return 1 }
-func (s *pndm) InitNoiseSigma() float64 { return 1 }
-func (s *pndm) ScaleModelInput(x *tensor.Tensor, _ float64) *tensor.Tensor {
-	return x
-}
-func (s *pndm) AddNoise(o, z *tensor.Tensor, ts []float64) *tensor.Tensor {
-	return s.addNoiseInt(o, z, ts)
-}
-
 func (s *pndm) Step(out *tensor.Tensor, tf float64, x *tensor.Tensor, _ tensor.RandSource) StepOutput {
 	t := intTimestep("pndm.Step", tf, s.T())
 	ratio := 1

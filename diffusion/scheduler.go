@@ -169,6 +169,23 @@ func (b *base) spacing(def string) string {
 	return def
 }
 
+// The discrete-time schedulers (DDPM, DDIM, PNDM, DPM-Solver++) share these
+// defaults; the sigma schedulers (sigmaBase and its users) override them.
+
+// Order is the number of model calls per step: 1.
+func (b *base) Order() int { return 1 }
+
+// InitNoiseSigma is 1: the initial latents are unit Gaussian noise.
+func (b *base) InitNoiseSigma() float64 { return 1 }
+
+// ScaleModelInput returns x unchanged.
+func (b *base) ScaleModelInput(x *tensor.Tensor, _ float64) *tensor.Tensor { return x }
+
+// AddNoise noises original to the given integer timesteps (addNoiseInt).
+func (b *base) AddNoise(o, z *tensor.Tensor, ts []float64) *tensor.Tensor {
+	return b.addNoiseInt(o, z, ts)
+}
+
 // addNoiseInt is the alphas_cumprod add_noise with integer timesteps.
 func (b *base) addNoiseInt(original, noise *tensor.Tensor, timesteps []float64) *tensor.Tensor {
 	ts := make([]int, len(timesteps))
