@@ -214,3 +214,42 @@ __device__ __forceinline__ void simt_tile_fma(const float (&As)[TK][TS + 1], con
       for (int v = 0; v < 4; v++) acc[u][v] = fmaf(a[u], b[v], acc[u][v]);
   }
 }
+
+// warp_mma_tile runs one shared-memory stage of the tensor-core kernels (GEMM and
+// implicit-GEMM conv): for each 16-deep slice of the BK-deep stage, the warp loads
+// its MI 16x16 A fragments (rows m0.., A tile row stride BK+PAD) and NI 8-wide B
+// fragments (columns n0..; B stored [n][k] with row stride BK+PAD when BT, else
+// [k][n] with row stride BN+PAD) with ldmatrix and accumulates MI x NI m16n8k16
+// products into acc.
+template <bool BF16, bool BT, int MI, int NI, int BK, int BN, int PAD>
+__device__ __forceinline__ void warp_mma_tile(const u16* as, const u16* bs, int m0, int n0, int lane,
+                                              float (&acc)[MI][NI][4]) {
+#pragma unroll
+  for (int kk = 0; kk < BK; kk += 16) {
+    u32 af[MI][4];
+#pragma unroll
+    for (int i = 0; i < MI; i++) {
+      int row = m0 + i * 16 + (lane & 15);
+      int col = kk + (lane >> 4) * 8;
+      ldmatrix_x4(af[i][0], af[i][1], af[i][2], af[i][3], as + row * (BK + PAD) + col);
+    }
+    u32 bf[NI][2];
+#pragma unroll
+    for (int j = 0; j < NI; j += 2) {
+      int q = lane >> 3, r = lane & 7;
+      if (BT) {
+        int n = n0 + j * 8 + (q >> 1) * 8 + r;
+        int k = kk + (q & 1) * 8;
+        ldmatrix_x4(bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1], bs + n * (BK + PAD) + k);
+      } else {
+        int k = kk + (q & 1) * 8 + r;
+        int n = n0 + j * 8 + (q >> 1) * 8;
+        ldmatrix_x4_trans(bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1], bs + k * (BN + PAD) + n);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+      for (int j = 0; j < NI; j++) mma16816<BF16>(acc[i][j], af[i], bf[j]);
+  }
+}

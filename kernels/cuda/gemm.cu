@@ -103,36 +103,7 @@ __device__ __forceinline__ void gemm_tc(const u16* __restrict__ A, const u16* __
     __syncthreads();
     const u16* as = As + (t & 1) * A_ELEMS;
     const u16* bs = Bs + (t & 1) * B_ELEMS;
-#pragma unroll
-    for (int kk = 0; kk < BK; kk += 16) {
-      u32 af[MI][4];
-#pragma unroll
-      for (int i = 0; i < MI; i++) {
-        int row = wm * WTM + i * 16 + (lane & 15);
-        int col = kk + (lane >> 4) * 8;
-        ldmatrix_x4(af[i][0], af[i][1], af[i][2], af[i][3], as + row * (BK + PAD) + col);
-      }
-      u32 bf[NI][2];
-#pragma unroll
-      for (int j = 0; j < NI; j += 2) {
-        int q = lane >> 3, r = lane & 7;
-        if (BT) {
-          int n = wn * WTN + j * 8 + (q >> 1) * 8 + r;
-          int k = kk + (q & 1) * 8;
-          ldmatrix_x4(bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1],
-                      bs + n * (BK + PAD) + k);
-        } else {
-          int k = kk + (q & 1) * 8 + r;
-          int n = wn * WTN + j * 8 + (q >> 1) * 8;
-          ldmatrix_x4_trans(bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1],
-                            bs + k * (BN + PAD) + n);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < MI; i++)
-#pragma unroll
-        for (int j = 0; j < NI; j++) mma16816<BF16>(acc[i][j], af[i], bf[j]);
-    }
+    warp_mma_tile<BF16, BT, MI, NI, BK, BN, PAD>(as, bs, wm * WTM, wn * WTN, lane, acc);
     __syncthreads();
   }
 
