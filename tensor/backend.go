@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/roentgo/roentgo/kernels/cpu"
 )
@@ -15,6 +16,15 @@ import (
 // and "contiguous" operands are dense from their offset. Outputs are allocated by
 // the caller through alloc.
 type backend interface {
+	// computeType is the dtype of op results on the device (F32 on the CPU).
+	computeType() DType
+	// upload copies the contiguous CPU tensor src into the contiguous dst on
+	// this device (same dtype and shape); download is the way back.
+	upload(dst, src *Tensor)
+	download(dst, src *Tensor)
+	// synchronize waits for queued work and returns its first error.
+	synchronize() error
+
 	// alloc returns storage for n elements of dt (zeroed if zero is set).
 	alloc(dt DType, n int, zero bool) *storage
 	// free takes back pooled storage whose last user was released.
@@ -28,6 +38,9 @@ type backend interface {
 	// convert converts the contiguous src into the contiguous dst of another dtype.
 	convert(dst, src *Tensor)
 
+	// The ops below take and produce float tensors in the compute dtype
+	// (called F32 here, the CPU's), except where a method says otherwise.
+
 	// unary computes dst = op(alpha, beta, x) for F32 x and dst of one shape.
 	unary(op cpu.UnaryOp, alpha, beta float32, dst, x *Tensor)
 	// binary computes dst = op(a, b) for F32 operands of dst's shape (a and b
@@ -39,11 +52,13 @@ type backend interface {
 	// argmax writes the I64 index of the maximum along dim (dst as for reduce).
 	argmax(dst, x *Tensor, dim int)
 
-	// gemm computes batch products c_i = alpha*op(a_i)*op(b_i) + beta*c_i where
-	// operand i starts stride*i elements after the operand's start.
-	gemm(batch, m, n, k int, alpha float32, a matArg, sa int, b matArg, sb int, beta float32, c *Tensor, ldc, sc int)
+	// gemm computes batch products c_i = alpha*op(a_i)*op(b_i) + bias + beta*c_i
+	// where operand i starts stride*i elements after the operand's start; bias
+	// is F32 [n] or nil (then beta must be 0).
+	gemm(batch, m, n, k int, alpha float32, a matArg, sa int, b matArg, sb int, beta float32, c *Tensor, ldc, sc int, bias *Tensor)
 	// conv2d: x [N,C,H,W] F32 contiguous, w [K, C*R*S] contiguous any float
-	// dtype, bias F32 [K] or nil, y [N,K,OH,OW] contiguous.
+	// dtype, bias F32 [K] or nil (always F32, as gamma and beta below), y
+	// [N,K,OH,OW] contiguous.
 	conv2d(p cpu.ConvParams, x, w, bias, y *Tensor)
 	// attention: q, k, v, o F32 with unit element stride and the row strides
 	// in p (batch stride = seq*row stride); o contiguous.
@@ -60,7 +75,7 @@ type backend interface {
 	geglu(x, y *Tensor, rows, d int)
 	// upsample2x: x [nc, h, w] -> y [nc, 2h, 2w], contiguous F32.
 	upsample2x(x, y *Tensor, nc, h, w int)
-	// timestepEmbedding: t F32 contiguous [n] -> out [n, dim].
+	// timestepEmbedding: t F32 contiguous [n] (always F32) -> out [n, dim].
 	timestepEmbedding(t, out *Tensor, dim int, flip bool, shift, scale, maxPeriod float32)
 }
 
@@ -74,15 +89,21 @@ type matArg struct {
 	trans  bool
 }
 
-// backends maps a device kind to its implementation; devices other than the CPU
-// register themselves in an init function of their (build-tagged) file.
-var backends = map[DeviceKind]backend{KindCPU: cpuBackend{}}
+// backends maps each opened device to its implementation. The CPU is always
+// there; accelerators are added by Open. It is read on every op and written
+// rarely, so it is a copy-on-write map behind an atomic pointer.
+var backends atomic.Pointer[map[Device]backend]
 
-// backendFor returns the backend of d or panics if the device kind is unknown.
+func init() {
+	m := map[Device]backend{CPU: cpuBackend{}}
+	backends.Store(&m)
+}
+
+// backendFor returns the backend of d or panics if d was not opened.
 func backendFor(d Device) backend {
-	b, ok := backends[d.Kind]
+	b, ok := (*backends.Load())[d]
 	if !ok {
-		panic(fmt.Sprintf("tensor: no backend for device %v", d))
+		panic(fmt.Sprintf("tensor: device %v is not open (call tensor.Open first)", d))
 	}
 	return b
 }

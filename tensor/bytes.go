@@ -74,7 +74,9 @@ func fromBytes(dt DType, shape []int, data []byte, keep any) (*Tensor, error) {
 // appendBytes appends t's elements in row-major order as little-endian bytes of
 // its dtype (for writing safetensors).
 func appendBytes(b []byte, t *Tensor) []byte {
-	c := t.Contiguous()
+	h := t.ToDevice(CPU)
+	defer h.Release()
+	c := h.Contiguous()
 	defer c.Release()
 	st := c.st
 	n := c.Numel()

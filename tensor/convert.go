@@ -19,19 +19,39 @@ func (t *Tensor) To(dt DType) *Tensor {
 	return out
 }
 
-// ToDevice returns t on device d: a new handle on the same storage when t is
-// already there. Only the CPU exists for now.
+// ToDevice returns t on device d (which must be open): a new handle on the
+// same storage when t is already there, else a contiguous copy in d's memory
+// with t's dtype and shape. Copies to the CPU wait for the work queued on t's
+// device.
 func (t *Tensor) ToDevice(d Device) *Tensor {
 	st := t.s("ToDevice")
 	if st.device == d {
 		return t.view(t.shape.Clone(), append([]int(nil), t.strides...), t.offset)
 	}
-	panic(fmt.Sprintf("tensor: ToDevice: no transfer from %v to %v", st.device, d))
+	src := t.Contiguous()
+	defer src.Release()
+	if st.device != CPU && d != CPU {
+		h := src.ToDevice(CPU)
+		defer h.Release()
+		return h.ToDevice(d)
+	}
+	out := newTensor(d, st.dtype, t.shape, false)
+	if d == CPU {
+		backendFor(st.device).download(out, src)
+	} else {
+		backendFor(d).upload(out, src)
+	}
+	return out
 }
 
 // Float32s returns a new slice holding t's elements in row-major order, converted
 // to float32 whatever t's dtype.
 func (t *Tensor) Float32s() []float32 {
+	if t.s("Float32s").device != CPU {
+		h := t.ToDevice(CPU)
+		defer h.Release()
+		return h.Float32s()
+	}
 	c := t.To(F32)
 	defer c.Release()
 	if !c.IsContiguous() {
@@ -94,23 +114,42 @@ func (t *Tensor) Int64Data() []int64 {
 }
 
 // asF32 returns t itself when it is F32 (owned=false), else an F32 copy (owned=true).
-func asF32(t *Tensor) (*Tensor, bool) {
-	if t.s("op").dtype == F32 {
+func asF32(t *Tensor) (*Tensor, bool) { return asType(t, F32) }
+
+// asCompute returns t in its device's compute dtype: t itself when it already
+// is (owned=false), else a converted copy (owned=true).
+func asCompute(t *Tensor) (*Tensor, bool) { return asType(t, ComputeDType(t.s("op").device)) }
+
+func asType(t *Tensor, dt DType) (*Tensor, bool) {
+	if t.s("op").dtype == dt {
 		return t, false
 	}
-	return t.To(F32), true
+	return t.To(dt), true
 }
 
 // f32Contig returns t as a contiguous F32 tensor: t itself when it already is, or
 // a new tensor; release must be called when done (it releases only what was made).
-func f32Contig(t *Tensor) (c *Tensor, release func()) {
+// Parameter vectors (bias, gamma, beta) and timesteps go to the kernels as F32
+// on every device.
+func f32Contig(t *Tensor) (c *Tensor, release func()) { return typedContig(t, F32) }
+
+// computeContig is f32Contig in the compute dtype of t's device: the form in
+// which activations go to the kernels.
+func computeContig(t *Tensor) (c *Tensor, release func()) {
 	if t == nil {
 		return nil, func() {}
 	}
-	if t.s("op").dtype == F32 && t.IsContiguous() {
+	return typedContig(t, ComputeDType(t.s("op").device))
+}
+
+func typedContig(t *Tensor, dt DType) (c *Tensor, release func()) {
+	if t == nil {
+		return nil, func() {}
+	}
+	if t.s("op").dtype == dt && t.IsContiguous() {
 		return t, func() {}
 	}
-	f, owned := asF32(t)
+	f, owned := asType(t, dt)
 	if f.IsContiguous() {
 		return f, func() {
 			if owned {
@@ -134,7 +173,9 @@ func (t *Tensor) At(idx ...int) float32 {
 		panic(fmt.Sprintf("tensor: At: %d indices for shape %v", len(idx), t.shape))
 	}
 	if st.device != CPU {
-		panic("tensor: At: tensor not on the CPU")
+		h := t.ToDevice(CPU)
+		defer h.Release()
+		return h.At(idx...)
 	}
 	off := t.offset
 	for d, i := range idx {

@@ -9,6 +9,12 @@ import (
 // cpuBackend runs the ops with kernels/cpu on the host.
 type cpuBackend struct{}
 
+func (cpuBackend) computeType() DType { return F32 }
+
+func (cpuBackend) upload(dst, src *Tensor)   { panic("tensor: upload to the CPU") }
+func (cpuBackend) download(dst, src *Tensor) { panic("tensor: download from the CPU") }
+func (cpuBackend) synchronize() error        { return nil }
+
 func (cpuBackend) alloc(dt DType, n int, zero bool) *storage {
 	st := &storage{dtype: dt, device: CPU, n: n, pooled: true}
 	switch dt {
@@ -182,7 +188,19 @@ func (m matArg) mat() cpu.Mat {
 	panic(fmt.Sprintf("tensor: matrix operand of dtype %v", st.dtype))
 }
 
-func (cpuBackend) gemm(batch, m, n, k int, alpha float32, a matArg, sa int, b matArg, sb int, beta float32, c *Tensor, ldc, sc int) {
+func (cpuBackend) gemm(batch, m, n, k int, alpha float32, a matArg, sa int, b matArg, sb int, beta float32, c *Tensor, ldc, sc int, bias *Tensor) {
+	if bias != nil {
+		// The bias goes into C first, then the product accumulates onto it.
+		if beta != 0 || batch != 1 {
+			panic("tensor: gemm: bias with beta != 0 or a batch")
+		}
+		cv := c.view(Shape{m, n}, []int{ldc, 1}, c.offset)
+		eb := bias.Expand(m, n)
+		cpuBackend{}.copy(cv, eb)
+		eb.Release()
+		cv.Release()
+		beta = 1
+	}
 	if batch == 1 {
 		cpu.Gemm(m, n, k, alpha, a.mat(), b.mat(), beta, f32s(c), ldc)
 		return

@@ -68,8 +68,11 @@ type DeviceKind uint8
 const (
 	// KindCPU is the host processor (kernels/cpu).
 	KindCPU DeviceKind = iota
-	// KindCUDA is an NVIDIA GPU (build tag cuda; not yet available).
+	// KindCUDA is an NVIDIA GPU (kernels/cuda; binaries built with -tags cuda).
 	KindCUDA
+	// KindSim is the simulated accelerator: host memory and kernels/cpu behind
+	// the accelerator code path, for testing device code without a GPU.
+	KindSim
 )
 
 // Device names where a tensor's storage lives and where ops on it run.
@@ -81,13 +84,15 @@ type Device struct {
 // CPU is the host device.
 var CPU = Device{Kind: KindCPU}
 
-// String returns "cpu" or "cuda:N".
+// String returns "cpu", "cuda:N" or "sim:N".
 func (d Device) String() string {
 	switch d.Kind {
 	case KindCPU:
 		return "cpu"
 	case KindCUDA:
 		return fmt.Sprintf("cuda:%d", d.Index)
+	case KindSim:
+		return fmt.Sprintf("sim:%d", d.Index)
 	}
 	return fmt.Sprintf("device(%d:%d)", d.Kind, d.Index)
 }

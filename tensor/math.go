@@ -8,16 +8,18 @@ import (
 
 // Elementwise arithmetic with NumPy/PyTorch broadcasting, and reductions.
 //
-// Inputs of another dtype (F16, BF16, I64) are converted to F32 first; results
-// are new contiguous F32 tensors. The ...InPlace variants write into the receiver,
-// which must be an F32 tensor that is not a broadcast view; they return it.
+// Inputs of another dtype (F16, BF16, I64 on the CPU) are converted to the
+// device's compute dtype first (F32 on the CPU, see ComputeDType); results are
+// new contiguous tensors of that dtype. The ...InPlace variants write into the
+// receiver, which must be of the compute dtype and not a broadcast view; they
+// return it.
 
 func binaryOp(name string, op cpu.BinaryOp, a, b *Tensor) *Tensor {
 	dev := sameDevice(name, a, b)
-	fa, oa := asF32(a)
-	fb, ob := asF32(b)
+	fa, oa := asCompute(a)
+	fb, ob := asCompute(b)
 	shape := BroadcastShapes(fa.shape, fb.shape)
-	out := newTensor(dev, F32, shape, false)
+	out := newTensor(dev, ComputeDType(dev), shape, false)
 	ea, eb := fa.broadcastTo(shape), fb.broadcastTo(shape)
 	backendFor(dev).binary(op, out, ea, eb)
 	ea.Release()
@@ -33,11 +35,11 @@ func binaryOp(name string, op cpu.BinaryOp, a, b *Tensor) *Tensor {
 
 func binaryInPlace(name string, op cpu.BinaryOp, dst, src *Tensor) *Tensor {
 	dev := sameDevice(name, dst, src)
-	if dst.DType() != F32 {
-		panic(fmt.Sprintf("tensor: %s: destination dtype %v, want F32", name, dst.DType()))
+	if cd := ComputeDType(dev); dst.DType() != cd {
+		panic(fmt.Sprintf("tensor: %s: destination dtype %v, want %v (the compute dtype of %v)", name, dst.DType(), cd, dev))
 	}
 	checkWritable(name, dst)
-	fs, owned := asF32(src)
+	fs, owned := asCompute(src)
 	if !BroadcastShapes(dst.shape, fs.shape).Equal(dst.shape) {
 		panic(fmt.Sprintf("tensor: %s: source shape %v does not broadcast to destination %v", name, fs.shape, dst.shape))
 	}
@@ -83,8 +85,8 @@ func (t *Tensor) MulInPlace(o *Tensor) *Tensor { return binaryInPlace("MulInPlac
 func (t *Tensor) DivInPlace(o *Tensor) *Tensor { return binaryInPlace("DivInPlace", cpu.BDiv, t, o) }
 
 func unaryOp(name string, op cpu.UnaryOp, alpha, beta float32, t *Tensor) *Tensor {
-	f, owned := asF32(t)
-	out := newTensor(f.Device(), F32, f.shape, false)
+	f, owned := asCompute(t)
+	out := newTensor(f.Device(), f.DType(), f.shape, false)
 	backendFor(f.st.device).unary(op, alpha, beta, out, f)
 	if owned {
 		f.Release()
@@ -93,8 +95,8 @@ func unaryOp(name string, op cpu.UnaryOp, alpha, beta float32, t *Tensor) *Tenso
 }
 
 func unaryInPlace(name string, op cpu.UnaryOp, alpha, beta float32, t *Tensor) *Tensor {
-	if t.DType() != F32 {
-		panic(fmt.Sprintf("tensor: %s: dtype %v, want F32", name, t.DType()))
+	if cd := ComputeDType(t.Device()); t.DType() != cd {
+		panic(fmt.Sprintf("tensor: %s: dtype %v, want %v (the compute dtype of %v)", name, t.DType(), cd, t.Device()))
 	}
 	checkWritable(name, t)
 	backendFor(t.st.device).unary(op, alpha, beta, t, t)
@@ -174,10 +176,10 @@ func (t *Tensor) Clamp(lo, hi float32) *Tensor {
 
 func reduceOp(name string, op cpu.ReduceOp, t *Tensor, dim int, keepdim bool) *Tensor {
 	d := normDim(name, dim, len(t.shape))
-	f, owned := asF32(t)
+	f, owned := asCompute(t)
 	ks := f.shape.Clone()
 	ks[d] = 1
-	out := newTensor(f.st.device, F32, ks, false)
+	out := newTensor(f.st.device, f.DType(), ks, false)
 	backendFor(f.st.device).reduce(op, out, f, d)
 	if owned {
 		f.Release()
@@ -233,7 +235,7 @@ func (t *Tensor) ArgMax(dim int, keepdim bool) *Tensor {
 	if t.shape[d] == 0 {
 		panic(fmt.Sprintf("tensor: ArgMax: empty dim %d of shape %v", dim, t.shape))
 	}
-	f, owned := asF32(t)
+	f, owned := asCompute(t)
 	ks := f.shape.Clone()
 	ks[d] = 1
 	out := newTensor(f.st.device, I64, ks, false)

@@ -60,7 +60,8 @@ func batchStride(shape Shape, strides []int) (int, bool) {
 // [..., m, k] times o [..., k, n] gives [..., m, n], with the batch dims
 // broadcast; a 1-D t is a row [1, k] and a 1-D o a column [k, 1], whose added
 // dimension is removed from the result. Either operand may be F32, F16 or BF16
-// (16-bit operands are converted while packing); the result is F32. Transposed
+// (16-bit operands are converted while packing on the CPU); the result has the
+// device's compute dtype. Transposed
 // views (e.g. o.Transpose(-2, -1) of a contiguous tensor) are used in place,
 // without copies.
 func (t *Tensor) MatMul(o *Tensor) *Tensor {
@@ -80,12 +81,12 @@ func (t *Tensor) MatMul(o *Tensor) *Tensor {
 		defer b.Release()
 		squeeze = append(squeeze, -1)
 	}
-	if a.DType() == I64 {
-		a = a.To(F32)
+	if c, owned := gemmOperand(a); owned {
+		a = c
 		defer a.Release()
 	}
-	if b.DType() == I64 {
-		b = b.To(F32)
+	if c, owned := gemmOperand(b); owned {
+		b = c
 		defer b.Release()
 	}
 	m, k := a.Dim(-2), a.Dim(-1)
@@ -106,7 +107,7 @@ func (t *Tensor) MatMul(o *Tensor) *Tensor {
 	eb := b.Expand(append(bs.Clone(), k, n)...)
 	defer ea.Release()
 	defer eb.Release()
-	out := newTensor(dev, F32, append(bs.Clone(), m, n), false)
+	out := newTensor(dev, ComputeDType(dev), append(bs.Clone(), m, n), false)
 	batch := bs.Numel()
 	be := backendFor(dev)
 	lsa, ta, _ := matLayout(ea, m, k)
@@ -114,7 +115,7 @@ func (t *Tensor) MatMul(o *Tensor) *Tensor {
 	sa, oka := batchStride(ea.shape, ea.strides)
 	sb, okb := batchStride(eb.shape, eb.strides)
 	if oka && okb {
-		be.gemm(batch, m, n, k, 1, matArg{ea, ea.offset, lsa, ta}, sa, matArg{eb, eb.offset, lsb, tb}, sb, 0, out, n, m*n)
+		be.gemm(batch, m, n, k, 1, matArg{ea, ea.offset, lsa, ta}, sa, matArg{eb, eb.offset, lsb, tb}, sb, 0, out, n, m*n, nil)
 	} else {
 		// Batch dims that do not collapse: one product per batch index.
 		idx := make([]int, len(bs))
@@ -125,7 +126,7 @@ func (t *Tensor) MatMul(o *Tensor) *Tensor {
 				ob += v * eb.strides[d]
 			}
 			ci := out.view(Shape{m, n}, []int{n, 1}, i*m*n)
-			be.gemm(1, m, n, k, 1, matArg{ea, oa, lsa, ta}, 0, matArg{eb, ob, lsb, tb}, 0, 0, ci, n, 0)
+			be.gemm(1, m, n, k, 1, matArg{ea, oa, lsa, ta}, 0, matArg{eb, ob, lsb, tb}, 0, 0, ci, n, 0, nil)
 			ci.Release()
 			for d := len(idx) - 1; d >= 0; d-- {
 				idx[d]++
@@ -142,4 +143,17 @@ func (t *Tensor) MatMul(o *Tensor) *Tensor {
 		return r
 	}
 	return out
+}
+
+// gemmOperand returns t in the form a matrix product takes it: I64 operands
+// are converted to the compute dtype, and so are F32 ones on an accelerator
+// computing in 16 bits (where tensor cores need both operands in one 16-bit
+// dtype). Other operands go as they are (owned=false).
+func gemmOperand(t *Tensor) (*Tensor, bool) {
+	dt, dev := t.DType(), t.Device()
+	cd := ComputeDType(dev)
+	if dt == I64 || (dev != CPU && dt == F32 && cd != F32) {
+		return t.To(cd), true
+	}
+	return t, false
 }

@@ -7,11 +7,13 @@ import (
 	"github.com/roentgo/roentgo/kernels/cpu"
 )
 
-// Neural-network ops. Each checks shapes, brings activations to contiguous F32
-// (converting or copying only when needed), and dispatches one kernel. Weights
-// of matrix products and convolutions may be F32, F16 or BF16 and are passed to
-// the kernels as they are stored (no float32 copy). Optional parameters (bias,
-// gamma, beta) may be nil.
+// Neural-network ops. Each checks shapes, brings activations to contiguous
+// tensors of the device's compute dtype (F32 on the CPU; converting or copying
+// only when needed), and dispatches one kernel; results have the compute
+// dtype. Weights of matrix products and convolutions may be F32, F16 or BF16
+// and are passed to the kernels as they are stored (no float32 copy).
+// Optional parameters (bias, gamma, beta) may be nil; they go to the kernels
+// as F32.
 
 // Linear returns x w^T + b: x [..., in], w [out, in] (F32/F16/BF16, used in place,
 // transposed views included), b [out] or nil; the result is [..., out].
@@ -24,8 +26,8 @@ func Linear(x, w, b *Tensor) *Tensor {
 	if b != nil && (b.Rank() != 1 || b.Dim(0) != outF) {
 		panic(fmt.Sprintf("tensor: Linear: bias %v for weight %v", b.shape, w.shape))
 	}
-	if x.DType() == I64 {
-		x = x.To(F32)
+	if c, owned := gemmOperand(x); owned {
+		x = c
 		defer x.Release()
 	}
 	lead := x.shape[:x.Rank()-1].Clone()
@@ -52,24 +54,13 @@ func Linear(x, w, b *Tensor) *Tensor {
 		wm = w.Contiguous()
 		defer wm.Release()
 	}
-	out := newTensor(dev, F32, append(lead, outF), false)
-	var beta float32
-	if b != nil {
-		fb, owned := asF32(b)
-		eb := fb.Expand(rows, outF)
-		ov := out.view(Shape{rows, outF}, []int{outF, 1}, 0)
-		backendFor(dev).copy(ov, eb)
-		ov.Release()
-		eb.Release()
-		if owned {
-			fb.Release()
-		}
-		beta = 1
-	}
+	out := newTensor(dev, ComputeDType(dev), append(lead, outF), false)
+	bc, rb := f32Contig(b)
+	defer rb()
 	xs, xt, _ := matLayout(xm, rows, in)
 	ws, wt, _ := matLayout(wm, outF, in)
 	// B = w^T: the same stored matrix with the transpose flag flipped.
-	backendFor(dev).gemm(1, rows, outF, in, 1, matArg{xm, xm.offset, xs, xt}, 0, matArg{wm, wm.offset, ws, !wt}, 0, beta, out, outF, 0)
+	backendFor(dev).gemm(1, rows, outF, in, 1, matArg{xm, xm.offset, xs, xt}, 0, matArg{wm, wm.offset, ws, !wt}, 0, 0, out, outF, 0, bc)
 	return out
 }
 
@@ -109,7 +100,7 @@ func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 	if b != nil && (b.Rank() != 1 || b.Dim(0) != p.K) {
 		panic(fmt.Sprintf("tensor: Conv2d: bias %v for weight %v", b.shape, w.shape))
 	}
-	xc, rx := f32Contig(x)
+	xc, rx := computeContig(x)
 	defer rx()
 	wc := w
 	if w.DType() == I64 {
@@ -121,7 +112,7 @@ func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 	}
 	bc, rb := f32Contig(b)
 	defer rb()
-	y := newTensor(dev, F32, Shape{p.N, p.K, p.OutH(), p.OutW()}, false)
+	y := newTensor(dev, xc.DType(), Shape{p.N, p.K, p.OutH(), p.OutW()}, false)
 	backendFor(dev).conv2d(p, xc, wc, bc, y)
 	return y
 }
@@ -139,13 +130,13 @@ func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32, silu boo
 	hw := x.Numel() / max(n*c, 1)
 	checkVec("GroupNorm", "gamma", gamma, c)
 	checkVec("GroupNorm", "beta", beta, c)
-	xc, rx := f32Contig(x)
+	xc, rx := computeContig(x)
 	defer rx()
 	gc, rg := f32Contig(gamma)
 	defer rg()
 	bc, rb := f32Contig(beta)
 	defer rb()
-	y := newTensor(dev, F32, x.shape, false)
+	y := newTensor(dev, xc.DType(), x.shape, false)
 	if y.Numel() > 0 {
 		backendFor(dev).groupNorm(xc, y, n, c, hw, groups, eps, gc, bc, silu)
 	}
@@ -168,13 +159,13 @@ func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 	d := x.Dim(-1)
 	checkVec("LayerNorm", "gamma", gamma, d)
 	checkVec("LayerNorm", "beta", beta, d)
-	xc, rx := f32Contig(x)
+	xc, rx := computeContig(x)
 	defer rx()
 	gc, rg := f32Contig(gamma)
 	defer rg()
 	bc, rb := f32Contig(beta)
 	defer rb()
-	y := newTensor(dev, F32, x.shape, false)
+	y := newTensor(dev, xc.DType(), x.shape, false)
 	if y.Numel() > 0 {
 		backendFor(dev).layerNorm(xc, y, x.Numel()/d, d, eps, gc, bc)
 	}
@@ -186,9 +177,9 @@ func Softmax(x *Tensor) *Tensor {
 	if x.Rank() < 1 {
 		panic("tensor: Softmax: scalar input")
 	}
-	xc, rx := f32Contig(x)
+	xc, rx := computeContig(x)
 	defer rx()
-	y := newTensor(x.Device(), F32, x.shape, false)
+	y := newTensor(x.Device(), xc.DType(), x.shape, false)
 	if d := x.Dim(-1); y.Numel() > 0 {
 		backendFor(x.Device()).softmax(xc, y, x.Numel()/d, d)
 	}
@@ -196,9 +187,9 @@ func Softmax(x *Tensor) *Tensor {
 }
 
 func activate(f cpu.Activation, x *Tensor) *Tensor {
-	xc, rx := f32Contig(x)
+	xc, rx := computeContig(x)
 	defer rx()
-	y := newTensor(x.Device(), F32, x.shape, false)
+	y := newTensor(x.Device(), xc.DType(), x.shape, false)
 	backendFor(x.Device()).activate(f, xc, y)
 	return y
 }
@@ -222,11 +213,11 @@ func GEGLU(x *Tensor) *Tensor {
 		panic(fmt.Sprintf("tensor: GEGLU: x %v, want an even last dimension", x.shape))
 	}
 	d := x.Dim(-1) / 2
-	xc, rx := f32Contig(x)
+	xc, rx := computeContig(x)
 	defer rx()
 	ys := x.Shape()
 	ys[len(ys)-1] = d
-	y := newTensor(x.Device(), F32, ys, false)
+	y := newTensor(x.Device(), xc.DType(), ys, false)
 	if rows := y.Numel() / max(d, 1); d > 0 && rows > 0 {
 		backendFor(x.Device()).geglu(xc, y, rows, d)
 	}
@@ -239,10 +230,10 @@ func Upsample2xNearest(x *Tensor) *Tensor {
 	if x.Rank() != 4 {
 		panic(fmt.Sprintf("tensor: Upsample2xNearest: x %v, want [N, C, H, W]", x.shape))
 	}
-	xc, rx := f32Contig(x)
+	xc, rx := computeContig(x)
 	defer rx()
 	n, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
-	y := newTensor(x.Device(), F32, Shape{n, c, 2 * h, 2 * w}, false)
+	y := newTensor(x.Device(), xc.DType(), Shape{n, c, 2 * h, 2 * w}, false)
 	if y.Numel() > 0 {
 		backendFor(x.Device()).upsample2x(xc, y, n*c, h, w)
 	}
@@ -260,16 +251,16 @@ func TimestepEmbedding(t *Tensor, dim int, flipSinToCos bool, downscaleFreqShift
 	}
 	tc, rt := f32Contig(t)
 	defer rt()
-	out := newTensor(t.Device(), F32, Shape{t.Dim(0), dim}, false)
+	out := newTensor(t.Device(), ComputeDType(t.Device()), Shape{t.Dim(0), dim}, false)
 	backendFor(t.Device()).timestepEmbedding(tc, out, dim, flipSinToCos, downscaleFreqShift, scale, maxPeriod)
 	return out
 }
 
-// attnOperand returns x [B, S, W] (W >= heads*d) as an F32 operand with unit
-// element stride and batch stride S*rowStride, plus its row stride; it copies
-// only when x's layout does not allow that.
+// attnOperand returns x [B, S, W] (W >= heads*d) as an operand of the compute
+// dtype with unit element stride and batch stride S*rowStride, plus its row
+// stride; it copies only when x's layout does not allow that.
 func attnOperand(x *Tensor) (*Tensor, int, func()) {
-	if x.DType() == F32 {
+	if x.DType() == ComputeDType(x.Device()) {
 		b, s := x.Dim(0), x.Dim(1)
 		rs := x.strides[1]
 		if s == 1 {
@@ -279,7 +270,7 @@ func attnOperand(x *Tensor) (*Tensor, int, func()) {
 			return x, rs, func() {}
 		}
 	}
-	c, rel := f32Contig(x)
+	c, rel := computeContig(x)
 	return c, c.Dim(2), rel
 }
 
@@ -301,7 +292,7 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	if scale <= 0 {
 		scale = float32(1 / math.Sqrt(float64(d)))
 	}
-	out := newTensor(dev, F32, Shape{b, sq, hd}, false)
+	out := newTensor(dev, ComputeDType(dev), Shape{b, sq, hd}, false)
 	if out.Numel() == 0 {
 		return out
 	}
@@ -318,7 +309,8 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 }
 
 // Embedding returns the rows of the table w [V, D] (any float dtype) selected by
-// the I64 ids [...]: the result is F32 [..., D]. It panics if an id is out of range.
+// the I64 ids [...]: the result is [..., D] in the compute dtype. It panics if
+// an id is out of range.
 func Embedding(ids, w *Tensor) *Tensor {
 	dev := sameDevice("Embedding", ids, w)
 	if ids.DType() != I64 || w.Rank() != 2 {
@@ -326,9 +318,9 @@ func Embedding(ids, w *Tensor) *Tensor {
 	}
 	idc := ids.Contiguous()
 	defer idc.Release()
-	out := newTensor(dev, F32, append(ids.shape.Clone(), w.Dim(1)), false)
+	out := newTensor(dev, ComputeDType(dev), append(ids.shape.Clone(), w.Dim(1)), false)
 	v := w.Dim(0)
-	for i, id := range idc.Int64Data() {
+	for i, id := range idc.st.i64[idc.offset : idc.offset+idc.Numel()] {
 		if id < 0 || int(id) >= v {
 			panic(fmt.Sprintf("tensor: Embedding: id %d out of range [0, %d)", id, v))
 		}

@@ -7,7 +7,8 @@ import (
 )
 
 // storage is a flat buffer shared by a tensor and all its views. On the CPU the
-// elements live in exactly one of f32, u16 (F16/BF16 bits) or i64.
+// elements live in exactly one of f32, u16 (F16/BF16 bits) or i64; on an
+// accelerator float elements live in device memory (dh) and I64 ones in i64.
 //
 // refs counts the live (not Released) tensors that use the storage. When the last
 // one is released and the buffer came from the pool, it goes back to the pool;
@@ -21,6 +22,7 @@ type storage struct {
 	f32 []float32
 	u16 []uint16
 	i64 []int64
+	dh  *devHandle // accelerator memory (float dtypes on an accelerator)
 
 	refs   atomic.Int64
 	pooled bool // the buffer is owned by the library and may be recycled
