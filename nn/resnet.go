@@ -137,14 +137,16 @@ func (d *Downsample2D) Forward(x *tensor.Tensor) *tensor.Tensor {
 }
 
 // PadRightBottom returns x [N, C, H, W] padded with zeros: bottom rows at the end
-// of H and right columns at the end of W, [N, C, H+bottom, W+right] (F32); the
-// asymmetric padding of the VAE encoder's Downsample2D.
+// of H and right columns at the end of W, [N, C, H+bottom, W+right] in the
+// compute dtype of x's device; the asymmetric padding of the VAE encoder's
+// Downsample2D.
 func PadRightBottom(x *tensor.Tensor, bottom, right int) *tensor.Tensor {
 	if x.Rank() != 4 || bottom < 0 || right < 0 {
 		panic(fmt.Sprintf("nn: PadRightBottom: x %v, bottom %d, right %d", x.Shape(), bottom, right))
 	}
 	n, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
-	p := tensor.Zeros(tensor.F32, n, c, h+bottom, w+right)
+	dev := x.Device()
+	p := tensor.ZerosOn(dev, tensor.ComputeDType(dev), n, c, h+bottom, w+right)
 	ph := p.Narrow(2, 0, h)
 	inner := ph.Narrow(3, 0, w)
 	inner.CopyFrom(x)

@@ -214,6 +214,16 @@ func Full(dt DType, v float64, shape ...int) *Tensor {
 	return t
 }
 
+// EmptyOn is Empty on the open device d.
+func EmptyOn(d Device, dt DType, shape ...int) *Tensor {
+	return newTensor(d, dt, checkShape("EmptyOn", shape), false)
+}
+
+// ZerosOn is Zeros on the open device d.
+func ZerosOn(d Device, dt DType, shape ...int) *Tensor {
+	return newTensor(d, dt, checkShape("ZerosOn", shape), true)
+}
+
 // ZerosLike returns zeros with t's shape, dtype and device.
 func ZerosLike(t *Tensor) *Tensor { return newTensor(t.Device(), t.DType(), t.shape, true) }
 

@@ -128,10 +128,15 @@ type DiagonalGaussian struct {
 }
 
 // Sample returns Mean + Std * eps with eps = tensor.Randn(g, shape) (for g a
-// tensor/rng generator, torch.randn(shape, generator=g), as diffusers draws).
+// tensor/rng generator, torch.randn(shape, generator=g), as diffusers draws;
+// the noise is drawn on the host and copied to the distribution's device).
 func (d *DiagonalGaussian) Sample(g tensor.RandSource) *tensor.Tensor {
-	eps := tensor.Randn(g, d.Mean.Shape()...)
-	return eps.MulInPlace(d.Std).AddInPlace(d.Mean)
+	h := tensor.Randn(g, d.Mean.Shape()...)
+	eps := h.ToDevice(d.Mean.Device())
+	h.Release()
+	y := d.Std.Mul(eps).AddInPlace(d.Mean)
+	eps.Release()
+	return y
 }
 
 // Mode returns a copy of Mean, the most likely latent.

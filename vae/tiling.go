@@ -29,7 +29,8 @@ func (m *AutoencoderKL) TiledDecode(z *tensor.Tensor) *tensor.Tensor {
 			"and an overlap in [0, 1) giving whole latents)", ts, m.TileOverlap, f))
 	}
 	n, zh, zw := z.Dim(0), z.Dim(2), z.Dim(3)
-	out := tensor.Empty(tensor.F32, n, m.Config.OutChannels, zh*f, zw*f)
+	dev := z.Device()
+	out := tensor.EmptyOn(dev, tensor.ComputeDType(dev), n, m.Config.OutChannels, zh*f, zw*f)
 	var prev []*tensor.Tensor // the row of tiles above, blended
 	y0 := 0
 	for i := 0; i < zh; i += stride {
@@ -91,10 +92,12 @@ func blendInto(a, b *tensor.Tensor, dim, e int) {
 	}
 	av := a.Narrow(dim, a.Dim(dim)-e, e)
 	bv := b.Narrow(dim, 0, e)
-	s := av.Mul(tensor.FromFloat32(wa, shape...))
-	t := bv.Mul(tensor.FromFloat32(wb, shape...))
+	ha, hb := tensor.FromFloat32(wa, shape...), tensor.FromFloat32(wb, shape...)
+	da, db := ha.ToDevice(a.Device()), hb.ToDevice(b.Device())
+	s := av.Mul(da)
+	t := bv.Mul(db)
 	bv.CopyFrom(s.AddInPlace(t))
-	for _, v := range []*tensor.Tensor{s, t, av, bv} {
+	for _, v := range []*tensor.Tensor{s, t, av, bv, da, db} {
 		v.Release()
 	}
 }

@@ -260,7 +260,9 @@ func (p *Pipeline) encodeText(texts []string) (*tensor.Tensor, error) {
 	}
 	ids := clip.IDs(rows...)
 	defer ids.Release()
-	return p.TextEncoder.Forward(ids), nil
+	di := p.toDevice(ids)
+	defer di.Release()
+	return p.TextEncoder.Forward(di), nil
 }
 
 // Txt2Img generates images from text (see the package doc).
@@ -343,9 +345,14 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 		x := latents.Narrow(0, lo, hi-lo)
 		var cond *tensor.Tensor
 		if pl.cfg {
-			cond = tensor.Cat(0, embeds.Narrow(0, lo, hi-lo), embeds.Narrow(0, n+lo, hi-lo))
+			u, c := embeds.Narrow(0, lo, hi-lo), embeds.Narrow(0, n+lo, hi-lo)
+			cond = tensor.Cat(0, u, c)
+			u.Release()
+			c.Release()
 		} else {
-			cond = embeds.Narrow(0, lo, hi-lo).Contiguous()
+			c := embeds.Narrow(0, lo, hi-lo)
+			cond = c.Contiguous()
+			c.Release()
 		}
 		if b > 0 {
 			if err := pl.sched.SetTimesteps(pl.steps); err != nil { // resets the multistep state
@@ -389,8 +396,10 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		z := f.MulScalar(inv)
-		dec := p.VAE.Decode(z)
+		zh := f.MulScalar(inv)
+		z := p.toDevice(zh)
+		zh.Release()
+		dec := toHost(p.VAE.Decode(z))
 		z.Release()
 		traceMem("vae decode")
 		if req.trace != nil && req.trace.final != nil {
@@ -414,8 +423,12 @@ func (p *Pipeline) denoiser(req *Request, pl *plan, cond *tensor.Tensor) diffusi
 		if pl.cfg {
 			in = tensor.Cat(0, x, x)
 		}
-		ts := tensor.Scalar(float32(t))
-		out := p.UNet.Forward(in, ts, cond)
+		hts := tensor.Scalar(float32(t))
+		ts := p.toDevice(hts)
+		hts.Release()
+		din := p.toDevice(in)
+		out := toHost(p.UNet.Forward(din, ts, cond))
+		din.Release()
 		ts.Release()
 		traceMem("unet step")
 		if req.trace != nil && req.trace.unet != nil {
@@ -456,7 +469,9 @@ func (p *Pipeline) img2imgLatents(req *Request, pl *plan, g *rng.Generator) (*te
 		return nil, 0, fmt.Errorf("pipeline: %w", err)
 	}
 	n := len(pl.prompts)
-	x := ImageToTensor(req.InitImage, pl.w, pl.h)
+	hx := ImageToTensor(req.InitImage, pl.w, pl.h)
+	x := p.toDevice(hx)
+	hx.Release()
 	dist := p.VAE.Encode(x)
 	x.Release()
 	var z *tensor.Tensor
@@ -466,6 +481,7 @@ func (p *Pipeline) img2imgLatents(req *Request, pl *plan, g *rng.Generator) (*te
 		z = dist.Sample(g)
 	}
 	dist.Release()
+	z = toHost(z)
 	scaled := z.MulScalar(float32(p.VAE.Config.ScalingFactor))
 	z.Release()
 	// One encoding for every image, as diffusers duplicates it.

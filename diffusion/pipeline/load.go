@@ -46,6 +46,14 @@ type Options struct {
 	// 2.x sizes; each one it lacks takes the default of the variant. It is
 	// an error with a diffusers folder (which has its own configs).
 	ConfigDir string
+	// Device is where the models run: "" or "cpu", "cuda" (the first GPU),
+	// "cuda:N", or "sim" (the simulated accelerator of package tensor, for
+	// tests). CUDA needs a binary built with -tags cuda.
+	Device string
+	// Compute is the dtype an accelerator computes in: "f16" (the default),
+	// "bf16", or "f32" (for checking against the CPU). The CPU computes in
+	// F32 whatever this says.
+	Compute string
 }
 
 // Pipeline is a loaded Stable Diffusion model. Its components may be used
@@ -78,6 +86,9 @@ type Pipeline struct {
 	// Go heap before decoding, which lowers the peak resident memory (an SD1.5
 	// F16 model at 512x512 by about 2 GB) for a small cost on the next call.
 	KeepWeightsResident bool
+
+	// Device is where the models are (the CPU unless ToDevice moved them).
+	Device tensor.Device
 
 	hash *hashJob
 	// closers release what the models' weights live in (a single-file
@@ -199,6 +210,32 @@ func Load(path string, o Options) (*Pipeline, error) {
 	if err := checkPrediction(o.Prediction); err != nil {
 		return nil, err
 	}
+	if _, err := tensor.ParseDevice(orCPU(o.Device)); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	if _, err := computeOption(o.Compute); err != nil {
+		return nil, err
+	}
+	p, err := load(path, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ToDevice(orCPU(o.Device), o.Compute); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func orCPU(dev string) string {
+	if dev == "" {
+		return "cpu"
+	}
+	return dev
+}
+
+// load is Load on the CPU.
+func load(path string, o Options) (*Pipeline, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -61,7 +61,7 @@ func modelTensors(model any) []*tensor.Tensor {
 // resident set until they are next used (see tensor.DropResident), unless the
 // pipeline keeps its weights resident.
 func (p *Pipeline) dropResident(model any) {
-	if p.KeepWeightsResident || model == nil || reflect.ValueOf(model).IsNil() {
+	if p.KeepWeightsResident || p.Device != tensor.CPU || model == nil || reflect.ValueOf(model).IsNil() {
 		return
 	}
 	_ = tensor.DropResident(modelTensors(model)...) // a hint: failure changes nothing

@@ -1,0 +1,128 @@
+package pipeline
+
+import (
+	"context"
+	"image"
+	"math"
+	"testing"
+
+	"github.com/roentgo/roentgo/tensor"
+	"github.com/stretchr/testify/require"
+)
+
+// The whole pipeline on the simulated accelerator ("sim": the accelerator code
+// path of package tensor with device buffers, transfers and the compute dtype,
+// over kernels/cpu), against diffusers' golden outputs. In F32 it must meet the
+// CPU's tolerances; in F16 and BF16 every activation is rounded to 16 bits, so
+// the tolerances are those of 16-bit storage (relative 2^-11 / 2^-8 per
+// rounding, over some dozens of roundings in a row), still far below the
+// spread of the outputs.
+func TestGoldenTxt2ImgOnSim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	dir := goldenModel(t)
+	cases := goldenCases(t)
+	c := cases["ddim_4steps"]
+	for i, cd := range []struct {
+		compute string
+		rel     float64 // tolerance relative to the array's magnitude
+	}{{"f32", 1e-4}, {"f16", 5e-3}, {"bf16", 4e-2}} {
+		t.Run(cd.compute, func(t *testing.T) {
+			dev := []string{"sim:40", "sim:41", "sim:42"}[i]
+			p, err := Load(dir, Options{Device: dev, Compute: cd.compute})
+			require.NoError(t, err)
+			defer p.Close()
+			require.Equal(t, tensor.KindSim, p.Device.Kind)
+			require.Equal(t, tensor.KindSim, p.UNet.ConvIn.Weight.Device().Kind, "U-Net weights moved")
+			var final, decoded, embeds []float32
+			req := Request{
+				Prompt: c.Prompt, Negative: c.NegativePrompt, Guidance: c.GuidanceScale,
+				Steps: c.Steps, Height: c.Height, Width: c.Width, Seed: c.Seed, Scheduler: "ddim",
+				trace: &trace{
+					embeds: func(e *tensor.Tensor) {
+						require.Equal(t, p.Device, e.Device(), "text embeddings stay on the device")
+						embeds = e.Float32s()
+					},
+					final: func(l, d *tensor.Tensor) {
+						require.Equal(t, tensor.CPU, l.Device(), "latents live on the host")
+						final, decoded = l.Float32s(), d.Float32s()
+					},
+				},
+			}
+			res, err := p.Txt2Img(context.Background(), req)
+			require.NoError(t, err)
+			require.Len(t, res.Images, 1)
+			dir := "txt2img/ddim_4steps/"
+			for _, a := range []struct {
+				name, file string
+				got        []float32
+			}{{"prompt_embeds", "prompt_embeds.npy", embeds}, {"final_latents", "final_latents.npy", final}, {"decoded_raw", "decoded_raw.npy", decoded}} {
+				want, _ := readNpy(t, dir+a.file)
+				closeTo(t, a.name, a.got, want, cd.rel*maxAbs(want), cd.rel)
+			}
+			require.Zero(t, tensor.DeviceMemory(p.Device).InUse-deviceWeightBytes(p), "only the weights stay on the device after a run")
+		})
+	}
+}
+
+// deviceWeightBytes sums the bytes of the models' tensors that are on the
+// pipeline's device.
+func deviceWeightBytes(p *Pipeline) int64 {
+	var n int64
+	seen := map[*tensor.Tensor]bool{}
+	for _, m := range []any{p.TextEncoder, p.UNet, p.VAE} {
+		for _, t := range modelTensors(m) {
+			if seen[t] || t.Device() != p.Device || t.DType() == tensor.I64 {
+				continue
+			}
+			seen[t] = true
+			n += int64(t.Numel() * t.DType().Size())
+		}
+	}
+	return n
+}
+
+// Img2Img on the simulated device (VAE encoder, posterior sample, noising)
+// matches the CPU run in F32.
+func TestImg2ImgOnSim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	dir := goldenModel(t)
+	img := image.NewNRGBA(image.Rect(0, 0, 32, 32))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	req := Request{Prompt: "small left-sided pleural effusion", Steps: 4, Guidance: 5, Height: 32, Width: 32,
+		Seed: 3, InitImage: img, Strength: 0.6, Scheduler: "ddim"}
+	run := func(o Options) []uint8 {
+		p, err := Load(dir, o)
+		require.NoError(t, err)
+		defer p.Close()
+		res, err := p.Img2Img(context.Background(), req)
+		require.NoError(t, err)
+		return res.Images[0].Pix
+	}
+	cpuPix := run(Options{})
+	simPix := run(Options{Device: "sim:43", Compute: "f32"})
+	worst := 0.0
+	for i := range cpuPix {
+		worst = math.Max(worst, math.Abs(float64(cpuPix[i])-float64(simPix[i])))
+	}
+	require.LessOrEqual(t, worst, 1.0, "8-bit pixels differ by at most one step (float rounding)")
+}
+
+func TestDeviceOptionErrors(t *testing.T) {
+	dir := goldenModel(t)
+	_, err := Load(dir, Options{Device: "tpu"})
+	require.ErrorContains(t, err, "unknown device")
+	_, err = Load(dir, Options{Device: "sim", Compute: "f8"})
+	require.ErrorContains(t, err, "compute dtype")
+	if _, cerr := tensor.Open("cuda"); cerr != nil {
+		// Without -tags cuda (or without a GPU) the error says why.
+		_, err = Load(dir, Options{Device: "cuda"})
+		require.Error(t, err)
+		t.Log(err)
+	}
+}
