@@ -267,14 +267,23 @@ func (p *Pipeline) encodeText(texts []string) (*tensor.Tensor, error) {
 
 // Txt2Img generates images from text (see the package doc).
 func (p *Pipeline) Txt2Img(ctx context.Context, req Request) (*Result, error) {
-	return p.generate(ctx, &req, false)
+	return p.run(ctx, &req, false)
 }
 
 // Img2Img generates images from req.InitImage and text (see the package
 // doc). With a strength so low that no step remains, the images are the
 // VAE's reconstruction of the init image.
 func (p *Pipeline) Img2Img(ctx context.Context, req Request) (*Result, error) {
-	return p.generate(ctx, &req, true)
+	return p.run(ctx, &req, true)
+}
+
+// run is generate with device failures (out of device memory, a failed
+// kernel launch) returned as errors.
+func (p *Pipeline) run(ctx context.Context, req *Request, img2img bool) (res *Result, err error) {
+	if derr := tensor.Catch(func() { res, err = p.generate(ctx, req, img2img) }); derr != nil {
+		return nil, fmt.Errorf("pipeline: %w", derr)
+	}
+	return res, err
 }
 
 func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*Result, error) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/roentgo/roentgo/diffusion"
 	"github.com/roentgo/roentgo/diffusion/pipeline"
+	"github.com/roentgo/roentgo/tensor"
 )
 
 // Mode selects the program.
@@ -41,6 +42,7 @@ func (m Mode) String() string {
 
 type options struct {
 	model, prompt, negative, scheduler, out, dtype, init string
+	device, compute                                      string
 	tokenizer, configDir, prediction                     string
 	steps, n, batch, height, width                       int
 	seed                                                 int64
@@ -99,6 +101,8 @@ func newFlags(mode Mode, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.gray, "gray", false, "write 8-bit grayscale PNGs (ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B) instead of RGB")
 	fs.StringVar(&o.out, "out", mode.String()+".png", "output PNG file; with several images a pattern with %d (the image index from 0), else -0, -1, ... is added before the extension")
 	fs.StringVar(&o.dtype, "dtype", "auto", "weight dtype: auto (as stored), f32, f16 or bf16")
+	fs.StringVar(&o.device, "device", "cpu", "where the models run: cpu, cuda (the first GPU), cuda:N, or sim (the simulated accelerator, for tests); cuda needs a program built with -tags cuda")
+	fs.StringVar(&o.compute, "compute", "f16", "on a GPU, the dtype activations are computed and stored in: f16, bf16 or f32 (f32 for checking against the CPU); the CPU always computes in f32")
 	fs.BoolVar(&o.quiet, "q", false, "no progress bar")
 	if mode == Img2Img {
 		fs.StringVar(&o.init, "init", "", "init image (PNG or JPEG, any size: resized to cover the output size and centre-cropped; grayscale becomes 3 channels)")
@@ -179,6 +183,14 @@ func run(ctx context.Context, mode Mode, args []string, stderr io.Writer) error 
 	default:
 		return usageError{fmt.Errorf("-dtype %q; expected auto, f32, f16 or bf16", o.dtype)}
 	}
+	if _, err := tensor.ParseDevice(o.device); err != nil {
+		return usageError{fmt.Errorf("-device %q: %v", o.device, err)}
+	}
+	switch strings.ToLower(o.compute) {
+	case "f16", "bf16", "f32":
+	default:
+		return usageError{fmt.Errorf("-compute %q; expected f16, bf16 or f32", o.compute)}
+	}
 	switch o.prediction {
 	case "", "epsilon", "v_prediction", "sample":
 	default:
@@ -220,9 +232,15 @@ func run(ctx context.Context, mode Mode, args []string, stderr io.Writer) error 
 		if err == nil && o.scheduler != "" {
 			p.SchedulerName = o.scheduler
 		}
+		if err == nil {
+			if err = p.ToDevice(o.device, o.compute); err != nil {
+				p.Close()
+			}
+		}
 	} else {
 		p, err = pipeline.Load(o.model, pipeline.Options{DType: o.dtype, Scheduler: o.scheduler,
-			Prediction: o.prediction, Tokenizer: o.tokenizer, ConfigDir: o.configDir})
+			Prediction: o.prediction, Tokenizer: o.tokenizer, ConfigDir: o.configDir,
+			Device: o.device, Compute: o.compute})
 	}
 	if err != nil {
 		return err
@@ -275,8 +293,12 @@ func run(ctx context.Context, mode Mode, args []string, stderr io.Writer) error 
 	if len(paths) > 1 {
 		where = fmt.Sprintf("%s ... %s", paths[0], paths[len(paths)-1])
 	}
-	fmt.Fprintf(stderr, "%s: %d image(s) %dx%d, %d steps %s, seed %d: text encoding %.2fs, denoising %.2fs%s, decoding %.2fs; wrote %s\n",
-		mode, len(res.Images), res.Width, res.Height, res.Steps, res.Scheduler, res.Seed,
+	on := ""
+	if p.Device != tensor.CPU {
+		on = fmt.Sprintf(" on %v (%s, %v)", p.Device, tensor.DeviceName(p.Device), tensor.ComputeDType(p.Device))
+	}
+	fmt.Fprintf(stderr, "%s: %d image(s) %dx%d, %d steps %s, seed %d%s: text encoding %.2fs, denoising %.2fs%s, decoding %.2fs; wrote %s\n",
+		mode, len(res.Images), res.Width, res.Height, res.Steps, res.Scheduler, res.Seed, on,
 		tm.TextEncoding.Seconds(), tm.Denoising.Seconds(), rate, tm.Decoding.Seconds(), where)
 	return nil
 }
