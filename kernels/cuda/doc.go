@@ -3,7 +3,11 @@
 // The kernels are CUDA C++ sources, one file per op family (gemm.cu, conv.cu,
 // attention.cu, norm.cu, elementwise.cu, sharing common.cuh), with extern "C"
 // entry points named after the op and dtype (gemm_f16_nt_of32_128,
-// groupnorm_apply_bf16, attention_f16_d40, ...). `go generate ./kernels/cuda`
+// groupnorm_apply_bf16, attention_f16_d40, ...). The strided elementwise
+// kernels (copy_strided_b16/b32, unary_strided, binary_strided, fill_b16/b32)
+// work on arbitrary views: shape plus element strides per operand (stride 0
+// broadcasts), merged to at most 6 dimensions by the launcher, with the dtypes
+// of unary and binary operands chosen at run time. `go generate ./kernels/cuda`
 // compiles each to PTX for compute_80 (so A100, H100 and H200 JIT-compile it)
 // into ptx/*.ptx, whose first lines record the SHA-256 of the sources it was
 // made from; the PTX is committed and embedded with go:embed, so building needs

@@ -302,6 +302,14 @@ func TestEntryParams(t *testing.T) {
 		}
 	}
 	const p, i, l, f = 8, 4, 8, 4 // pointer, int, long long, float
+	// The strided kernels take 6 sizes, then 6 strides per operand, all 64-bit.
+	strided := func(operands int) []int {
+		out := make([]int, 6*(1+operands))
+		for j := range out {
+			out[j] = l
+		}
+		return out
+	}
 	gemm := []int{p, p, p, p, p, i, i, i, i, i, i, i, l, l, l, l, f, f, i}
 	want := map[string][]int{
 		"gemm_f16_nt_of32_128":   gemm,
@@ -323,6 +331,12 @@ func TestEntryParams(t *testing.T) {
 		"concat_bf16":            {p, p, p, i, i, i, l},
 		"timestep_embedding_f32": {p, p, i, i, i, f, f, f},
 		"convert_f32_to_bf16":    {p, p, l},
+		"copy_strided_b16":       append([]int{p, p, i, l}, strided(2)...),
+		"copy_strided_b32":       append([]int{p, p, i, l}, strided(2)...),
+		"unary_strided":          append([]int{i, f, f, p, i, p, i, i, l}, strided(2)...),
+		"binary_strided":         append([]int{i, p, i, p, i, p, i, i, l}, strided(3)...),
+		"fill_b16":               {p, l, i},
+		"fill_b32":               {p, l, i},
 	}
 	for k, w := range want {
 		got, ok := all[k]
@@ -334,7 +348,7 @@ func TestEntryParams(t *testing.T) {
 			t.Errorf("%s: parameter sizes %v, want %v", k, got, w)
 		}
 	}
-	if len(all) != 74 {
-		t.Errorf("found %d kernels, want 74 (17 gemm, 9 conv, 11 attention, 12 norm, 25 elementwise)", len(all))
+	if len(all) != 80 {
+		t.Errorf("found %d kernels, want 80 (17 gemm, 9 conv, 11 attention, 12 norm, 31 elementwise)", len(all))
 	}
 }

@@ -9,6 +9,11 @@
 // if any case fails.
 #include "emu.h"
 
+// Host version of the round-to-nearest intrinsic the strided kernels use (emu.h
+// has __fmul_rn, __fsub_rn and __fdiv_rn). g++ does not contract a*b+c in ISO
+// C++ mode, so these are the plain float operations.
+inline float __fadd_rn(float a, float b) { return a + b; }
+
 #define ROENTGO_EMU 1
 #include "../attention.cu"
 #include "../conv.cu"
@@ -47,7 +52,8 @@ static void check(const std::string& name, const std::vector<float>& got, const 
   size_t bad = 0, first = 0;
   for (size_t i = 0; i < want.size(); i++) {
     double d = std::fabs((double)got[i] - want[i]);
-    bool ok = d <= atol + rtol * std::fabs(want[i]) || (std::isnan(want[i]) && std::isnan(got[i]));
+    bool ok = d <= atol + rtol * std::fabs(want[i]) || (std::isnan(want[i]) && std::isnan(got[i])) ||
+              (double)got[i] == want[i];
     if (!(d <= maxd) && !std::isnan(d)) maxd = d;
     if (!ok) {
       if (bad == 0) first = i;
@@ -404,6 +410,386 @@ static void test_elementwise() {
   check("geglu_f32", yg, wg, 1e-6, 1e-5);
 }
 
+// ---------------------------------------------------------------------------
+// Strided kernels (copy_strided_*, unary_strided, binary_strided, fill_*) over
+// views given in natural (outermost first) order, unmerged, so ranks 1-6 reach
+// the kernels as they are. The references are plain loops over the row-major
+// multi-index, with the scalar ops written out as kernels/cpu's UnaryScalar and
+// BinaryScalar define them (float32 arithmetic, transcendentals in double).
+
+// Buf is a buffer of run-time dtype (F32 floats or 16-bit words).
+struct Buf {
+  int dt;
+  std::vector<float> f;
+  std::vector<u16> h;
+  Buf(int dt_, size_t n) : dt(dt_) {
+    if (dt == DT_F32)
+      f.resize(n);
+    else
+      h.resize(n);
+  }
+  size_t size() const { return dt == DT_F32 ? f.size() : h.size(); }
+  void* ptr() { return dt == DT_F32 ? (void*)f.data() : (void*)h.data(); }
+  float get(size_t i) const { return dt == DT_F32 ? f[i] : from16(h[i], dt == DT_BF16); }
+  u32 bits(size_t i) const { return dt == DT_F32 ? __float_as_uint(f[i]) : h[i]; }
+  void set(size_t i, float v) {
+    if (dt == DT_F32)
+      f[i] = v;
+    else
+      h[i] = dt == DT_BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+  }
+};
+
+static const char* dtn(int dt) { return dt == DT_F32 ? "f32" : dt == DT_F16 ? "f16" : "bf16"; }
+
+// rounded returns v rounded to dtype dt, as float and as stored bits.
+static float rounded(float v, int dt, u32* bits) {
+  Buf b(dt, 1);
+  b.set(0, v);
+  *bits = b.bits(0);
+  return b.get(0);
+}
+
+// A view: shape (outermost first) and one stride vector per operand.
+struct View {
+  std::string name;
+  std::vector<int> shape;
+  std::vector<std::vector<i64>> st;
+};
+
+static i64 numel(const std::vector<int>& shape) {
+  i64 n = 1;
+  for (int s : shape) n *= s;
+  return n;
+}
+
+static i64 extent(const std::vector<int>& shape, const std::vector<i64>& st) {
+  i64 e = 1;
+  for (size_t d = 0; d < shape.size(); d++) e += (i64)(shape[d] - 1) * st[d];
+  return e;
+}
+
+// offsets lists the offset of each row-major multi-index in operand k.
+static std::vector<i64> offsets(const View& v, int k) {
+  std::vector<i64> out;
+  std::vector<int> idx(v.shape.size(), 0);
+  for (i64 e = 0; e < numel(v.shape); e++) {
+    i64 o = 0;
+    for (size_t d = 0; d < idx.size(); d++) o += idx[d] * v.st[k][d];
+    out.push_back(o);
+    for (int d = (int)idx.size() - 1; d >= 0; d--) {
+      if (++idx[d] < v.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+// Packed is the kernels' parameter form: innermost dimension first, padded to 6
+// with size 1, stride 0 (no merging here).
+struct Packed {
+  int rank;
+  i64 n, s[6], st[3][6];
+};
+
+static Packed pack(const View& v) {
+  Packed p{};
+  p.rank = (int)v.shape.size();
+  p.n = numel(v.shape);
+  for (int k = 0; k < 6; k++) {
+    p.s[k] = 1;
+    for (int o = 0; o < 3; o++) p.st[o][k] = 0;
+  }
+  for (int d = 0; d < p.rank; d++) {
+    p.s[p.rank - 1 - d] = v.shape[d];
+    for (size_t o = 0; o < v.st.size(); o++) p.st[o][p.rank - 1 - d] = v.st[o][d];
+  }
+  return p;
+}
+#define P6(a) a[0], a[1], a[2], a[3], a[4], a[5]
+
+// At most two blocks, so n = 1023 runs the grid-stride loop more than once.
+static dim3e sgrid(i64 n) { return dim3e{(unsigned)std::min<i64>(2, std::max<i64>(1, (n + 255) / 256)), 1, 1}; }
+
+// Acc gathers the comparisons of one group of cases into one report line.
+struct Acc {
+  std::string name;
+  size_t n = 0, bad = 0;
+  double maxrel = 0;
+  std::string first;
+  // add compares got (bits gb) with want (bits wb): within atol + rtol*|want|,
+  // and bit for bit when exact; two NaNs match.
+  void add(const std::string& where, float got, u32 gb, float want, u32 wb, bool exact, double atol, double rtol) {
+    n++;
+    bool ok;
+    if (std::isnan(got) || std::isnan(want)) {
+      ok = std::isnan(got) && std::isnan(want);
+    } else {
+      double d = std::fabs((double)got - want);
+      ok = got == want || d <= atol + rtol * std::fabs(want);
+      if (want != 0 && std::isfinite(d)) maxrel = std::max(maxrel, d / std::fabs(want));
+      if (exact && gb != wb) ok = false;
+    }
+    if (!ok && bad++ == 0) {
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "%s: got %.9g (%#x) want %.9g (%#x)", where.c_str(), got, gb, want, wb);
+      first = buf;
+    }
+  }
+  void report() {
+    if (bad) {
+      failures++;
+      std::printf("FAIL %-44s %zu/%zu bad, first %s\n", name.c_str(), bad, n, first.c_str());
+    } else {
+      std::printf("ok   %-44s max rel diff %.3g over %zu\n", name.c_str(), maxrel, n);
+    }
+  }
+};
+
+// Layouts of one input operand x against an output y (operand 0 = y, 1 = x).
+static std::vector<View> unary_views() {
+  return {
+      {"[1]", {1}, {{1}, {1}}},
+      {"[3] x stride 2", {3}, {{1}, {2}}},
+      {"[1023]", {1023}, {{1}, {1}}},
+      {"[17] x broadcast", {17}, {{1}, {0}}},
+      {"[17,3] x transposed", {17, 3}, {{3, 1}, {1, 17}}},
+      {"[4,5,3] x bcast dim1, y padded", {4, 5, 3}, {{20, 4, 1}, {3, 0, 1}}},
+      {"[2,3,1,4,2,3] x permuted", {2, 3, 1, 4, 2, 3}, {{72, 24, 24, 6, 3, 1}, {1, 2, 6, 6, 24, 96}}},
+      {"[3,1,7,5] y transposed", {3, 1, 7, 5}, {{1, 3, 3, 21}, {35, 35, 5, 1}}},
+      {"[2,2,3,2,2,3] both permuted", {2, 2, 3, 2, 2, 3}, {{1, 2, 4, 12, 24, 48}, {72, 1, 24, 2, 4, 8}}},
+  };
+}
+
+// inputs returns n values in [lo, hi) with special values mixed in.
+static std::vector<float> inputs(size_t n, float lo, float hi) {
+  auto v = uni(n, lo, hi);
+  const float sp[] = {0.f, -0.f, INFINITY, -INFINITY, NAN, 1e-30f, -3.5f, 1.f};
+  for (size_t i = 5; i < n; i += 11) v[i] = sp[(i / 11) % 8];
+  return v;
+}
+
+static const float kSentinel = -7.5f;  // exact in every dtype; marks elements that must stay untouched
+
+static float go_max_ref(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return NAN;
+  if (a == 0 && b == 0) return std::signbit(a) ? b : a;
+  return std::max(a, b);
+}
+static float go_min_ref(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return NAN;
+  if (a == 0 && b == 0) return std::signbit(a) ? a : b;
+  return std::min(a, b);
+}
+
+// ref_unary is kernels/cpu.UnaryOp.UnaryScalar.
+static float ref_unary(int op, float a, float b, float x) {
+  switch (op) {
+    case U_COPY: return x;
+    case U_AFFINE: { float t = a * x; return t + b; }
+    case U_ABS: return (float)std::fabs((double)x);
+    case U_EXP: return (float)std::exp((double)x);
+    case U_LOG: return (float)std::log((double)x);
+    case U_SQRT: return (float)std::sqrt((double)x);
+    case U_RSQRT: return (float)(1 / std::sqrt((double)x));
+    case U_SIN: return (float)std::sin((double)x);
+    case U_COS: return (float)std::cos((double)x);
+    case U_TANH: return (float)std::tanh((double)x);
+    case U_SIGMOID: return (float)(1 / (1 + std::exp(-(double)x)));
+    case U_SQUARE: return x * x;
+    case U_CLAMP: return x != x ? x : go_min_ref(go_max_ref(x, a), b);
+    case U_POW: return (float)std::pow((double)x, (double)a);
+    case U_RECIP: return 1 / x;
+  }
+  std::abort();
+}
+
+static bool transcendental(int op) {
+  return op == U_EXP || op == U_LOG || op == U_RSQRT || op == U_SIN || op == U_COS || op == U_TANH ||
+         op == U_SIGMOID || op == U_POW;
+}
+
+// tol returns the tolerance of one rounding to dtype dt: 1 ulp relative (2^-23,
+// 2^-10, 2^-7) plus the smallest subnormal step; F32 transcendentals get 2 ulp
+// (the GPU's double-precision functions differ from glibc's by an ulp of double,
+// which can move the float rounding by one).
+static void tol(int dt, bool trans, double* atol, double* rtol) {
+  *rtol = dt == DT_F32 ? (trans ? 0x1p-22 : 0x1p-23) : dt == DT_F16 ? 0x1p-10 : 0x1p-7;
+  *atol = dt == DT_F16 ? 0x1p-24 : 1e-38;
+}
+
+static void test_unary_strided() {
+  const char* names[] = {"copy", "affine", "abs", "exp", "log", "sqrt", "rsqrt", "sin",
+                         "cos", "tanh", "sigmoid", "square", "clamp", "pow", "recip"};
+  const int dts[][2] = {{DT_F32, DT_F32}, {DT_F16, DT_F32}, {DT_F32, DT_BF16}, {DT_BF16, DT_F16}, {DT_F16, DT_F16}};
+  for (int op = U_COPY; op <= U_RECIP; op++) {
+    float alpha = 0, beta = 0;
+    if (op == U_AFFINE) alpha = -1.25f, beta = 0.5f;
+    if (op == U_CLAMP) alpha = 0.f, beta = 0.75f;  // clamp(-0) = +0 (Go's max(-0, +0))
+    if (op == U_POW) alpha = 1.5f;
+    Acc acc{std::string("unary_strided ") + names[op] + " (9 views x 5 dtypes)"};
+    for (auto& dt : dts)
+      for (auto& v : unary_views()) {
+        i64 ny = extent(v.shape, v.st[0]), nx = extent(v.shape, v.st[1]);
+        Buf x(dt[0], nx), y(dt[1], ny);
+        auto xv = inputs(nx, -0.5f, 3.f);
+        for (i64 i = 0; i < nx; i++) x.set(i, xv[i]);
+        for (i64 i = 0; i < ny; i++) y.set(i, kSentinel);
+        Packed p = pack(v);
+        emu::launch(sgrid(p.n), 256, [&] {
+          unary_strided(op, alpha, beta, y.ptr(), y.dt, x.ptr(), x.dt, p.rank, p.n, P6(p.s), P6(p.st[0]),
+                        P6(p.st[1]));
+        });
+        std::vector<float> want(ny, kSentinel);
+        auto oy = offsets(v, 0), ox = offsets(v, 1);
+        for (size_t e = 0; e < oy.size(); e++) want[oy[e]] = ref_unary(op, alpha, beta, x.get(ox[e]));
+        double atol, rtol;
+        tol(y.dt, transcendental(op), &atol, &rtol);
+        std::string where = v.name + " " + dtn(x.dt) + "->" + dtn(y.dt);
+        for (i64 i = 0; i < ny; i++) {
+          u32 wb;
+          float w = rounded(want[i], y.dt, &wb);
+          acc.add(where + " at " + std::to_string(i), y.get(i), y.bits(i), w, wb, !transcendental(op), atol, rtol);
+        }
+      }
+    acc.report();
+  }
+}
+
+// ref_binary is kernels/cpu.BinaryOp.BinaryScalar.
+static float ref_binary(int op, float a, float b) {
+  switch (op) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return a * b;
+    case B_DIV: return a / b;
+    case B_MAX: return go_max_ref(a, b);
+    case B_MIN: return go_min_ref(a, b);
+  }
+  std::abort();
+}
+
+// Layouts of y, a, b (operands 0, 1, 2).
+static std::vector<View> binary_views() {
+  return {
+      {"[1]", {1}, {{1}, {1}, {1}}},
+      {"[3] b stride 3", {3}, {{1}, {1}, {3}}},
+      {"[1023] b scalar", {1023}, {{1}, {1}, {0}}},
+      {"[17,3] a transposed, b row bcast", {17, 3}, {{3, 1}, {1, 17}, {0, 1}}},
+      {"[2,3,4,5] b channel bias", {2, 3, 4, 5}, {{60, 20, 5, 1}, {60, 20, 5, 1}, {0, 1, 0, 0}}},
+      {"[2,3,1,4,2,3] permuted, b bcast", {2, 3, 1, 4, 2, 3},
+       {{72, 24, 24, 6, 3, 1}, {1, 2, 6, 6, 24, 96}, {0, 1, 0, 3, 0, 12}}},
+      {"[3,17] y transposed, b scalar", {3, 17}, {{1, 3}, {17, 1}, {0, 0}}},
+      {"[5,3,4] a bcast dim0, padded y", {5, 3, 4}, {{16, 5, 1}, {0, 4, 1}, {12, 4, 1}}},
+  };
+}
+
+// run_binary runs binary_strided on view v; inplace 1 makes y be a, 2 makes y be b
+// (which must then have y's dtype and strides).
+static void run_binary(Acc& acc, int op, const View& v, int dty, int dta, int dtb, int inplace) {
+  i64 ny = extent(v.shape, v.st[0]), na = extent(v.shape, v.st[1]), nb = extent(v.shape, v.st[2]);
+  Buf a(dta, na), b(dtb, nb), yb(dty, ny);
+  auto av = inputs(na, -2.f, 2.f), bv = uni(nb, -2.f, 2.f);
+  for (i64 i = 0; i < na; i++) a.set(i, av[i]);
+  for (i64 i = 0; i < nb; i++) b.set(i, bv[i]);
+  for (i64 i = 7; i < nb; i += 13) b.set(i, i % 2 ? NAN : 0.f);
+  for (i64 i = 0; i < ny; i++) yb.set(i, kSentinel);
+  Buf& y = inplace == 1 ? a : inplace == 2 ? b : yb;
+  std::vector<float> want(ny, kSentinel);
+  auto oy = offsets(v, 0), oa = offsets(v, 1), ob = offsets(v, 2);
+  for (size_t e = 0; e < oy.size(); e++) want[oy[e]] = ref_binary(op, a.get(oa[e]), b.get(ob[e]));
+  Packed p = pack(v);
+  emu::launch(sgrid(p.n), 256, [&] {
+    binary_strided(op, y.ptr(), y.dt, a.ptr(), a.dt, b.ptr(), b.dt, p.rank, p.n, P6(p.s), P6(p.st[0]), P6(p.st[1]),
+                   P6(p.st[2]));
+  });
+  double atol, rtol;
+  tol(y.dt, false, &atol, &rtol);
+  std::string where = v.name + " " + dtn(dta) + "," + dtn(dtb) + "->" + dtn(dty) +
+                      (inplace ? (inplace == 1 ? " y=a" : " y=b") : "");
+  for (i64 i = 0; i < ny; i++) {
+    u32 wb;
+    float w = rounded(want[i], y.dt, &wb);
+    acc.add(where + " at " + std::to_string(i), y.get(i), y.bits(i), w, wb, true, atol, rtol);
+  }
+}
+
+static void test_binary_strided() {
+  const char* names[] = {"add", "sub", "mul", "div", "max", "min"};
+  const int dts[][3] = {{DT_F32, DT_F32, DT_F32}, {DT_F16, DT_BF16, DT_F32}, {DT_F32, DT_F16, DT_F16},
+                        {DT_BF16, DT_BF16, DT_BF16}, {DT_BF16, DT_F32, DT_F16}};
+  auto views = binary_views();
+  for (int op = B_ADD; op <= B_MIN; op++) {
+    Acc acc{std::string("binary_strided ") + names[op] + " (8 views x 5 dtypes, in place)"};
+    for (auto& dt : dts)
+      for (auto& v : views) run_binary(acc, op, v, dt[2], dt[0], dt[1], 0);
+    // In place: y = a (a strides = y strides, b broadcast) and y = b.
+    run_binary(acc, op, views[4], DT_F16, DT_F16, DT_F32, 1);
+    run_binary(acc, op, views[2], DT_F32, DT_F32, DT_BF16, 1);
+    View vb{"[4,6] y=b, a transposed", {4, 6}, {{6, 1}, {1, 4}, {6, 1}}};
+    run_binary(acc, op, vb, DT_BF16, DT_F32, DT_BF16, 2);
+    // Signed zeros, NaN and infinities paired explicitly, bit for bit.
+    std::vector<float> za = {-0.f, 0.f, -0.f, 0.f, NAN, 1.f, -0.f, INFINITY, INFINITY, 2.f};
+    std::vector<float> zb = {0.f, -0.f, -0.f, 0.f, 1.f, NAN, 0.f, -INFINITY, INFINITY, 0.f};
+    std::vector<float> zy(za.size());
+    emu::launch(dim3e{1, 1, 1}, 256, [&] {
+      binary_strided(op, zy.data(), DT_F32, za.data(), DT_F32, zb.data(), DT_F32, 1, (i64)za.size(), (i64)za.size(),
+                     1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0);
+    });
+    for (size_t i = 0; i < za.size(); i++) {
+      float w = ref_binary(op, za[i], zb[i]);
+      acc.add("special pair " + std::to_string(i), zy[i], __float_as_uint(zy[i]), w, __float_as_uint(w), true, 0, 0);
+    }
+    acc.report();
+  }
+}
+
+template <class T>
+static void test_copy_fill(const char* cname, const char* fname, bool b16) {
+  Acc acc{std::string(cname) + " (9 views, bit copies)"};
+  for (auto& v : unary_views()) {
+    i64 nd = extent(v.shape, v.st[0]), ns = extent(v.shape, v.st[1]);
+    std::vector<T> src(ns), dst(nd, (T)0x5a5a5a5au);
+    for (auto& s : src) s = (T)rng();
+    Packed p = pack(v);
+    emu::launch(sgrid(p.n), 256, [&] {
+      if (b16)
+        copy_strided_b16((u16*)dst.data(), (const u16*)src.data(), p.rank, p.n, P6(p.s), P6(p.st[0]), P6(p.st[1]));
+      else
+        copy_strided_b32((u32*)dst.data(), (const u32*)src.data(), p.rank, p.n, P6(p.s), P6(p.st[0]), P6(p.st[1]));
+    });
+    std::vector<T> want(nd, (T)0x5a5a5a5au);
+    auto od = offsets(v, 0), os = offsets(v, 1);
+    for (size_t e = 0; e < od.size(); e++) want[od[e]] = src[os[e]];
+    for (i64 i = 0; i < nd; i++)
+      acc.add(v.name + " at " + std::to_string(i), (float)dst[i], dst[i], (float)want[i], want[i], true, 0, 0);
+  }
+  acc.report();
+  Acc facc{std::string(fname) + " (n = 1, 3, 17, 1023)"};
+  for (i64 n : {1, 3, 17, 1023}) {
+    std::vector<T> buf(n + 5, (T)0x1234u);
+    const u32 bits = b16 ? 0xbc00u : 0xc0f00000u;  // -1 in f16, -7.5 in f32
+    emu::launch(sgrid(n), 256, [&] {
+      if (b16)
+        fill_b16((u16*)buf.data(), n, bits);
+      else
+        fill_b32((u32*)buf.data(), n, bits);
+    });
+    for (i64 i = 0; i < n + 5; i++) {
+      T w = i < n ? (T)bits : (T)0x1234u;
+      facc.add("n=" + std::to_string(n) + " at " + std::to_string(i), (float)buf[i], buf[i], (float)w, w, true, 0, 0);
+    }
+  }
+  facc.report();
+}
+
+static void test_strided() {
+  test_unary_strided();
+  test_binary_strided();
+  test_copy_fill<u16>("copy_strided_b16", "fill_b16", true);
+  test_copy_fill<u32>("copy_strided_b32", "fill_b32", false);
+}
+
 int main() {
   struct G {
     const char* name;
@@ -450,6 +836,7 @@ int main() {
   test_groupnorm(true, true);
   test_layernorm_softmax();
   test_elementwise();
+  test_strided();
 
   std::printf("%d failure(s)\n", failures);
   return failures ? 1 : 0;
