@@ -447,8 +447,49 @@ func (b *accelBackend) conv2d(p cpu.ConvParams, x, w, bias, y *Tensor) {
 	b.check("conv2d", b.d.Conv2d(p, b.at(x), b.at(w), p.C*p.R*p.S, b.at(bias), b.at(y)))
 }
 
+// maxFusedHeadDim is the largest head dimension of the devices' fused
+// attention kernels; wider heads (the VAE's single 512-wide head) take
+// attentionUnfused.
+const maxFusedHeadDim = 256
+
 func (b *accelBackend) attention(p cpu.AttnParams, q, k, v, o *Tensor) {
+	if p.D > maxFusedHeadDim {
+		b.attentionUnfused(p, q, k, v, o)
+		return
+	}
 	b.check("attention", b.d.Attention(p, b.at(q), b.at(k), b.at(v), b.at(o)))
+}
+
+// attentionUnfused computes attention as S = scale Q K^T (F32), a softmax over
+// its rows, and P V with P in the compute dtype, one head at a time with the
+// batch as the gemm batch. It materialises the [B, Sq, Sk] scores.
+func (b *accelBackend) attentionUnfused(p cpu.AttnParams, q, k, v, o *Tensor) {
+	if p.Causal {
+		panic(fmt.Sprintf("tensor: Attention: causal attention with head dim %d > %d is not supported on %v", p.D, maxFusedHeadDim, b.dev))
+	}
+	qs, ks, vs, os := p.Strides()
+	s := newTensor(b.dev, F32, Shape{p.B, p.Sq, p.Sk}, false)
+	defer s.Release()
+	pr := newTensor(b.dev, o.st.dtype, Shape{p.B, p.Sq, p.Sk}, false)
+	defer pr.Release()
+	n := p.Sq * p.Sk
+	for h := range p.H {
+		off := h * p.D
+		b.check("attention", b.d.Gemm(accelGemm{
+			batch: p.B, m: p.Sq, n: p.Sk, k: p.D, alpha: p.Scale,
+			a: b.atOff(q, q.offset+off), lda: qs, strideA: p.Sq * qs,
+			b: b.atOff(k, k.offset+off), ldb: ks, transB: true, strideB: p.Sk * ks,
+			c: b.at(s), ldc: p.Sk, strideC: n,
+		}))
+		b.check("attention", b.d.Softmax(b.at(s), b.at(s), p.B*p.Sq, p.Sk))
+		b.check("attention", b.d.Convert(b.at(s), b.at(pr), p.B*n))
+		b.check("attention", b.d.Gemm(accelGemm{
+			batch: p.B, m: p.Sq, n: p.D, k: p.Sk, alpha: 1,
+			a: b.at(pr), lda: p.Sk, strideA: n,
+			b: b.atOff(v, v.offset+off), ldb: vs, strideB: p.Sk * vs,
+			c: b.atOff(o, o.offset+off), ldc: os, strideC: p.Sq * os,
+		}))
+	}
 }
 
 func (b *accelBackend) groupNorm(x, y *Tensor, n, c, hw, groups int, eps float32, gamma, beta *Tensor, silu bool) {

@@ -150,6 +150,13 @@ func accelCases() []accelCase {
 			qkv := x[0].Chunk(3, -1)
 			return Attention(qkv[0], qkv[1], qkv[2], 2, 0, true)
 		}},
+		{name: "Attention with a wide head (unfused)", in: inputs(rt(2, 12, 2*300), rt(2, 5, 2*300), rt(2, 5, 2*300)), fn: func(x []*Tensor) *Tensor {
+			return Attention(x[0], x[1], x[2], 2, 0.05, false)
+		}},
+		{name: "Attention, single wide head on views", in: inputs(rt(1, 9, 3*272)), fn: func(x []*Tensor) *Tensor {
+			qkv := x[0].Chunk(3, -1)
+			return Attention(qkv[0], qkv[1], qkv[2], 1, 0.05, false)
+		}},
 		{name: "Embedding", in: inputs(func(*rand.Rand) *Tensor { return FromInt64([]int64{3, 0, 3, 9, 1, 2}, 2, 3) }, rt(10, 8)), fn: func(x []*Tensor) *Tensor {
 			return Embedding(x[0], x[1])
 		}},
@@ -158,48 +165,62 @@ func accelCases() []accelCase {
 
 func TestAccelMatchesCPU(t *testing.T) {
 	for i, dt := range []DType{F32, F16, BF16} {
-		dev := openSim(t, 10+i, dt)
-		atol, rtol := tolFor(dt)
-		for _, c := range accelCases() {
-			t.Run(fmt.Sprintf("%v/%s", dt, c.name), func(t *testing.T) {
-				r := rand.New(rand.NewSource(int64(len(c.name))))
-				in := c.in(r)
-				want := c.fn(in)
-				din := make([]*Tensor, len(in))
-				for j, x := range in {
-					din[j] = x.ToDevice(dev)
+		runAccelCases(t, openSim(t, 10+i, dt), dt)
+	}
+}
+
+// runAccelCases runs accelCases on dev (computing in dt) against the CPU.
+func runAccelCases(t *testing.T, dev Device, dt DType) {
+	atol, rtol := tolFor(dt)
+	for _, c := range accelCases() {
+		t.Run(fmt.Sprintf("%v/%s", dt, c.name), func(t *testing.T) {
+			r := rand.New(rand.NewSource(int64(len(c.name))))
+			in := c.in(r)
+			want := c.fn(in)
+			din := make([]*Tensor, len(in))
+			for j, x := range in {
+				din[j] = x.ToDevice(dev)
+			}
+			got := c.fn(din)
+			if got.Device() != dev {
+				t.Fatalf("result on %v, want %v", got.Device(), dev)
+			}
+			if !got.Shape().Equal(want.Shape()) {
+				t.Fatalf("shape %v, want %v", got.Shape(), want.Shape())
+			}
+			switch {
+			case want.DType() == I64:
+				if got.DType() != I64 {
+					t.Fatalf("dtype %v, want I64", got.DType())
 				}
-				got := c.fn(din)
-				if got.Device() != dev {
-					t.Fatalf("result on %v, want %v", got.Device(), dev)
+				if fmt.Sprint(got.Int64s()) != fmt.Sprint(want.Int64s()) {
+					t.Fatalf("got %v, want %v", got.Int64s(), want.Int64s())
 				}
-				if !got.Shape().Equal(want.Shape()) {
-					t.Fatalf("shape %v, want %v", got.Shape(), want.Shape())
-				}
-				switch {
-				case want.DType() == I64:
-					if got.DType() != I64 {
-						t.Fatalf("dtype %v, want I64", got.DType())
-					}
-					if fmt.Sprint(got.Int64s()) != fmt.Sprint(want.Int64s()) {
-						t.Fatalf("got %v, want %v", got.Int64s(), want.Int64s())
-					}
-					return
-				case c.copies && got.DType() != want.DType():
-					t.Fatalf("result dtype %v, want %v as on the CPU", got.DType(), want.DType())
-				case !c.copies && got.DType() != dt:
-					t.Fatalf("result dtype %v, want the compute dtype %v", got.DType(), dt)
-				}
-				s := max(c.scale, 1)
-				requireClose(t, c.name, got.Float32s(), want.Float32s(), atol*s, rtol)
-			})
-		}
+				return
+			case c.copies && got.DType() != want.DType():
+				t.Fatalf("result dtype %v, want %v as on the CPU", got.DType(), want.DType())
+			case !c.copies && got.DType() != dt:
+				t.Fatalf("result dtype %v, want the compute dtype %v", got.DType(), dt)
+			}
+			s := max(c.scale, 1)
+			requireClose(t, c.name, got.Float32s(), want.Float32s(), atol*s, rtol)
+		})
 	}
 }
 
 // A round trip to the device and back is exact in every dtype, for any view.
 func TestAccelTransfers(t *testing.T) {
-	dev := openSim(t, 20, F16)
+	checkTransfers(t, openSim(t, 20, F16))
+	// Device to device goes through the host.
+	dev, d2 := openSim(t, 24, F16), openSim(t, 21, F32)
+	x := randT(rand.New(rand.NewSource(1)), 3, 4, 5)
+	a := x.ToDevice(dev).ToDevice(d2)
+	if a.Device() != d2 || fmt.Sprint(a.Float32s()) != fmt.Sprint(x.Float32s()) {
+		t.Fatal("sim:24 -> sim:21 copy differs")
+	}
+}
+
+func checkTransfers(t *testing.T, dev Device) {
 	r := rand.New(rand.NewSource(1))
 	x := randT(r, 3, 4, 5)
 	for _, dt := range []DType{F32, F16, BF16, I64} {
@@ -217,26 +238,23 @@ func TestAccelTransfers(t *testing.T) {
 			t.Fatalf("%v: At %v, want %v", dt, got, want)
 		}
 	}
-	// Device to device goes through the host.
-	d2 := openSim(t, 21, F32)
-	a := x.ToDevice(dev).ToDevice(d2)
-	if a.Device() != d2 || fmt.Sprint(a.Float32s()) != fmt.Sprint(x.Float32s()) {
-		t.Fatal("sim:20 -> sim:21 copy differs")
-	}
 }
 
 // Released device tensors give their memory back; outputs are fully written
 // (fresh simulated buffers hold NaN, which would show in results).
 func TestAccelMemory(t *testing.T) {
-	dev := openSim(t, 22, F16)
-	if m := DeviceMemory(dev); m.InUse != 0 {
-		t.Fatalf("fresh device has %d bytes in use", m.InUse)
-	}
+	checkMemory(t, openSim(t, 22, F16))
+}
+
+// checkMemory checks that released tensors give their memory back (on a
+// device that holds no other tensors) and that outputs are fully written.
+func checkMemory(t *testing.T, dev Device) {
+	base := DeviceMemory(dev).InUse
 	r := rand.New(rand.NewSource(2))
 	x := randT(r, 2, 4, 8, 8).ToDevice(dev)
 	w := randT(r, 4, 4, 3, 3).To(F16).ToDevice(dev)
-	if got, want := DeviceMemory(dev).InUse, int64(2*4*8*8*4+4*4*9*2); got != want {
-		t.Fatalf("in use %d bytes, want %d", got, want)
+	if got, want := DeviceMemory(dev).InUse-base, int64(2*4*8*8*4+4*4*9*2); got < want {
+		t.Fatalf("in use %d bytes, want at least %d", got, want)
 	}
 	for range 3 {
 		y := Conv2d(x, w, nil, ConvSquare(1, 1))
@@ -251,8 +269,8 @@ func TestAccelMemory(t *testing.T) {
 	}
 	x.Release()
 	w.Release()
-	if m := DeviceMemory(dev); m.InUse != 0 {
-		t.Fatalf("%d bytes still in use after releasing everything", m.InUse)
+	if m := DeviceMemory(dev); m.InUse != base {
+		t.Fatalf("%d bytes in use after releasing everything, %d before", m.InUse, base)
 	}
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"math"
 	"testing"
@@ -21,49 +22,59 @@ func TestGoldenTxt2ImgOnSim(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	dir := goldenModel(t)
-	cases := goldenCases(t)
-	c := cases["ddim_4steps"]
 	for i, cd := range []struct {
 		compute string
 		rel     float64 // tolerance relative to the array's magnitude
 	}{{"f32", 1e-4}, {"f16", 5e-3}, {"bf16", 4e-2}} {
 		t.Run(cd.compute, func(t *testing.T) {
-			dev := []string{"sim:40", "sim:41", "sim:42"}[i]
-			p, err := Load(dir, Options{Device: dev, Compute: cd.compute})
-			require.NoError(t, err)
-			defer p.Close()
-			require.Equal(t, tensor.KindSim, p.Device.Kind)
-			require.Equal(t, tensor.KindSim, p.UNet.ConvIn.Weight.Device().Kind, "U-Net weights moved")
-			var final, decoded, embeds []float32
-			req := Request{
-				Prompt: c.Prompt, Negative: c.NegativePrompt, Guidance: c.GuidanceScale,
-				Steps: c.Steps, Height: c.Height, Width: c.Width, Seed: c.Seed, Scheduler: "ddim",
-				trace: &trace{
-					embeds: func(e *tensor.Tensor) {
-						require.Equal(t, p.Device, e.Device(), "text embeddings stay on the device")
-						embeds = e.Float32s()
-					},
-					final: func(l, d *tensor.Tensor) {
-						require.Equal(t, tensor.CPU, l.Device(), "latents live on the host")
-						final, decoded = l.Float32s(), d.Float32s()
-					},
-				},
-			}
-			res, err := p.Txt2Img(context.Background(), req)
-			require.NoError(t, err)
-			require.Len(t, res.Images, 1)
-			dir := "txt2img/ddim_4steps/"
-			for _, a := range []struct {
-				name, file string
-				got        []float32
-			}{{"prompt_embeds", "prompt_embeds.npy", embeds}, {"final_latents", "final_latents.npy", final}, {"decoded_raw", "decoded_raw.npy", decoded}} {
-				want, _ := readNpy(t, dir+a.file)
-				closeTo(t, a.name, a.got, want, cd.rel*maxAbs(want), cd.rel)
-			}
-			require.Zero(t, tensor.DeviceMemory(p.Device).InUse-deviceWeightBytes(p), "only the weights stay on the device after a run")
+			goldenOnDevice(t, fmt.Sprintf("sim:%d", 40+i), cd.compute, cd.rel)
 		})
 	}
+}
+
+// goldenOnDevice runs the golden ddim_4steps txt2img case with the models on
+// dev computing in compute, and compares the text embeddings, final latents
+// and decoded image with diffusers' within rel times each array's magnitude
+// (absolute) and rel (relative).
+func goldenOnDevice(t *testing.T, dev, compute string, rel float64) {
+	dir := goldenModel(t)
+	c := goldenCases(t)["ddim_4steps"]
+	p, err := Load(dir, Options{Device: dev, Compute: compute})
+	require.NoError(t, err)
+	defer p.Close()
+	require.NotEqual(t, tensor.CPU, p.Device)
+	require.Equal(t, p.Device, p.UNet.ConvIn.Weight.Device(), "U-Net weights moved")
+	var final, decoded, embeds []float32
+	req := Request{
+		Prompt: c.Prompt, Negative: c.NegativePrompt, Guidance: c.GuidanceScale,
+		Steps: c.Steps, Height: c.Height, Width: c.Width, Seed: c.Seed, Scheduler: "ddim",
+		trace: &trace{
+			embeds: func(e *tensor.Tensor) {
+				require.Equal(t, p.Device, e.Device(), "text embeddings stay on the device")
+				embeds = e.Float32s()
+			},
+			final: func(l, d *tensor.Tensor) {
+				require.Equal(t, tensor.CPU, l.Device(), "latents live on the host")
+				final, decoded = l.Float32s(), d.Float32s()
+			},
+		},
+	}
+	res, err := p.Txt2Img(context.Background(), req)
+	require.NoError(t, err)
+	require.Len(t, res.Images, 1)
+	gd := "txt2img/ddim_4steps/"
+	for _, a := range []struct {
+		name, file string
+		got        []float32
+	}{{"prompt_embeds", "prompt_embeds.npy", embeds}, {"final_latents", "final_latents.npy", final}, {"decoded_raw", "decoded_raw.npy", decoded}} {
+		want, _ := readNpy(t, gd+a.file)
+		closeTo(t, a.name, a.got, want, rel*maxAbs(want), rel)
+	}
+	require.NoError(t, tensor.Synchronize(p.Device))
+	m := tensor.DeviceMemory(p.Device)
+	w := deviceWeightBytes(p)
+	t.Logf("%v: %d bytes of weights, %d in use after the run, %d cached", p.Device, w, m.InUse, m.Cached)
+	require.LessOrEqual(t, m.InUse-w, w/8+1<<20, "only the weights (in size classes) stay on the device after a run")
 }
 
 // deviceWeightBytes sums the bytes of the models' tensors that are on the

@@ -14,13 +14,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// goldenDir is the tiny-sd1 golden set (diffusers 0.16.1 on PyTorch 1.13).
-var goldenDir = filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1")
+// goldenDir is the tiny-sd1 golden set (diffusers 0.16.1 on PyTorch 1.13):
+// ../shared/golden beside the repository, or $ROENTGO_GOLDEN_DIR (the GPU
+// check carries a copy).
+var goldenDir = func() string {
+	if d := os.Getenv("ROENTGO_GOLDEN_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1")
+}()
 
 func goldenModel(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(goldenDir, "model", "diffusers")
-	if _, err := os.Stat(filepath.Join(goldenDir, "..")); err != nil {
+	if _, err := os.Stat(goldenDir); err != nil {
 		t.Skip("golden data (../shared/golden) absent")
 	}
 	return dir
