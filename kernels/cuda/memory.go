@@ -5,6 +5,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"github.com/roentgo/roentgo/kernels/cpu"
@@ -61,33 +62,56 @@ type MemStats struct {
 // allocator is a caching allocator with size-class free lists: freed blocks go
 // back to their list and are handed out again without calling the driver, so a
 // sampling loop that allocates the same shapes every step stops calling
-// cuMemAlloc/cuMemFree after its first step. All work runs on one stream, so a
-// block freed after queueing the kernels that use it may be reused at once by
-// work queued later. Device thread only.
+// cuMemAlloc/cuMemFree after its first step.
+//
+// Reuse is safe without waiting for the GPU because every use of device
+// memory is queued through the device goroutine onto one stream, in the order
+// the calls were made: a block is freed only after the calls that use it were
+// queued (its owner is done with it), so whoever gets it next queues its own
+// work after them, and the stream runs it after them. For the same reason the
+// free lists need no trip to the device thread: Free and cache hits of Alloc
+// take the mutex on the caller's goroutine; only the driver calls
+// (cuMemAlloc, cuMemFree) run on the device thread.
 type allocator struct {
+	mu   sync.Mutex
 	free map[int64][]cu.DevicePtr
 	st   MemStats
 }
 
 func (a *allocator) init() { a.free = map[int64][]cu.DevicePtr{} }
 
-func (a *allocator) get(bytes int64) (cu.DevicePtr, int64, error) {
+// cached pops a block of bytes' size class from the free lists, if one is there.
+func (a *allocator) cached(bytes int64) (cu.DevicePtr, int64, bool) {
 	c := sizeClass(bytes)
-	if l := a.free[c]; len(l) > 0 {
-		p := l[len(l)-1]
-		a.free[c] = l[:len(l)-1]
-		a.st.Cached -= c
-		a.use(c)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.free[c]
+	if len(l) == 0 {
+		return 0, 0, false
+	}
+	p := l[len(l)-1]
+	a.free[c] = l[:len(l)-1]
+	a.st.Cached -= c
+	a.use(c)
+	return p, c, true
+}
+
+// get returns a block from the free lists or the driver. Device thread only.
+func (a *allocator) get(bytes int64) (cu.DevicePtr, int64, error) {
+	if p, c, ok := a.cached(bytes); ok {
 		return p, c, nil
 	}
+	c := sizeClass(bytes)
 	p, err := cu.MemAlloc(c)
-	if err != nil && a.st.Cached > 0 {
+	if err != nil {
 		// Give the cached blocks back to the driver and try once more.
 		if rerr := a.releaseCached(); rerr != nil {
 			return 0, 0, rerr
 		}
 		p, err = cu.MemAlloc(c)
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if err != nil {
 		free, total, _ := cu.MemInfo()
 		return 0, 0, fmt.Errorf("cuda: out of device memory allocating %d bytes (size class %d): "+
@@ -99,28 +123,45 @@ func (a *allocator) get(bytes int64) (cu.DevicePtr, int64, error) {
 	return p, c, nil
 }
 
+// use counts c more bytes in use. a.mu held.
 func (a *allocator) use(c int64) {
 	a.st.InUse += c
 	a.st.Peak = max(a.st.Peak, a.st.InUse)
 }
 
+// put returns a block to its free list (any goroutine).
 func (a *allocator) put(p cu.DevicePtr, c int64) {
+	a.mu.Lock()
 	a.free[c] = append(a.free[c], p)
 	a.st.InUse -= c
 	a.st.Cached += c
+	a.mu.Unlock()
 }
 
+// stats returns a copy of the statistics.
+func (a *allocator) stats() MemStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st
+}
+
+// releaseCached gives every cached block back to the driver. Device thread only.
 func (a *allocator) releaseCached() error {
+	a.mu.Lock()
+	free := a.free
+	a.free = map[int64][]cu.DevicePtr{}
+	a.mu.Unlock()
 	var errs []error
-	for c, l := range a.free {
+	for c, l := range free {
 		for _, p := range l {
 			if err := cu.MemFree(p); err != nil {
 				errs = append(errs, fmt.Errorf("cuda: cuMemFree(%d bytes): %w", c, err))
 			}
+			a.mu.Lock()
 			a.st.DriverFrees++
 			a.st.Cached -= c
+			a.mu.Unlock()
 		}
-		delete(a.free, c)
 	}
 	return errors.Join(errs...)
 }
@@ -135,8 +176,13 @@ func (d *Device) Alloc(t cpu.DType, n int) (*Buffer, error) {
 		panic("cuda: Alloc: negative length")
 	}
 	b := &Buffer{dev: d, n: n, dtype: t}
+	bytes := max(b.Bytes(), 1)
+	if p, c, ok := d.alloc.cached(bytes); ok {
+		b.ptr, b.class = p, c
+		return b, nil
+	}
 	err := d.do(func() error {
-		p, c, err := d.alloc.get(max(b.Bytes(), 1))
+		p, c, err := d.alloc.get(bytes)
 		b.ptr, b.class = p, c
 		return err
 	})
@@ -146,9 +192,9 @@ func (d *Device) Alloc(t cpu.DType, n int) (*Buffer, error) {
 	return b, nil
 }
 
-// Free returns b's memory to the allocator's free list. Work already queued
-// that uses b still sees valid memory (one stream: later work comes after it).
-// Freeing a view or freeing twice panics.
+// Free returns b's memory to the allocator's free list, from any goroutine.
+// Work already queued that uses b still sees valid memory (one stream: later
+// work comes after it). Freeing a view or freeing twice panics.
 func (b *Buffer) Free() {
 	if b == nil {
 		return
@@ -160,16 +206,12 @@ func (b *Buffer) Free() {
 		panic("cuda: Buffer freed twice")
 	}
 	b.freed = true
-	_ = b.dev.queue(func() error {
-		b.dev.alloc.put(b.ptr, b.class)
-		return nil
-	})
+	b.dev.alloc.put(b.ptr, b.class)
 }
 
 // MemStats returns the allocator statistics.
 func (d *Device) MemStats() MemStats {
-	var s MemStats
-	_ = d.do(func() error { s = d.alloc.st; return nil })
+	s := d.alloc.stats()
 	return s
 }
 
