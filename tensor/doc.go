@@ -5,8 +5,8 @@
 // # Layout and dtypes
 //
 // Tensors are row-major with PyTorch's dimension order ([N, C, H, W] images,
-// [B, S, D] sequences). Computation on the CPU is in F32. F16 and BF16 are
-// storage types for weights: Linear, Conv2d and MatMul pass 16-bit weights to the
+// [B, S, D] sequences). Computation on the CPU is in F32 (on accelerators see
+// Devices). F16 and BF16 are storage types for weights: Linear, Conv2d and MatMul pass 16-bit weights to the
 // kernels as they are, converted while packing, so a half-precision model never
 // gets a float32 copy of its weights. Other ops convert non-F32 inputs (F16, BF16,
 // I64) to F32 first. I64 holds token ids, position ids and indices.
@@ -49,6 +49,14 @@
 // # Devices
 //
 // Each op finds its device's backend (an unexported interface, one method per
-// kernel) in one place; the CPU backend calls kernels/cpu. A CUDA backend will
-// register itself behind the cuda build tag.
+// kernel) in one place; the CPU backend calls kernels/cpu. Open makes an
+// accelerator available: "cuda:N" (an NVIDIA GPU through kernels/cuda, in
+// binaries built with -tags cuda) or "sim:N" (a simulated accelerator on host
+// memory and kernels/cpu, for testing device code anywhere). ToDevice copies a
+// tensor to a device and back; ops need all operands on one device. On an
+// accelerator, ops compute in and return the device's compute dtype (F16 by
+// default; SetComputeDType chooses BF16 or F32), I64 tensors live in host
+// memory, and kernels are queued: copies to the host wait for them, and
+// Synchronize waits explicitly. A device failure at run time (out of memory)
+// panics with a *DeviceError, which Catch turns into an error.
 package tensor
