@@ -7,28 +7,14 @@ import (
 	"github.com/roentgo/roentgo/tensor"
 )
 
-// ToDevice moves every parameter of model (a pointer to a model or layer
-// struct; all *tensor.Tensor fields reachable through exported struct fields,
-// pointers, slices, arrays and interfaces) to the open device dev, in the form
-// its kernels want: vectors (biases, norm scales) as F32, and matrices and
-// filters in dev's compute dtype when that is 16-bit (an F32 compute dtype
-// keeps the stored dtype, for checking against the CPU). Index tensors (I64)
-// move as they are. Tensors shared between layers stay shared. The replaced
-// host tensors are not released (other holders, such as a Builder's parameter
-// list, may still use them): they go to the garbage collector, or stay in the
-// file mapping they came from. Parameters already on dev are left as they are.
-//
-// A device failure (out of memory) is returned as an error; the model may
-// then hold parameters on both devices and should be dropped.
-func ToDevice(model any, dev tensor.Device) (err error) {
-	v := reflect.ValueOf(model)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return fmt.Errorf("nn: ToDevice: want a non-nil pointer to a model, have %T", model)
-	}
-	cd := tensor.ComputeDType(dev)
-	moved := map[*tensor.Tensor]*tensor.Tensor{}
+var tensorType = reflect.TypeFor[*tensor.Tensor]()
+
+// eachTensor calls fn for every non-nil *tensor.Tensor value reachable from v
+// through exported struct fields, pointers, slices, arrays, maps and
+// interfaces; fn gets the value itself, which is settable where it is a
+// struct field or a slice element. Every pointer is followed once.
+func eachTensor(v reflect.Value, fn func(f reflect.Value)) {
 	seen := map[uintptr]bool{}
-	tensorType := reflect.TypeFor[*tensor.Tensor]()
 	var walk func(v reflect.Value)
 	walk = func(v reflect.Value) {
 		switch v.Kind() {
@@ -37,7 +23,8 @@ func ToDevice(model any, dev tensor.Device) (err error) {
 				return
 			}
 			if v.Type() == tensorType {
-				return // handled by the parent, which can set the field
+				fn(v)
+				return
 			}
 			if seen[v.Pointer()] {
 				return
@@ -49,38 +36,77 @@ func ToDevice(model any, dev tensor.Device) (err error) {
 				walk(v.Elem())
 			}
 		case reflect.Struct:
+			t := v.Type()
 			for i := range v.NumField() {
-				if v.Type().Field(i).IsExported() {
-					visit(v.Field(i), walk, tensorType, moved, dev, cd)
+				if t.Field(i).IsExported() {
+					walk(v.Field(i))
 				}
 			}
 		case reflect.Slice, reflect.Array:
 			for i := range v.Len() {
-				visit(v.Index(i), walk, tensorType, moved, dev, cd)
+				walk(v.Index(i))
+			}
+		case reflect.Map:
+			it := v.MapRange()
+			for it.Next() {
+				walk(it.Value())
 			}
 		}
 	}
-	err = tensor.Catch(func() { walk(v) })
-	return err
+	walk(v)
 }
 
-// visit moves f if it is a settable tensor field, or walks into it.
-func visit(f reflect.Value, walk func(reflect.Value), tensorType reflect.Type, moved map[*tensor.Tensor]*tensor.Tensor, dev tensor.Device, cd tensor.DType) {
-	if f.Type() != tensorType {
-		walk(f)
-		return
+// Tensors returns the tensors reachable from model (a model or layer, usually
+// a pointer) through exported fields, pointers, slices, arrays, maps and
+// interfaces: its parameters and buffers. A tensor held in two places is
+// listed once.
+func Tensors(model any) []*tensor.Tensor {
+	var out []*tensor.Tensor
+	seen := map[*tensor.Tensor]bool{}
+	eachTensor(reflect.ValueOf(model), func(f reflect.Value) {
+		t := f.Interface().(*tensor.Tensor)
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	})
+	return out
+}
+
+// ToDevice moves every parameter of model (a pointer to a model or layer
+// struct; every *tensor.Tensor that Tensors finds in a struct field or slice
+// element) to the open device dev, in the form its kernels want: vectors
+// (biases, norm scales) as F32, and matrices and filters in dev's compute
+// dtype when that is 16-bit (an F32 compute dtype keeps the stored dtype, for
+// checking against the CPU). Index tensors (I64) move as they are. Tensors
+// shared between layers stay shared. The replaced host tensors are not
+// released (other holders, such as a Builder's parameter list, may still use
+// them): they go to the garbage collector, or stay in the file mapping they
+// came from. Parameters already on dev are left as they are.
+//
+// A device failure (out of memory) is returned as an error; the model may
+// then hold parameters on both devices and should be dropped.
+func ToDevice(model any, dev tensor.Device) error {
+	v := reflect.ValueOf(model)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return fmt.Errorf("nn: ToDevice: want a non-nil pointer to a model, have %T", model)
 	}
-	if f.IsNil() || !f.CanSet() {
-		return
-	}
-	t := f.Interface().(*tensor.Tensor)
-	if m, ok := moved[t]; ok {
-		f.Set(reflect.ValueOf(m))
-		return
-	}
-	m := paramOnDevice(t, dev, cd)
-	moved[t] = m
-	f.Set(reflect.ValueOf(m))
+	cd := tensor.ComputeDType(dev)
+	moved := map[*tensor.Tensor]*tensor.Tensor{}
+	return tensor.Catch(func() {
+		eachTensor(v, func(f reflect.Value) {
+			if !f.CanSet() {
+				return
+			}
+			t := f.Interface().(*tensor.Tensor)
+			m, ok := moved[t]
+			if !ok {
+				m = paramOnDevice(t, dev, cd)
+				moved[t] = m
+			}
+			f.Set(reflect.ValueOf(m))
+		})
+	})
 }
 
 // paramOnDevice returns the parameter t on dev in its kernel form (see ToDevice).
@@ -96,17 +122,14 @@ func paramOnDevice(t *tensor.Tensor, dev tensor.Device, cd tensor.DType) *tensor
 	case cd != tensor.F32:
 		dt = cd
 	}
-	var out *tensor.Tensor
 	if dt == t.DType() || dt == tensor.F32 {
 		// Convert on the host (vectors are small), then copy over.
 		h := t.To(dt)
-		out = h.ToDevice(dev)
-		h.Release()
-	} else {
-		// Copy the stored 16-bit (or F32) data over and convert there.
-		u := t.ToDevice(dev)
-		out = u.To(dt)
-		u.Release()
+		defer h.Release()
+		return h.ToDevice(dev)
 	}
-	return out
+	// Copy the stored data over and convert it there.
+	u := t.ToDevice(dev)
+	defer u.Release()
+	return u.To(dt)
 }

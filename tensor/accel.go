@@ -51,7 +51,8 @@ type accelDevice interface {
 	Fill(b any, n int, v float32) error
 	// Copy copies the first n elements of src into dst (one dtype).
 	Copy(dst, src any, n int) error
-	// CopyStrided is cpu.CopyStrided over device buffers of one dtype.
+	// CopyStrided is cpu.CopyStrided over device buffers of one dtype (the
+	// device merges dimensions itself, see cpu.MergeDims).
 	CopyStrided(shape []int, dst any, ds []int, src any, ss []int) error
 	// Convert converts the first n elements of src into dst's dtype.
 	Convert(src, dst any, n int) error
@@ -218,56 +219,7 @@ func (b *accelBackend) copy(dst, src *Tensor) {
 		b.check("copy", b.d.Copy(b.at(dst), b.at(src), dst.Numel()))
 		return
 	}
-	shape, ds, ss := mergeDims2(dst.shape, dst.strides, src.strides)
-	b.check("copy", b.d.CopyStrided(shape, b.at(dst), ds, b.at(src), ss))
-}
-
-// mergeDims2 drops size-1 dimensions and merges neighbours that are contiguous
-// in both stride vectors, so that strided kernels see the smallest rank.
-func mergeDims2(shape Shape, s1, s2 []int) (Shape, []int, []int) {
-	var sh Shape
-	var a, c []int
-	for i := range shape {
-		if shape[i] == 1 {
-			continue
-		}
-		if k := len(sh) - 1; k >= 0 && a[k] == s1[i]*shape[i] && c[k] == s2[i]*shape[i] {
-			sh[k] *= shape[i]
-			a[k], c[k] = s1[i], s2[i]
-			continue
-		}
-		sh = append(sh, shape[i])
-		a = append(a, s1[i])
-		c = append(c, s2[i])
-	}
-	if len(sh) == 0 {
-		return Shape{1}, []int{0}, []int{0}
-	}
-	return sh, a, c
-}
-
-// mergeDims3 is mergeDims2 for three stride vectors.
-func mergeDims3(shape Shape, s1, s2, s3 []int) (Shape, []int, []int, []int) {
-	var sh Shape
-	var a, c, e []int
-	for i := range shape {
-		if shape[i] == 1 {
-			continue
-		}
-		if k := len(sh) - 1; k >= 0 && a[k] == s1[i]*shape[i] && c[k] == s2[i]*shape[i] && e[k] == s3[i]*shape[i] {
-			sh[k] *= shape[i]
-			a[k], c[k], e[k] = s1[i], s2[i], s3[i]
-			continue
-		}
-		sh = append(sh, shape[i])
-		a = append(a, s1[i])
-		c = append(c, s2[i])
-		e = append(e, s3[i])
-	}
-	if len(sh) == 0 {
-		return Shape{1}, []int{0}, []int{0}, []int{0}
-	}
-	return sh, a, c, e
+	b.check("copy", b.d.CopyStrided(dst.shape, b.at(dst), dst.strides, b.at(src), src.strides))
 }
 
 // hostF32 downloads the n elements of the contiguous float tensor t as float32.
@@ -359,16 +311,14 @@ func (b *accelBackend) unary(op cpu.UnaryOp, alpha, beta float32, dst, x *Tensor
 	if dst.Numel() == 0 {
 		return
 	}
-	shape, ds, xs := mergeDims2(dst.shape, dst.strides, x.strides)
-	b.check("unary", b.d.Unary(op, alpha, beta, shape, b.at(dst), ds, b.at(x), xs))
+	b.check("unary", b.d.Unary(op, alpha, beta, dst.shape, b.at(dst), dst.strides, b.at(x), x.strides))
 }
 
 func (b *accelBackend) binary(op cpu.BinaryOp, dst, x, y *Tensor) {
 	if dst.Numel() == 0 {
 		return
 	}
-	shape, ds, xs, ys := mergeDims3(dst.shape, dst.strides, x.strides, y.strides)
-	b.check("binary", b.d.Binary(op, shape, b.at(dst), ds, b.at(x), xs, b.at(y), ys))
+	b.check("binary", b.d.Binary(op, dst.shape, b.at(dst), dst.strides, b.at(x), x.strides, b.at(y), y.strides))
 }
 
 // viaHost runs fn on host copies of the device tensors ins (downloaded as F32,
@@ -377,7 +327,7 @@ func (b *accelBackend) viaHost(op string, outs, ins []*Tensor, fn func(outs, ins
 	hin := make([]*Tensor, len(ins))
 	for i, t := range ins {
 		if t.st.dtype == I64 {
-			hin[i] = FromInt64(t.st.i64[t.offset:t.offset+extent(t)]).view(t.shape, t.strides, 0)
+			hin[i] = FromInt64(t.st.i64[t.offset:t.offset+cpu.Span(t.shape, t.strides)]).view(t.shape, t.strides, 0)
 			continue
 		}
 		c := t.Contiguous()
@@ -399,18 +349,6 @@ func (b *accelBackend) viaHost(op string, outs, ins []*Tensor, fn func(outs, ins
 			b.putF32(t, hout[i].st.f32)
 		}
 	}
-}
-
-// extent returns the number of storage elements t spans from its offset.
-func extent(t *Tensor) int {
-	if t.Numel() == 0 {
-		return 0
-	}
-	e := 1
-	for i, d := range t.shape {
-		e += (d - 1) * t.strides[i]
-	}
-	return e
 }
 
 func (b *accelBackend) reduce(op cpu.ReduceOp, dst, x *Tensor, dim int) {

@@ -72,14 +72,19 @@ func OpenDevice(d Device) error {
 	if err != nil {
 		return fmt.Errorf("tensor: opening %v: %w", d, err)
 	}
+	register(d, newAccelBackend(d, ad))
+	return nil
+}
+
+// register adds the backend of d to backends. openMu held.
+func register(d Device, b backend) {
 	old := *backends.Load()
 	m := make(map[Device]backend, len(old)+1)
 	for k, v := range old {
 		m[k] = v
 	}
-	m[d] = newAccelBackend(d, ad)
+	m[d] = b
 	backends.Store(&m)
-	return nil
 }
 
 // DeviceName describes an open device (for a GPU: its model and memory).

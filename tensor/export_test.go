@@ -58,12 +58,6 @@ func OpenNullDevice(idx int) (dev Device, calls, allocs func() int64) {
 	defer openMu.Unlock()
 	dev = Device{Kind: KindSim, Index: 1000 + idx}
 	nd := &nullDevice{}
-	old := *backends.Load()
-	m := make(map[Device]backend, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[dev] = newAccelBackend(dev, nd)
-	backends.Store(&m)
+	register(dev, newAccelBackend(dev, nd))
 	return dev, nd.calls.Load, nd.allocs.Load
 }

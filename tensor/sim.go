@@ -184,18 +184,6 @@ func f322half(dt cpu.DType, dst []uint16, src []float32) {
 	}
 }
 
-// span returns the number of elements a strided operand touches.
-func span(shape, strides []int) int {
-	e := 1
-	for i, d := range shape {
-		if d == 0 {
-			return 0
-		}
-		e += (d - 1) * strides[i]
-	}
-	return e
-}
-
 func (s *simDevice) Fill(x any, n int, v float32) error {
 	f, commit := write(x, n)
 	for i := range f {
@@ -240,17 +228,17 @@ func (s *simDevice) Convert(src, dst any, n int) error {
 }
 
 func (s *simDevice) Unary(op cpu.UnaryOp, alpha, beta float32, shape []int, y any, ys []int, x any, xs []int) error {
-	xf := read(x, span(shape, xs))
-	yf, commit := write(y, span(shape, ys))
+	xf := read(x, cpu.Span(shape, xs))
+	yf, commit := write(y, cpu.Span(shape, ys))
 	cpu.UnaryRef(op, alpha, beta, shape, yf, ys, xf, xs)
 	commit()
 	return nil
 }
 
 func (s *simDevice) Binary(op cpu.BinaryOp, shape []int, y any, ys []int, a any, as []int, b any, bs []int) error {
-	af := read(a, span(shape, as))
-	bf := read(b, span(shape, bs))
-	yf, commit := write(y, span(shape, ys))
+	af := read(a, cpu.Span(shape, as))
+	bf := read(b, cpu.Span(shape, bs))
+	yf, commit := write(y, cpu.Span(shape, ys))
 	cpu.BinaryRef(op, shape, yf, ys, af, as, bf, bs)
 	commit()
 	return nil

@@ -7,6 +7,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
@@ -83,7 +84,7 @@ func deviceWeightBytes(p *Pipeline) int64 {
 	var n int64
 	seen := map[*tensor.Tensor]bool{}
 	for _, m := range []any{p.TextEncoder, p.UNet, p.VAE} {
-		for _, t := range modelTensors(m) {
+		for _, t := range nn.Tensors(m) {
 			if seen[t] || t.Device() != p.Device || t.DType() == tensor.I64 {
 				continue
 			}

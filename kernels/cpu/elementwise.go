@@ -265,10 +265,27 @@ func ReduceDimRef(op ReduceOp, shape []int, dim int, y []float32, ys []int, x []
 	})
 }
 
-// collapse drops size-1 dimensions and merges dimension d into d+1 where every
-// operand is contiguous across them. It returns the new shape and strides (at
-// least one dimension).
-func collapse(shape []int, strides ...[]int) ([]int, [][]int) {
+// Span returns how many elements a strided operand covers from its first one:
+// the largest offset of an index of shape with strides st, plus one (0 when
+// shape has no elements). Strides must be non-negative.
+func Span(shape, st []int) int {
+	e := 1
+	for d, s := range shape {
+		if s == 0 {
+			return 0
+		}
+		e += (s - 1) * st[d]
+	}
+	return e
+}
+
+// MergeDims drops size-1 dimensions and merges dimension d into d+1 where every
+// operand is contiguous across them (strides[d] == strides[d+1]*shape[d+1]), so
+// that the merged shape visits the same offsets in the same row-major order
+// with fewer, longer loops. It returns the new shape and strides, with at
+// least one dimension (size 1, strides 0 when every size was 1); the inputs
+// are not modified. The strided loops here and the CUDA launchers use it.
+func MergeDims(shape []int, strides ...[]int) ([]int, [][]int) {
 	cs := make([]int, 0, len(shape))
 	cst := make([][]int, len(strides))
 	for k := range cst {
@@ -350,7 +367,7 @@ func Unary(op UnaryOp, alpha, beta float32, shape []int, y []float32, ys []int, 
 	if total == 0 {
 		return
 	}
-	cs, cst := collapse(shape, ys, xs)
+	cs, cst := MergeDims(shape, ys, xs)
 	yst, xst := cst[0], cst[1]
 	r := len(cs)
 	yi, xi := yst[r-1], xst[r-1]
@@ -431,7 +448,7 @@ func Binary(op BinaryOp, shape []int, y []float32, ys []int, a []float32, as []i
 	if total == 0 {
 		return
 	}
-	cs, cst := collapse(shape, ys, as, bs)
+	cs, cst := MergeDims(shape, ys, as, bs)
 	r := len(cs)
 	yi, ai, bi := cst[0][r-1], cst[1][r-1], cst[2][r-1]
 	walk(cs, cst, total, func(n int, offs []int) {
@@ -559,7 +576,7 @@ func CopyStrided[T any](shape []int, dst []T, ds []int, src []T, ss []int) {
 	if total == 0 {
 		return
 	}
-	cs, cst := collapse(shape, ds, ss)
+	cs, cst := MergeDims(shape, ds, ss)
 	r := len(cs)
 	di, si := cst[0][r-1], cst[1][r-1]
 	if useTransTiles && r >= 2 && di == 1 && si > 1 && cs[r-1] >= transTile/2 {
@@ -659,7 +676,7 @@ func ReduceDim(op ReduceOp, shape []int, dim int, y []float32, ys []int, x []flo
 	if total == 0 {
 		return
 	}
-	cs, cst := collapse(outer, yst, xst)
+	cs, cst := MergeDims(outer, yst, xst)
 	r := len(cs)
 	yi, xi := cst[0][r-1], cst[1][r-1]
 	// Parallel grain in output elements: aim for elemGrain input elements per chunk.
@@ -797,7 +814,7 @@ func ArgMaxDim(shape []int, dim int, y []int64, ys []int, x []float32, xs []int)
 	if total == 0 {
 		return
 	}
-	cs, cst := collapse(outer, yst, xst)
+	cs, cst := MergeDims(outer, yst, xst)
 	r := len(cs)
 	yi, xi := cst[0][r-1], cst[1][r-1]
 	walkGrain(cs, cst, total, max(1, elemGrain/n), func(m int, offs []int) {

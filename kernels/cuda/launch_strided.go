@@ -12,7 +12,7 @@ import (
 // Launchers of the strided kernels over views (elementwise.cu): the semantics
 // of kernels/cpu.CopyStrided, UnaryRef and BinaryRef. Strides count elements
 // from each buffer's first element; a stride of 0 broadcasts an input. The
-// dimensions are merged where every operand is contiguous (see mergeDims), and
+// dimensions are merged where every operand is contiguous (see cpu.MergeDims), and
 // at most 6 may remain.
 
 // addStrided appends rank, n, the sizes and every operand's strides to a.
@@ -34,7 +34,7 @@ func needStrided(op, what string, b *Buffer, shape, st []int) {
 	if b == nil {
 		panic(fmt.Sprintf("cuda: %s: %s is nil", op, what))
 	}
-	if e := stridedExtent(shape, st); b.n < e {
+	if e := cpu.Span(shape, st); b.n < e {
 		panic(fmt.Sprintf("cuda: %s: %s has %d elements, shape %v with strides %v needs %d",
 			op, what, b.n, shape, st, e))
 	}

@@ -1,6 +1,10 @@
 package cuda
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/roentgo/roentgo/kernels/cpu"
+)
 
 // Shape and stride handling of the strided kernels (copy_strided_*,
 // unary_strided, binary_strided in elementwise.cu). It needs no GPU, so it is
@@ -34,64 +38,6 @@ func checkStrided(op string, shape []int, strides ...[]int) int {
 	return n
 }
 
-// stridedExtent returns the number of elements an operand with strides st
-// spans over shape: its largest offset plus one (0 for an empty shape).
-func stridedExtent(shape, st []int) int {
-	e := 1
-	for d, s := range shape {
-		if s == 0 {
-			return 0
-		}
-		e += (s - 1) * st[d]
-	}
-	return e
-}
-
-// mergeDims drops dimensions of size 1 and merges dimension d into d+1 where
-// every operand is contiguous across them (stride[d] == stride[d+1]*size[d+1]),
-// so that the merged shape visits the same offsets in the same (row-major)
-// order. It returns at least one dimension (size 1, strides 0 when every
-// dimension had size 1). The inputs are not modified.
-func mergeDims(shape []int, strides ...[]int) ([]int, [][]int) {
-	ms := make([]int, 0, len(shape))
-	mst := make([][]int, len(strides))
-	for k := range mst {
-		mst[k] = make([]int, 0, len(shape))
-	}
-	for d, s := range shape {
-		if s == 1 {
-			continue
-		}
-		if last := len(ms) - 1; last >= 0 {
-			ok := true
-			for k, st := range strides {
-				if mst[k][last] != st[d]*s {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				ms[last] *= s
-				for k, st := range strides {
-					mst[k][last] = st[d]
-				}
-				continue
-			}
-		}
-		ms = append(ms, s)
-		for k, st := range strides {
-			mst[k] = append(mst[k], st[d])
-		}
-	}
-	if len(ms) == 0 {
-		ms = append(ms, 1)
-		for k := range mst {
-			mst[k] = append(mst[k], 0)
-		}
-	}
-	return ms, mst
-}
-
 // stridedDims is the kernel form of a strided iteration: rank <= 6, then the
 // sizes and each operand's strides innermost first (index 0 is the last,
 // fastest-varying dimension of the shape), unused dimensions size 1, stride 0.
@@ -102,10 +48,10 @@ type stridedDims struct {
 	strides [][maxStridedDims]int // one per operand
 }
 
-// packStrided merges the dimensions of shape (see mergeDims) and lays them out
+// packStrided merges the dimensions of shape (see cpu.MergeDims) and lays them out
 // for the kernels. It panics when more than 6 dimensions remain.
 func packStrided(op string, shape []int, strides ...[]int) stridedDims {
-	ms, mst := mergeDims(shape, strides...)
+	ms, mst := cpu.MergeDims(shape, strides...)
 	if len(ms) > maxStridedDims {
 		panic(fmt.Sprintf("cuda: %s: more than %d dimensions after merging (shape %v, strides %v merge to %v)",
 			op, maxStridedDims, shape, strides, ms))

@@ -24,18 +24,6 @@ type stridedView struct {
 	strides [][]int
 }
 
-// extentOf is the number of elements an operand with strides st spans over shape.
-func extentOf(shape, st []int) int {
-	e := 1
-	for d, s := range shape {
-		if s == 0 {
-			return 0
-		}
-		e += (s - 1) * st[d]
-	}
-	return e
-}
-
 // unaryViews: operand 0 is the output y, operand 1 the input x.
 var unaryViews = []stridedView{
 	{"[1]", []int{1}, [][]int{{1}, {1}}},
@@ -166,7 +154,7 @@ func TestUnaryStrided(t *testing.T) {
 				if v.shape[0] >= 1000000 && di > 1 {
 					continue // the large view for two dtype pairs only (host reference time)
 				}
-				ny, nx := extentOf(v.shape, v.strides[0]), extentOf(v.shape, v.strides[1])
+				ny, nx := cpu.Span(v.shape, v.strides[0]), cpu.Span(v.shape, v.strides[1])
 				dx, x := toDevice(t, stridedInputs(r, nx, -0.5, 3), dt[0])
 				dy := sentinelBuffer(t, dt[1], ny)
 				must(testDev.Unary(op, alpha, beta, v.shape, dy, v.strides[0], dx, v.strides[1]))
@@ -192,8 +180,8 @@ func TestBinaryStrided(t *testing.T) {
 	for op := cpu.BAdd; op <= cpu.BMin; op++ {
 		for _, dt := range dts {
 			for _, v := range binaryViews {
-				ny := extentOf(v.shape, v.strides[0])
-				na, nb := extentOf(v.shape, v.strides[1]), extentOf(v.shape, v.strides[2])
+				ny := cpu.Span(v.shape, v.strides[0])
+				na, nb := cpu.Span(v.shape, v.strides[1]), cpu.Span(v.shape, v.strides[2])
 				da, a := toDevice(t, stridedInputs(r, na, -2, 2), dt[0])
 				db, b := toDevice(t, stridedInputs(r, nb, -2, 2), dt[1])
 				dy := sentinelBuffer(t, dt[2], ny)
@@ -218,8 +206,8 @@ func TestBinaryStrided(t *testing.T) {
 				as, bs = []int{1, 2, 6, 24}, ys
 				dtA, dtB = cpu.F32, cpu.BF16
 			}
-			da, a := toDevice(t, stridedInputs(r, extentOf(shape, as), -2, 2), dtA)
-			db, b := toDevice(t, stridedInputs(r, extentOf(shape, bs), -2, 2), dtB)
+			da, a := toDevice(t, stridedInputs(r, cpu.Span(shape, as), -2, 2), dtA)
+			db, b := toDevice(t, stridedInputs(r, cpu.Span(shape, bs), -2, 2), dtB)
 			dy, want, wdt := da, a, dtA
 			if inplaceB {
 				dy, want, wdt = db, b, dtB
@@ -263,7 +251,7 @@ func TestBinaryStrided(t *testing.T) {
 func TestCopyStridedAndFill(t *testing.T) {
 	r := rand.New(rand.NewPCG(25, 26))
 	for _, v := range unaryViews {
-		nd, ns := extentOf(v.shape, v.strides[0]), extentOf(v.shape, v.strides[1])
+		nd, ns := cpu.Span(v.shape, v.strides[0]), cpu.Span(v.shape, v.strides[1])
 		// 4-byte: random bit patterns (NaN payloads included) through an F32 buffer.
 		src := make([]float32, ns)
 		for i := range src {
