@@ -117,6 +117,31 @@ func TestDemoModel(t *testing.T) {
 	require.Equal(t, "small left-sided pleural effusion", meta["prompt"])
 }
 
+// The golden model on the simulated accelerator (the GPU code path on the
+// CPU) gives the CPU's image within a few 8-bit levels in F16, and says where
+// it ran.
+func TestSimDevice(t *testing.T) {
+	model := goldenModel(t)
+	dir := t.TempDir()
+	args := []string{"-model", model, "-prompt", "small left-sided pleural effusion", "-steps", "3", "-height", "32", "-width", "32", "-seed", "3", "-q"}
+	code, stderr := runProg(t, append(args, "-out", filepath.Join(dir, "cpu.png"))...)
+	require.Equal(t, 0, code, stderr)
+	code, stderr = runProg(t, append(args, "-device", "sim", "-compute", "f16", "-out", filepath.Join(dir, "sim.png"))...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "on sim:0")
+	require.Contains(t, stderr, "F16")
+	a, _ := readPNG(t, filepath.Join(dir, "cpu.png"))
+	b, _ := readPNG(t, filepath.Join(dir, "sim.png"))
+	ra, rb := a.(*image.RGBA), b.(*image.RGBA)
+	worst := 0
+	for i := range ra.Pix {
+		d := int(ra.Pix[i]) - int(rb.Pix[i])
+		worst = max(worst, d, -d)
+	}
+	t.Logf("largest 8-bit difference, F16 on sim vs CPU: %d", worst)
+	require.LessOrEqual(t, worst, 3)
+}
+
 func TestBadInput(t *testing.T) {
 	model := goldenModel(t)
 	dir := t.TempDir()
@@ -137,6 +162,8 @@ func TestBadInput(t *testing.T) {
 		{"unwritable dir", []string{"-model", model, "-out", filepath.Join(dir, "missing", "x.png")}, "output folder"},
 		{"bad flag value", []string{"-model", model, "-steps", "many", "-out", out}, "invalid value"},
 		{"bad dtype", []string{"-model", model, "-dtype", "f8", "-out", out}, "-dtype"},
+		{"unknown device", []string{"-model", model, "-device", "tpu", "-out", out}, "unknown device \"tpu\""},
+		{"bad compute dtype", []string{"-model", model, "-device", "sim", "-compute", "f8", "-out", out}, "-compute \"f8\""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, stderr := runProg(t, append(append([]string{}, common...), c.args...)...)
@@ -154,7 +181,7 @@ func TestBadInput(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	code, stderr := runProg(t, "-h")
 	require.Equal(t, 0, code)
-	for _, f := range []string{"-model", "-prompt", "-negative", "-steps", "-guidance", "-scheduler", "-seed", "-n", "-batch", "-height", "-width", "-gray", "-out", "-dtype", "-tokenizer", "-config", "-prediction", "-eta", "-guidance-rescale", "-q"} {
+	for _, f := range []string{"-model", "-prompt", "-negative", "-steps", "-guidance", "-scheduler", "-seed", "-n", "-batch", "-height", "-width", "-gray", "-out", "-dtype", "-tokenizer", "-config", "-prediction", "-eta", "-guidance-rescale", "-device", "-compute", "-q"} {
 		require.Regexp(t, "\n  "+f+"[ \t\n]", stderr, f)
 	}
 }
