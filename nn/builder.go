@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,6 +116,11 @@ type builderState struct {
 	index   map[string]int
 	errs    []error
 	missing []string
+
+	// Background fills of a random builder (FillInBackground).
+	async bool
+	fills sync.WaitGroup
+	slots chan struct{} // bounds the fills running at once
 }
 
 // Builder hands out the parameters of a model by path (diffusers state-dict keys).
@@ -247,6 +253,11 @@ func (b *Builder) GetInit(name string, init Init, shape ...int) *tensor.Tensor {
 		return t
 	}
 	var t *tensor.Tensor
+	if st.src == nil && st.async {
+		t = st.fillLater(key, init, want)
+		st.markUsed(key, t)
+		return t
+	}
 	if st.src == nil {
 		t = randomParam(st.seed, key, init, want)
 	} else {
@@ -351,9 +362,51 @@ func (st *builderState) markUsed(key string, t *tensor.Tensor) {
 	st.params = append(st.params, Param{Name: key, Tensor: t})
 }
 
+// FillInBackground makes a random builder fill the parameters it creates on
+// background goroutines (as many at once as GOMAXPROCS), so that building a
+// large random model uses every core; the values are the same as without it.
+// GetInit then returns tensors whose values may not be there yet: call Wait
+// (or Err, Check or Params, which wait) before reading them. It returns b, and
+// changes nothing for a builder over a Source.
+func (b *Builder) FillInBackground() *Builder {
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.src == nil && !st.async {
+		st.async = true
+		st.slots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	}
+	return b
+}
+
+// Wait waits until every parameter filled in the background is ready.
+func (b *Builder) Wait() { b.st.fills.Wait() }
+
+// fillLater returns a tensor for the random parameter key that a background
+// goroutine fills. st.mu held.
+func (st *builderState) fillLater(key string, init Init, shape tensor.Shape) *tensor.Tensor {
+	dt := tensor.F32
+	if st.convTo {
+		dt = st.dtype
+	}
+	t := tensor.Empty(dt, shape...)
+	seed := st.seed
+	st.fills.Add(1)
+	go func() {
+		defer st.fills.Done()
+		st.slots <- struct{}{}
+		defer func() { <-st.slots }()
+		r := randomParam(seed, key, init, shape)
+		t.CopyFrom(r)
+		r.Release()
+	}()
+	return t
+}
+
 // Err returns every problem recorded so far (missing keys, wrong shapes,
-// unreadable tensors), joined, or nil.
+// unreadable tensors), joined, or nil. It waits for background fills.
 func (b *Builder) Err() error {
+	b.Wait()
 	b.st.mu.Lock()
 	defer b.st.mu.Unlock()
 	if len(b.st.errs) == 0 {
@@ -393,6 +446,7 @@ func (b *Builder) Unused() []string {
 // otherwise one error that counts and lists the problems (recorded errors, then
 // the unused keys).
 func (b *Builder) Check() error {
+	b.Wait()
 	b.st.mu.Lock()
 	errs := slices.Clone(b.st.errs)
 	nMissing := len(b.st.missing)
@@ -422,6 +476,7 @@ func (b *Builder) Check() error {
 // Params returns every parameter created so far (by this builder and all that
 // share its state), in order of creation.
 func (b *Builder) Params() []Param {
+	b.Wait()
 	b.st.mu.Lock()
 	defer b.st.mu.Unlock()
 	return slices.Clone(b.st.params)

@@ -278,6 +278,32 @@ func TestRandomDeterminism(t *testing.T) {
 	}
 }
 
+// Filling in the background gives the same parameters as filling at once,
+// in every dtype, and Check waits for them.
+func TestFillInBackground(t *testing.T) {
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16} {
+		build := func(async bool) map[string][]float32 {
+			b := NewRandomBuilder(5, dt)
+			if async {
+				require.Same(t, b, b.FillInBackground())
+			}
+			NewAttention(b.Sub("attn"), 64, 32, 4, 16)
+			NewFeedForward(b.Sub("ff"), 64, 4)
+			require.NoError(t, b.Check())
+			m := map[string][]float32{}
+			for _, p := range b.Params() {
+				require.Equal(t, dt, p.Tensor.DType())
+				m[p.Name] = p.Tensor.Float32s()
+			}
+			return m
+		}
+		require.Equal(t, build(false), build(true), "%v", dt)
+	}
+	// Over a Source it changes nothing.
+	b := NewBuilder(MapSource{"w": tensor.Ones(tensor.F32, 2)}).FillInBackground()
+	require.Equal(t, []float32{1, 1}, b.Get("w", 2).Float32s())
+}
+
 func TestCheckListsAtMost50Unused(t *testing.T) {
 	src := MapSource{}
 	for i := 0; i < 60; i++ {

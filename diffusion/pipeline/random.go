@@ -214,9 +214,10 @@ func buildRandom(spec randomSpec, seed uint64, dt tensor.DType, tok clip.Tokeniz
 		panic("pipeline: bad built-in vae config: " + err.Error())
 	}
 	m := &randomModel{spec: spec, textCfg: tc}
-	m.text = nn.NewRandomBuilder(seed, dt)
-	m.unet = nn.NewRandomBuilder(seed+1, dt)
-	m.vae = nn.NewRandomBuilder(seed+2, dt)
+	// Filled on every core; Check below waits for the values.
+	m.text = nn.NewRandomBuilder(seed, dt).FillInBackground()
+	m.unet = nn.NewRandomBuilder(seed+1, dt).FillInBackground()
+	m.vae = nn.NewRandomBuilder(seed+2, dt).FillInBackground()
 	p := &Pipeline{Tokenizer: tok, SchedulerName: "pndm", SchedulerJSON: []byte(sdScheduler)}
 	if p.TextEncoder, err = clip.NewTextModel(m.text, tc); err != nil {
 		return nil, err
