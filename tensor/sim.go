@@ -19,6 +19,7 @@ import (
 type simDevice struct {
 	mu    sync.Mutex
 	inUse int64
+	limit int64 // bytes; 0: no limit
 }
 
 func newSimDevice() *simDevice { return &simDevice{} }
@@ -60,6 +61,14 @@ func elemBytes(dt cpu.DType) int64 {
 }
 
 func (s *simDevice) Alloc(dt cpu.DType, n int) (any, error) {
+	bytes := int64(n) * elemBytes(dt)
+	s.mu.Lock()
+	if s.limit > 0 && s.inUse+bytes > s.limit {
+		defer s.mu.Unlock()
+		return nil, fmt.Errorf("sim: out of device memory allocating %d bytes: %d bytes in use, limit %d", bytes, s.inUse, s.limit)
+	}
+	s.inUse += bytes
+	s.mu.Unlock()
 	b := &simBuf{dt: dt}
 	b.root = b
 	switch dt {
@@ -78,9 +87,6 @@ func (s *simDevice) Alloc(dt cpu.DType, n int) (any, error) {
 			b.u16[i] = nan
 		}
 	}
-	s.mu.Lock()
-	s.inUse += int64(n) * elemBytes(dt)
-	s.mu.Unlock()
 	return b, nil
 }
 
@@ -360,4 +366,19 @@ func (s *simDevice) TimestepEmbedding(t any, n, dim int, flip bool, shift, scale
 	}
 	cpu.TimestepEmbedding(read(t, n), dim, flip, shift, scale, maxPeriod, simb(out).f32[:n*dim])
 	return nil
+}
+
+// SetSimMemoryLimit limits the memory of the open simulated device d to bytes
+// (0: no limit), so that tests can drive code into the out-of-memory errors a
+// GPU gives.
+func SetSimMemoryLimit(d Device, bytes int64) error {
+	if ab, ok := backendFor(d).(*accelBackend); ok {
+		if s, ok := ab.d.(*simDevice); ok {
+			s.mu.Lock()
+			s.limit = bytes
+			s.mu.Unlock()
+			return nil
+		}
+	}
+	return fmt.Errorf("tensor: %v is not a simulated device", d)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"runtime"
+	"time"
 	"testing"
 
 	"github.com/roentgo/roentgo/nn"
@@ -123,6 +125,39 @@ func TestImg2ImgOnSim(t *testing.T) {
 		worst = math.Max(worst, math.Abs(float64(cpuPix[i])-float64(simPix[i])))
 	}
 	require.LessOrEqual(t, worst, 1.0, "8-bit pixels differ by at most one step (float rounding)")
+}
+
+// Running out of device memory is an error naming the allocation, from
+// moving the models and from generating, never a panic.
+func TestDeviceOutOfMemory(t *testing.T) {
+	dir := goldenModel(t)
+	dev, err := tensor.Open("sim:44")
+	require.NoError(t, err)
+	require.NoError(t, tensor.SetSimMemoryLimit(dev, 1<<20))
+	_, err = Load(dir, Options{Device: "sim:44"})
+	require.ErrorContains(t, err, "out of device memory allocating")
+	require.ErrorContains(t, err, "moving the")
+
+	// Enough for the weights, not for a 256x256 generation.
+	p, err := Load(dir, Options{Device: "sim:45"})
+	require.NoError(t, err)
+	dev45 := p.Device
+	require.NoError(t, tensor.SetSimMemoryLimit(p.Device, tensor.DeviceMemory(p.Device).InUse+(1<<20)))
+	_, err = p.Txt2Img(context.Background(), Request{Prompt: "x", Steps: 2, Height: 256, Width: 256})
+	require.ErrorContains(t, err, "out of device memory allocating")
+	t.Log(err)
+	require.NoError(t, tensor.SetSimMemoryLimit(p.Device, 0))
+	_, err = p.Txt2Img(context.Background(), Request{Prompt: "x", Steps: 2, Height: 32, Width: 32})
+	require.NoError(t, err, "the pipeline works again once memory is there")
+	require.NoError(t, p.Close())
+	require.NoError(t, p.Close(), "a second Close does nothing")
+	// The failed run's intermediates go back when collected (cleanups run
+	// after a collection, on their own goroutine).
+	for i := 0; i < 100 && tensor.DeviceMemory(dev45).InUse != 0; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Zero(t, tensor.DeviceMemory(dev45).InUse, "Close and collection gave all device memory back")
 }
 
 func TestDeviceOptionErrors(t *testing.T) {

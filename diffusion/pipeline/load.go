@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -440,6 +441,20 @@ func (p *Pipeline) DefaultSize() (height, width int) {
 // Close releases the weights of every component. The pipeline must not be
 // used afterwards.
 func (p *Pipeline) Close() error {
+	if p.Device != tensor.CPU {
+		// Give the device memory of the weights back now rather than at the
+		// next garbage collection.
+		for _, m := range []any{p.TextEncoder, p.UNet, p.VAE} {
+			if m != nil && !reflect.ValueOf(m).IsNil() {
+				for _, t := range nn.Tensors(m) {
+					if t.Device() == p.Device {
+						t.Release()
+					}
+				}
+			}
+		}
+		p.Device = tensor.CPU // nothing left to release on a second Close
+	}
 	var errs []error
 	if p.TextEncoder != nil {
 		errs = append(errs, p.TextEncoder.Close())
