@@ -6,8 +6,8 @@ import (
 	"image"
 	"math"
 	"runtime"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
