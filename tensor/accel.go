@@ -203,10 +203,6 @@ func (b *accelBackend) fill(t *Tensor, v float64) {
 	b.check("fill", b.d.Fill(b.at(t), n, float32(v)))
 }
 
-// denseFrom reports whether t covers numel consecutive elements from its offset
-// in row-major order (contiguous, not broadcast).
-func denseFrom(t *Tensor) bool { return t.IsContiguous() }
-
 func (b *accelBackend) copy(dst, src *Tensor) {
 	if dst.Numel() == 0 {
 		return
@@ -215,7 +211,7 @@ func (b *accelBackend) copy(dst, src *Tensor) {
 		cpu.CopyStrided(dst.shape, dst.st.i64[dst.offset:], dst.strides, src.st.i64[src.offset:], src.strides)
 		return
 	}
-	if denseFrom(dst) && denseFrom(src) {
+	if dst.IsContiguous() && src.IsContiguous() { // one block of Numel elements each
 		b.check("copy", b.d.Copy(b.at(dst), b.at(src), dst.Numel()))
 		return
 	}
