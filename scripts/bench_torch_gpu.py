@@ -9,6 +9,8 @@ GFLOP/s (GB/s for group norm) per case with the same FLOP and byte counts:
   Conv3x3    F.conv2d(x [2,320,64,64], w [320,320,3,3], bias, padding=1)
   Attention  F.scaled_dot_product_attention, q/k/v viewed from [B,S,H*D]  4*B*H*Sq*Sk*D
   GroupNorm  F.silu(F.group_norm(x [2,320,64,64], 32, g, b))  2*numel*itemsize bytes
+  CUDAUNetStep  an SD1.5-architecture U-Net in plain PyTorch (torch_unet_sd15.py),
+             f16, batch 2, 64x64 latents, 77x768 context: ms per forward pass
 With --go-bench, it also parses `go test -bench` output of those benchmarks
 and prints ours/torch ratios (above 1: ours is faster). f32 GEMM runs with
 TF32 off (torch's default for matmul), against our SIMT F32 kernel.
@@ -105,6 +107,30 @@ def cases():
 
         yield "GroupNorm/2x320x64x64-silu/" + dt, "GB/s", 2.0 * 2 * 320 * 64 * 64 * item, mk
 
+    def mk_unet():
+        import os
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from torch_unet_sd15 import UNetSD15
+
+        # Initialise on the device (torch >= 2.0): 860 M parameters initialise
+        # slowly on one CPU thread.
+        if hasattr(torch, "device") and hasattr(torch.device(DEV), "__enter__"):
+            with torch.device(DEV):
+                m = UNetSD15().to(torch.float16).eval()
+        else:
+            m = UNetSD15().to(DEV, torch.float16).eval()
+        x = torch.randn(2, 4, 64, 64, device=DEV, dtype=torch.float16)
+        t = torch.tensor(500.0, device=DEV)
+        c = torch.randn(2, 77, 768, device=DEV, dtype=torch.float16)
+
+        def step():
+            with torch.no_grad():
+                m(x, t, c)
+
+        return step
+
+    yield "CUDAUNetStep", "ms/step", None, mk_unet
+
 
 BENCH_RE = re.compile(r"^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+[\d.]+ ns/op(.*)$")
 
@@ -123,7 +149,7 @@ def parse_go(paths):
                 continue
             metrics = re.findall(r"([\d.]+) (\S+)", m.group(2))
             for val, unit in metrics:
-                if unit in ("GFLOP/s", "GB/s"):
+                if unit in ("GFLOP/s", "GB/s", "ms/step"):
                     ours[m.group(1)] = (float(val), unit)
     return ours
 
@@ -152,7 +178,7 @@ def main():
         try:
             fn = mk()
             sec = timeit(fn, args.iters)
-            theirs[name] = (amount / sec / 1e9, unit)
+            theirs[name] = (sec * 1e3 if amount is None else amount / sec / 1e9, unit)
             print("torch %-48s %10.1f %s  (%.1f us)" % (name, theirs[name][0], unit, sec * 1e6))
         except Exception as e:  # report and go on
             print("torch %-48s failed: %s" % (name, e))
@@ -166,7 +192,8 @@ def main():
         for name, (t, unit) in theirs.items():
             if name in ours:
                 o = ours[name][0]
-                print("%-48s %12.1f %12.1f %8.2f %s" % (name, o, t, o / t if t else float("nan"), unit))
+                r = (t / o if o else float("nan")) if unit == "ms/step" else (o / t if t else float("nan"))
+                print("%-48s %12.1f %12.1f %8.2f %s" % (name, o, t, r, unit))
             else:
                 print("%-48s %12s %12.1f %8s %s" % (name, "-", t, "-", unit))
     return 0

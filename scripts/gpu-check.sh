@@ -59,7 +59,7 @@ build() {
 		go test -tags cuda -c -trimpath -ldflags='-s -w' -o ".gpu/$name.test" "./$rel"
 		echo "$name $rel" >>.gpu/packages.txt
 	done
-	cp scripts/bench_torch_gpu.py scripts/gpu-check.sh .gpu/
+	cp scripts/bench_torch_gpu.py scripts/torch_unet_sd15.py scripts/gpu-check.sh .gpu/
 	# The golden tiny model and the outputs the CUDA pipeline test compares
 	# with (read through ROENTGO_GOLDEN_DIR on the GPU machine).
 	golden="$root/../shared/golden/tiny-sd1"
@@ -159,7 +159,7 @@ run() {
 	done <.gpu/packages.txt
 	echo "== torch"
 	benches=$(ls "$OUT"/bench-*.txt 2>/dev/null | tr '\n' ' ')
-	timeout 90 "$py" .gpu/bench_torch_gpu.py --go-bench $benches 2>&1 | tee "$OUT/torch.txt"
+	timeout 110 "$py" .gpu/bench_torch_gpu.py --go-bench $benches 2>&1 | tee "$OUT/torch.txt"
 	grep -A100 '^ours/torch' "$OUT/torch.txt" >"$OUT/summary.txt" 2>/dev/null || true
 	echo "gpu-check: results in $OUT (exit $status)"
 	exit $status
