@@ -59,12 +59,16 @@ func BenchmarkCUDAUNetStep(b *testing.B) {
 	if err := tensor.Catch(step); err != nil { // warm-up: module loads, allocator
 		b.Fatal(err)
 	}
+	f0 := tensor.DeviceFLOPs(dev)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		step()
 	}
 	b.StopTimer()
+	flops := float64(tensor.DeviceFLOPs(dev)-f0) / float64(b.N)
 	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+	b.ReportMetric(flops/1e9, "GFLOP/step")
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e12, "TFLOP/s")
 	m := tensor.DeviceMemory(dev)
 	b.ReportMetric(float64(m.InUse)/(1<<20), "MiB-in-use")
 	b.ReportMetric(float64(m.Cached)/(1<<20), "MiB-cached")

@@ -107,6 +107,7 @@ type accelBackend struct {
 	dev     Device
 	d       accelDevice
 	compute atomic.Uint32 // DType of op results
+	flops   atomic.Int64  // floating-point operations of the products queued
 }
 
 func newAccelBackend(dev Device, d accelDevice) *accelBackend {
@@ -369,6 +370,7 @@ func (b *accelBackend) gemm(batch, m, n, k int, alpha float32, a matArg, sa int,
 		b: b.atOff(bm.t, bm.off), ldb: bm.stride, transB: bm.trans, strideB: sb,
 		c: b.at(c), ldc: ldc, strideC: sc, bias: b.at(bias),
 	}
+	b.flops.Add(2 * int64(batch) * int64(m) * int64(n) * int64(k))
 	if k == 0 {
 		// Nothing to multiply: C = bias + beta*C, done by the kernel with a
 		// zero inner loop all the same; keep strides valid.
@@ -378,6 +380,7 @@ func (b *accelBackend) gemm(batch, m, n, k int, alpha float32, a matArg, sa int,
 }
 
 func (b *accelBackend) conv2d(p cpu.ConvParams, x, w, bias, y *Tensor) {
+	b.flops.Add(2 * int64(p.N) * int64(p.K) * int64(p.OutH()*p.OutW()) * int64(p.C*p.R*p.S))
 	b.check("conv2d", b.d.Conv2d(p, b.at(x), b.at(w), p.C*p.R*p.S, b.at(bias), b.at(y)))
 }
 
@@ -388,9 +391,11 @@ const maxFusedHeadDim = 256
 
 func (b *accelBackend) attention(p cpu.AttnParams, q, k, v, o *Tensor) {
 	if p.D > maxFusedHeadDim {
+		// Counted by the two products it runs.
 		b.attentionUnfused(p, q, k, v, o)
 		return
 	}
+	b.flops.Add(4 * int64(p.B) * int64(p.H) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
 	b.check("attention", b.d.Attention(p, b.at(q), b.at(k), b.at(v), b.at(o)))
 }
 
@@ -409,6 +414,7 @@ func (b *accelBackend) attentionUnfused(p cpu.AttnParams, q, k, v, o *Tensor) {
 	n := p.Sq * p.Sk
 	for h := range p.H {
 		off := h * p.D
+		b.flops.Add(4 * int64(p.B) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
 		b.check("attention", b.d.Gemm(accelGemm{
 			batch: p.B, m: p.Sq, n: p.Sk, k: p.D, alpha: p.Scale,
 			a: b.atOff(q, q.offset+off), lda: qs, strideA: p.Sq * qs,

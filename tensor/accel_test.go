@@ -277,6 +277,33 @@ func checkMemory(t *testing.T, dev Device) {
 	}
 }
 
+// DeviceFLOPs counts 2 per multiply-add of the products queued.
+func TestDeviceFLOPs(t *testing.T) {
+	dev := openSim(t, 25, F16)
+	r := rand.New(rand.NewSource(4))
+	x, w := randT(r, 3, 5, 16).ToDevice(dev), randT(r, 7, 16).ToDevice(dev)
+	f0 := DeviceFLOPs(dev)
+	Linear(x, w, nil).Release()
+	if got, want := DeviceFLOPs(dev)-f0, int64(2*15*7*16); got != want {
+		t.Fatalf("Linear: %d FLOPs, want %d", got, want)
+	}
+	f0 = DeviceFLOPs(dev)
+	img, k := randT(r, 2, 3, 6, 6).ToDevice(dev), randT(r, 4, 3, 3, 3).ToDevice(dev)
+	Conv2d(img, k, nil, ConvSquare(2, 1)).Release()
+	if got, want := DeviceFLOPs(dev)-f0, int64(2*2*4*3*3*27); got != want {
+		t.Fatalf("Conv2d: %d FLOPs, want %d", got, want)
+	}
+	f0 = DeviceFLOPs(dev)
+	q := randT(r, 2, 9, 16).ToDevice(dev)
+	Attention(q, q, q, 2, 0, false).Release()
+	if got, want := DeviceFLOPs(dev)-f0, int64(4*2*2*9*9*8); got != want {
+		t.Fatalf("Attention: %d FLOPs, want %d", got, want)
+	}
+	if DeviceFLOPs(CPU) != 0 {
+		t.Fatal("the CPU counts no FLOPs")
+	}
+}
+
 func TestDeviceNamesAndErrors(t *testing.T) {
 	for _, c := range []struct {
 		in   string

@@ -139,6 +139,16 @@ func DeviceMemory(d Device) MemoryStats {
 	return MemoryStats{}
 }
 
+// DeviceFLOPs returns the floating-point operations of the matrix products
+// (GEMM, convolution, attention; a multiply-add counts two) queued on the
+// accelerator d so far, for reporting achieved FLOP/s (0 for the CPU).
+func DeviceFLOPs(d Device) int64 {
+	if b, ok := backendFor(d).(*accelBackend); ok {
+		return b.flops.Load()
+	}
+	return 0
+}
+
 // DeviceError is the panic value of an op that failed on its device at run
 // time (out of memory, a failed launch, a lost device), as opposed to misuse,
 // which panics with a string. Catch turns it into an error.

@@ -31,7 +31,7 @@ func BenchmarkAccelHostOverheadUNetStep(b *testing.B) {
 	ctx := up(tensor.Zeros(tensor.F32, 2, 77, 64))
 	ts := up(tensor.Scalar(500))
 	m.Forward(x, ts, ctx).Release()
-	c0, a0 := calls(), allocs()
+	c0, a0, f0 := calls(), allocs(), tensor.DeviceFLOPs(dev)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		m.Forward(x, ts, ctx).Release()
@@ -40,4 +40,5 @@ func BenchmarkAccelHostOverheadUNetStep(b *testing.B) {
 	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
 	b.ReportMetric(float64(calls()-c0)/float64(b.N), "kernels/step")
 	b.ReportMetric(float64(allocs()-a0)/float64(b.N), "allocs/step")
+	b.ReportMetric(float64(tensor.DeviceFLOPs(dev)-f0)/float64(b.N)/1e9, "GFLOP/step(narrow)")
 }
