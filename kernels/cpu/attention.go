@@ -18,12 +18,13 @@ import (
 //	O_tile       = (O^T)^T / colsum               (written into o)
 //
 // A task is a group of consecutive tiles of one (batch, head) (enough groups to
-// keep every goroutine busy); it first copies K^T [D, Sk] and V [Sk, D] of its
-// head into dense scratch, so that the products' packing reads contiguous rows
-// (K^T is the A operand read transposed, i.e. K itself). The scratch is then
-// 2*Sk*D floats for K and V plus S^T, O^T and a few vectors, about tq*(Sk+D), with
-// tq chosen so that S^T stays near attnScratchFloats (2 MiB; 128 queries at
-// Sk = 4096). With a causal mask, a tile only computes the keys its last query may
+// keep every goroutine busy); it first packs K [Sk, D] and V^T [D, Sk] of its
+// head, the A operands of the two products (PackASerial), once for all its
+// tiles, which then only pack their Q^T and P^T (with a causal mask, tiles that
+// see fewer keys than the last one read V^T unpacked). The scratch is then
+// about 2*Sk*D floats for packed K and V^T plus S^T, O^T and a few vectors,
+// about tq*(Sk+D), with tq chosen so that S^T stays near attnScratchFloats
+// (2 MiB; 128 queries at Sk = 4096). With a causal mask, a tile only computes the keys its last query may
 // see; the scores of earlier queries beyond their limit are masked before the max
 // and zeroed after the exp.
 
@@ -60,13 +61,13 @@ func attnTileRows(p AttnParams) int {
 func attnLd(tq int) int { return (tq + 15) &^ 15 }
 
 // AttentionScratchFloats returns the number of float32 scratch elements Attention
-// uses per goroutine for p (K^T and V of a head, score tile, output tile and
-// column vectors), for
-// memory reports. The Gemm packing buffers come on top.
+// uses per goroutine for p (packed K and V^T of a head, score tile, output tile
+// and column vectors), for memory reports. The Gemm packing buffers of Q^T and
+// P^T come on top.
 func AttentionScratchFloats(p AttnParams) int {
 	tq := attnTileRows(p)
 	ld := attnLd(tq)
-	return 2*p.D*p.Sk + ld*p.Sk + p.D*tq + 2*ld
+	return (PackedAFloats(p.Sk, p.D)+PackedAFloats(p.D, p.Sk)+15)&^15 + ld*p.Sk + p.D*tq + 2*ld
 }
 
 func attnCheck(p AttnParams, q, k, v, o []float32) (qs, ks, vs, os int) {
@@ -110,9 +111,8 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 	}
 	tq := attnTileRows(p)
 	nt := (p.Sq + tq - 1) / tq
-	// Tasks are groups of consecutive tiles of one (batch, head); each copies K^T
-	// and V of its head into dense scratch once, so the per-tile packing of the
-	// products reads contiguous rows.
+	// Tasks are groups of consecutive tiles of one (batch, head); each packs K
+	// and V^T of its head once for all its tiles.
 	groups := min(nt, max(1, (2*Threads()+p.B*p.H-1)/(p.B*p.H)))
 	per := (nt + groups - 1) / groups
 	groups = (nt + per - 1) / per
@@ -131,31 +131,23 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 		t0 := task % groups * per
 		t1 := min(t0+per, nt)
 		nkMax := visible(min(t1*tq, p.Sq) - 1)
-		buf := attnGetScratch(2*D*Sk + Sk*ld + D*tq + 2*ld)
-		kt := (*buf)[:D*Sk]         // K^T of the head: [D, Sk]
-		vh := (*buf)[D*Sk : 2*D*Sk] // V of the head: [Sk, D]
-		rest := (*buf)[2*D*Sk:]
+		nK, nV := PackedAFloats(nkMax, D), PackedAFloats(D, nkMax)
+		nKV := (nK + nV + 15) &^ 15 // keep the rest 64-byte aligned
+		buf := attnGetScratch(nKV + Sk*ld + D*tq + 2*ld)
+		rest := (*buf)[nKV:]
 		mx, sum, rest := rest[:ld], rest[ld:2*ld], rest[2*ld:]
 		ot, st := rest[:D*tq], rest[D*tq:]
 		kb := k[b*Sk*ks+h*D:]
 		vb := v[b*Sk*vs+h*D:]
-		// K^T in blocks of 16 keys, so that the writes are 16 floats long.
-		for j0 := 0; j0 < nkMax; j0 += 16 {
-			j1 := min(j0+16, nkMax)
-			for d := 0; d < D; d++ {
-				dst := kt[d*Sk+j0 : d*Sk+j1]
-				for i := range dst {
-					dst[i] = kb[(j0+i)*ks+d]
-				}
-			}
-		}
-		for j := 0; j < nkMax; j++ {
-			copy(vh[j*D:(j+1)*D], vb[j*vs:j*vs+D])
-		}
+		// K [nkMax, D] and V^T [D, nkMax] of the head, packed once for all the
+		// tiles: the A operands of S^T = K Q^T and O^T = V^T P^T.
+		kp := PackASerial((*buf)[:nK], nkMax, D, F32Mat(kb, ks, false))
+		vm := F32Mat(vb, vs, true)
+		vp := PackASerial((*buf)[nK:nK+nV], D, nkMax, vm)
 		for t := t0; t < t1; t++ {
 			i0 := t * tq
 			rows := min(tq, p.Sq-i0)
-			attnTile(p, visible, i0, rows, kt, vh, q[b*p.Sq*qs+i0*qs+h*D:], qs, o[b*p.Sq*os+i0*os+h*D:], os,
+			attnTile(p, visible, i0, rows, kp, vp, vm, q[b*p.Sq*qs+i0*qs+h*D:], qs, o[b*p.Sq*os+i0*os+h*D:], os,
 				st, ot, mx, sum)
 		}
 		attnScratch.Put(buf)
@@ -163,9 +155,10 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 }
 
 // attnTile computes the outputs of queries [i0, i0+rows) of one head: q and o start
-// at the tile's first row (row strides qs, os), kt is K^T [D, Sk] and vh is V
-// [Sk, D] of the head, st, ot, mx and sum are scratch.
-func attnTile(p AttnParams, visible func(int) int, i0, rows int, kt, vh, q []float32, qs int, o []float32, os int,
+// at the tile's first row (row strides qs, os); kp is K and vp is V^T of the
+// head packed (for at least the keys the tile sees; vp is used only when it
+// holds exactly those, else V^T is read from vm); st, ot, mx and sum are scratch.
+func attnTile(p AttnParams, visible func(int) int, i0, rows int, kp, vp PackedA, vm Mat, q []float32, qs int, o []float32, os int,
 	st, ot, mx, sum []float32) {
 	D, Sk := p.D, p.Sk
 	nk := visible(i0 + rows - 1)
@@ -185,7 +178,7 @@ func attnTile(p AttnParams, visible func(int) int, i0, rows int, kt, vh, q []flo
 			clear(st[j*ld+rows : (j+1)*ld])
 		}
 	}
-	GemmSerial(nk, rows, D, p.Scale, F32Mat(kt, Sk, true), F32Mat(q, qs, true), 0, st, ld)
+	GemmPackedSerial(nk, rows, D, p.Scale, kp, F32Mat(q, qs, true), 0, st, ld)
 	// Causal: key j is hidden from tile column c when j >= n_{i0+c}, i.e. for
 	// c <= j - (i0 + Sk - Sq + 1).
 	first := visible(i0) // keys below this are visible to every column
@@ -207,7 +200,11 @@ func attnTile(p AttnParams, visible func(int) int, i0, rows int, kt, vh, q []flo
 		last := min(j-(i0+Sk-p.Sq+1), rows-1)
 		clear(st[j*ld : j*ld+max(last+1, 0)])
 	}
-	GemmSerial(D, rows, nk, 1, F32Mat(vh, D, true), F32Mat(st, ld, false), 0, ot, rows)
+	if nk == vp.K() {
+		GemmPackedSerial(D, rows, nk, 1, vp, F32Mat(st, ld, false), 0, ot, rows)
+	} else { // causal: fewer keys than the packed V^T holds
+		GemmSerial(D, rows, nk, 1, vm, F32Mat(st, ld, false), 0, ot, rows)
+	}
 	// o[r, :] = O^T[:, r] / sum[r], 8 queries at a time so that both sides stay in L1.
 	for r := 0; r < rows; r++ {
 		if visible(i0+r) == 0 {

@@ -160,42 +160,72 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 		convBiasRow(p, pl, x, w, bias, y)
 		return
 	}
-	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
-		n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
+	// Row blocks of W (columns of w): the im2col blocks, or for a pointwise
+	// convolution the K passes the product over all C would make (so that the
+	// sums are formed in the same order as by one product).
+	rowsPerBlock := pl.rowsPerBlock
+	if pointwise {
+		rowsPerBlock = blockK(p.C, pickKernel().kc)
+	}
+	abuf := convPackBufs.Get().(*[]float32)
+	defer convPackBufs.Put(abuf)
+	pbuf := grow(abuf, PackedAFloats(p.K, min(rowsPerBlock, pl.crs)))
+	// task runs the product of row block [r0, r1) (packed in pa) for one
+	// column tile of one image.
+	task := func(i, r0, r1 int, pa PackedA, gemm func(m, n, k int, alpha float32, pa PackedA, b Mat, beta float32, c []float32, ldc int)) {
+		n, tile := i/pl.tilesPerImg, i%pl.tilesPerImg
 		j0 := tile * pl.colsPerTile
 		j1 := min(j0+pl.colsPerTile, ohw)
 		cols := j1 - j0
 		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
 		yn := y[n*p.K*ohw:]
-		if bias != nil {
-			fillBias(yn, j0, j1)
+		bb := float32(1)
+		if r0 == 0 {
+			bb = beta
+			if bias != nil {
+				fillBias(yn, j0, j1)
+			}
 		}
 		if pointwise { // y_n = W x_n: x_n is the im2col matrix already
-			gemm(p.K, cols, p.C, 1, w, F32Mat(xn[j0:], ohw, false), beta, yn[j0:], ohw)
+			gemm(p.K, cols, r1-r0, 1, pa, F32Mat(xn[r0*ohw+j0:], ohw, false), bb, yn[j0:], ohw)
 			return
 		}
-		buf := convGetScratch(pl.rowsPerBlock * cols)
-		for blk := 0; blk < pl.blocks; blk++ {
-			r0 := blk * pl.rowsPerBlock
-			r1 := min(r0+pl.rowsPerBlock, pl.crs)
-			rows := r1 - r0
-			convIm2col(p, xn, (*buf)[:rows*cols], r0, r1, j0, j1)
-			bb := beta
-			if blk > 0 {
-				bb = 1
-			}
-			gemm(p.K, cols, rows, 1, offsetMat(w, r0), F32Mat(*buf, cols, false), bb, yn[j0:], ohw)
-		}
+		buf := convGetScratch((r1 - r0) * cols)
+		convIm2col(p, xn, (*buf)[:(r1-r0)*cols], r0, r1, j0, j1)
+		gemm(p.K, cols, r1-r0, 1, pa, F32Mat(*buf, cols, false), bb, yn[j0:], ohw)
 		convScratch.Put(buf)
 	}
-	if tasks >= Threads() {
-		ParallelTasks(tasks, func(i int) { run(i, GemmSerial) })
-		return
-	}
-	for i := 0; i < tasks; i++ {
-		run(i, Gemm)
+	// The tasks run in waves whose tiles of y fit in the last-level cache
+	// together; in each, every row block of W is packed once (shared by all
+	// goroutines) and multiplied into every tile of the wave before the next.
+	perWave := max(Threads(), convWaveFloats/max(1, p.K*pl.colsPerTile))
+	for w0 := 0; w0 < tasks; w0 += perWave {
+		w1 := min(w0+perWave, tasks)
+		for r0 := 0; r0 < pl.crs; r0 += rowsPerBlock {
+			r1 := min(r0+rowsPerBlock, pl.crs)
+			pa := PackA(pbuf, p.K, r1-r0, offsetMat(w, r0))
+			if w1-w0 >= Threads() {
+				ParallelTasks(w1-w0, func(i int) { task(w0+i, r0, r1, pa, GemmPackedSerial) })
+				continue
+			}
+			for i := w0; i < w1; i++ {
+				task(i, r0, r1, pa, GemmPacked)
+			}
+		}
 	}
 }
+
+// convWaveFloats bounds the floats of y that the tiles of one wave of Conv2d
+// write (16 MiB), so that they stay in the last-level cache across the row
+// blocks of W.
+const convWaveFloats = 1 << 22
+
+// convPackBufs holds the buffers of W's packed row blocks (a *[]float32 each,
+// sized by grow). A block is K x at most convMaxBlockRows floats (2.6 MB for
+// K = 1280), or K x KC for a pointwise convolution, shared by all goroutines
+// of a call: unlike the whole packed W (59 MB for K = 1280, C*R*S = 11520),
+// it stays small.
+var convPackBufs = sync.Pool{New: func() any { return new([]float32) }}
 
 // convBiasRowMaxCRS bounds C*R*S for convBiasRow: below it the bias pass over y
 // and the read-modify-write of y by a product of so few terms cost more than the
@@ -224,9 +254,11 @@ func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, 
 		}
 		wa[k*ka+crs] = bias[k]
 	}
-	wm := F32Mat(wa, ka, false)
+	abuf := convPackBufs.Get().(*[]float32)
+	defer convPackBufs.Put(abuf)
+	wm := PackA(grow(abuf, PackedAFloats(p.K, ka)), p.K, ka, F32Mat(wa, ka, false))
 	tasks := p.N * pl.tilesPerImg
-	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
+	run := func(task int, gemm func(m, n, k int, alpha float32, pa PackedA, b Mat, beta float32, c []float32, ldc int)) {
 		n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
 		j0 := tile * pl.colsPerTile
 		j1 := min(j0+pl.colsPerTile, ohw)
@@ -239,10 +271,10 @@ func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, 
 		convScratch.Put(buf)
 	}
 	if tasks >= Threads() {
-		ParallelTasks(tasks, func(i int) { run(i, GemmSerial) })
+		ParallelTasks(tasks, func(i int) { run(i, GemmPackedSerial) })
 	} else {
 		for i := 0; i < tasks; i++ {
-			run(i, Gemm)
+			run(i, GemmPacked)
 		}
 	}
 	convScratch.Put(wbuf)

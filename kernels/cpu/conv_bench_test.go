@@ -18,6 +18,9 @@ var convBenchCases = []struct {
 	{"vae3x3_N1_512to512_128x128", ConvParams{N: 1, C: 512, H: 128, W: 128, K: 512, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F32},
 	{"down3x3s2_N2_320to320_64x64", ConvParams{N: 2, C: 320, H: 64, W: 64, K: 320, R: 3, S: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}, F32},
 	{"shortcut1x1_N2_320to640_32x32", ConvParams{N: 2, C: 320, H: 32, W: 32, K: 640, R: 1, S: 1, StrideH: 1, StrideW: 1}, F32},
+	{"unet3x3_N2_640to640_32x32_f16w", ConvParams{N: 2, C: 640, H: 32, W: 32, K: 640, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
+	{"unet3x3_N2_1280to1280_16x16_f16w", ConvParams{N: 2, C: 1280, H: 16, W: 16, K: 1280, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
+	{"unet3x3_N2_1280to1280_8x8_f16w", ConvParams{N: 2, C: 1280, H: 8, W: 8, K: 1280, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
 }
 
 // convFlops is 2*N*K*OH*OW*C*R*S.

@@ -104,7 +104,7 @@ func Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc i
 	t := Threads()
 	// Below about 2^20 multiply-adds the goroutine start-up is not worth it.
 	if t <= 1 || m*n*k < 1<<20 {
-		gemmSerial(kern, m, n, k, alpha, a, b, beta, c, ldc)
+		gemmSerial(kern, m, n, k, alpha, a, nil, b, beta, c, ldc)
 		return
 	}
 	// Split C into independent blocks along the larger dimension, so that the
@@ -117,7 +117,7 @@ func Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc i
 		ParallelTasks(chunks, func(i int) {
 			i0 := i * per
 			mm := min(per, m-i0)
-			gemmSerial(kern, mm, n, k, alpha, subRows(a, i0), b, beta, c[i0*ldc:], ldc)
+			gemmSerial(kern, mm, n, k, alpha, subRows(a, i0), nil, b, beta, c[i0*ldc:], ldc)
 		})
 		return
 	}
@@ -128,7 +128,7 @@ func Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc i
 	ParallelTasks(chunks, func(i int) {
 		j0 := i * per
 		nn := min(per, n-j0)
-		gemmSerial(kern, m, nn, k, alpha, a, subCols(b, j0), beta, c[j0:], ldc)
+		gemmSerial(kern, m, nn, k, alpha, a, nil, subCols(b, j0), beta, c[j0:], ldc)
 	})
 }
 
@@ -144,7 +144,7 @@ func GemmSerial(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32,
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	gemmSerial(pickKernel(), m, n, k, alpha, a, b, beta, c, ldc)
+	gemmSerial(pickKernel(), m, n, k, alpha, a, nil, b, beta, c, ldc)
 }
 
 // testKernel, when set (by tests only, never concurrently with products), replaces
@@ -270,7 +270,7 @@ func blockN(n, nc, q int) int {
 //	    for jc in steps of NC over n:        // pack B[pc:pc+kc, jc:jc+nc] (L2)
 //	      for ir in steps of MR over mc:     // one A micro-panel stays in L1
 //	        for jr in steps of NR over nc:   // B micro-panels stream from L2
-func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int) {
+func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a Mat, pre *PackedA, b Mat, beta float32, c []float32, ldc int) {
 	mr, nr := kern.mr, kern.nr
 	kcMax := blockK(k, kern.kc)
 	ncMax := blockN(n, kern.l1NC, nr)
@@ -284,12 +284,17 @@ func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta 
 		// Several K passes and A small enough to pack whole: with the K
 		// passes innermost, the mc x nc block of C stays in L2 between them
 		// instead of making a round trip to L3 per pass.
-		pa := grow(&s.a, mcMax*k)
+		var pa []float32
+		if pre == nil {
+			pa = grow(&s.a, mcMax*k)
+		}
 		for ic := 0; ic < m; ic += mcMax {
 			mc := min(mcMax, m-ic)
 			mcPad := (mc + mr - 1) / mr * mr
-			for pc := 0; pc < k; pc += kcMax {
-				packA(kern, pa[pc*mcPad:], a, ic, mc, pc, min(kcMax, k-pc), row)
+			if pre == nil {
+				for pc := 0; pc < k; pc += kcMax {
+					packA(kern, pa[pc*mcPad:], a, ic, mc, pc, min(kcMax, k-pc), row)
+				}
 			}
 			for jc := 0; jc < n; jc += ncMax {
 				nc := min(ncMax, n-jc)
@@ -300,13 +305,22 @@ func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta 
 						bet = 1
 					}
 					packB(kern, pb, b, pc, kc, jc, nc, row)
-					blockAL1(kern, mc, nc, kc, alpha, pa[pc*mcPad:], pb, bet, c[ic*ldc+jc:], ldc, tile)
+					var ap []float32
+					if pre != nil {
+						ap = pre.block(ic, pc, kc)
+					} else {
+						ap = pa[pc*mcPad:]
+					}
+					blockAL1(kern, mc, nc, kc, alpha, ap, pb, bet, c[ic*ldc+jc:], ldc, tile)
 				}
 			}
 		}
 		return
 	}
-	pa := grow(&s.a, kcMax*mcMax)
+	var pa []float32
+	if pre == nil {
+		pa = grow(&s.a, kcMax*mcMax)
+	}
 	for pc := 0; pc < k; pc += kcMax {
 		kc := min(kcMax, k-pc)
 		bet := beta
@@ -315,11 +329,16 @@ func gemmSerialAL1(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta 
 		}
 		for ic := 0; ic < m; ic += mcMax {
 			mc := min(mcMax, m-ic)
-			packA(kern, pa, a, ic, mc, pc, kc, row)
+			ap := pa
+			if pre != nil {
+				ap = pre.block(ic, pc, kc)
+			} else {
+				packA(kern, pa, a, ic, mc, pc, kc, row)
+			}
 			for jc := 0; jc < n; jc += ncMax {
 				nc := min(ncMax, n-jc)
 				packB(kern, pb, b, pc, kc, jc, nc, row)
-				blockAL1(kern, mc, nc, kc, alpha, pa, pb, bet, c[ic*ldc+jc:], ldc, tile)
+				blockAL1(kern, mc, nc, kc, alpha, ap, pb, bet, c[ic*ldc+jc:], ldc, tile)
 			}
 		}
 	}
@@ -369,10 +388,12 @@ func edgeTile(kern *gemmKernel, mm, nn, kc int, alpha float32, ap, bp []float32,
 	}
 }
 
-// gemmSerial runs the blocked product on the calling goroutine.
-func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int) {
+// gemmSerial runs the blocked product on the calling goroutine. A is read from
+// pre when it is not nil (already packed for this kernel and k), else packed
+// from a block by block.
+func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a Mat, pre *PackedA, b Mat, beta float32, c []float32, ldc int) {
 	if m <= kern.l1MaxM {
-		gemmSerialAL1(kern, m, n, k, alpha, a, b, beta, c, ldc)
+		gemmSerialAL1(kern, m, n, k, alpha, a, pre, b, beta, c, ldc)
 		return
 	}
 	mr, nr := kern.mr, kern.nr
@@ -382,7 +403,10 @@ func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta flo
 	s := gemmPool.Get().(*gemmScratch)
 	defer gemmPool.Put(s)
 	pb := grow(&s.b, kcMax*ncMax)
-	pa := grow(&s.a, kcMax*mcMax)
+	var pa []float32
+	if pre == nil {
+		pa = grow(&s.a, kcMax*mcMax)
+	}
 	row := grow(&s.row, max(kcMax, ncMax, mcMax))
 	tile := grow(&s.tile, mr*nr)
 	if m <= mcMax {
@@ -392,7 +416,12 @@ func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta flo
 			nc := min(ncMax, n-jc)
 			for pc := 0; pc < k; pc += kcMax {
 				kc := min(kcMax, k-pc)
-				packA(kern, pa, a, 0, m, pc, kc, row)
+				pa := pa
+				if pre != nil {
+					pa = pre.block(0, pc, kc)
+				} else {
+					packA(kern, pa, a, 0, m, pc, kc, row)
+				}
 				bet := beta
 				if pc > 0 {
 					bet = 1
@@ -418,7 +447,12 @@ func gemmSerial(kern *gemmKernel, m, n, k int, alpha float32, a, b Mat, beta flo
 			}
 			for ic := 0; ic < m; ic += mcMax {
 				mc := min(mcMax, m-ic)
-				packA(kern, pa, a, ic, mc, pc, kc, row)
+				pa := pa
+				if pre != nil {
+					pa = pre.block(ic, pc, kc)
+				} else {
+					packA(kern, pa, a, ic, mc, pc, kc, row)
+				}
 				for jr := 0; jr < nc; jr += nr {
 					nn := min(nr, nc-jr)
 					macroTile(kern, mc, nn, kc, alpha, pa, pb[jr*kc:jr*kc+kc*nr], bet, c[ic*ldc+jc+jr:], ldc, tile)
