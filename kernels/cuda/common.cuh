@@ -183,10 +183,12 @@ __device__ __forceinline__ float activate(int f, float x) {
   switch (f) {
     case ACT_SILU:
       return x / (1.f + expf(-x));
+    // 1 + erf(v) and 1 + tanh(u) cancel for negative arguments (the result
+    // would lose every digit below x ~ -4); erfc and the logistic form do not.
     case ACT_GELU:
-      return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+      return 0.5f * x * erfcf(x * -0.70710678118654752f);
     case ACT_GELU_TANH:
-      return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+      return x / (1.f + expf(-2.f * 0.79788456080286536f * (x + 0.044715f * x * x * x)));
     case ACT_QUICK_GELU:
       return x / (1.f + expf(-1.702f * x));
   }

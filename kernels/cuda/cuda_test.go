@@ -422,9 +422,11 @@ func gemmTCCase(t *testing.T, r *rand.Rand, dt cpu.DType, batch, m, n, k int, bt
 					want[idx] = c0[idx] // padding untouched
 					continue
 				}
-				bv := bias[j]
+				var bv float32
 				if biasRows {
 					bv = bias[i]
+				} else {
+					bv = bias[j]
 				}
 				want[idx] = float32(alpha*float64(prod[i*ldc+j]) + float64(bv) + beta*float64(c0[idx]) + float64(res[idx]))
 			}
