@@ -17,12 +17,27 @@ import "sync"
 // each (column tile, row block) piece is expanded into a per-goroutine scratch
 // buffer and multiplied into the output columns of the tile, accumulating over
 // the row blocks (beta = 1). The bias is written into the tile of y just before
-// its first product, so it rides along as the initial C. Column tiles of all
-// images are spread over the goroutines, each running the serial product; when
-// there are fewer tiles than goroutines, the tiles run one after another and the
-// product itself is parallel. When C*R*S is small (one row block, below
-// convBiasRowMaxCRS) and there is a bias, convBiasRow folds the bias into the
-// product instead (see there), so y is written once and never read.
+// its first product, so it rides along as the initial C.
+//
+// The weights are the same for every tile, so each row block of W (the columns
+// [r0, r1) of w) is packed once (PackA: the F16/BF16 conversion and the
+// micro-panel layout, on all goroutines) and then multiplied into every tile
+// (GemmPackedSerial): the loops run
+//
+//	for each wave of column tiles (their tiles of y together at most convWaveFloats)
+//	  for each row block of W:   pack it (shared, K x at most convMaxBlockRows floats)
+//	    for each tile of the wave, in parallel:   im2col piece, product into y's tile
+//
+// rather than packing all of W per tile: with one tile per image of 64
+// columns (8x8 outputs) that packing took about a quarter of the time, and
+// a whole packed W can be large (59 MB for K = 1280, C*R*S = 11520). Column tiles of all images are spread over the
+// goroutines, each running the serial product; when a wave has fewer tiles
+// than goroutines, the tiles run one after another and the product itself is
+// parallel. A pointwise convolution runs the same loops with row blocks of
+// W of the product's own K passes (so its sums are those of one product over
+// all C). When C*R*S is small (one row block, below convBiasRowMaxCRS) and
+// there is a bias, convBiasRow folds the bias into the product instead (see
+// there), so y is written once and never read.
 
 const (
 	convTileCols     = 2048 // output positions per tile (upper bound)
@@ -45,6 +60,9 @@ func convGetScratch(n int) *[]float32 {
 
 // ConvScratchFloats returns the number of float32 scratch elements Conv2d uses per
 // goroutine for p (0 when the convolution is a plain product), for memory reports.
+// The packed row block of W that the goroutines share (K x at most
+// convMaxBlockRows floats, or K x the product's KC for a pointwise convolution)
+// comes on top, once per call.
 func ConvScratchFloats(p ConvParams) int {
 	if convIsPointwise(p) {
 		return 0
@@ -217,8 +235,8 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 
 // convWaveFloats bounds the floats of y that the tiles of one wave of Conv2d
 // write (16 MiB), so that they stay in the last-level cache across the row
-// blocks of W.
-const convWaveFloats = 1 << 22
+// blocks of W. Tests lower it to get several waves from small shapes.
+var convWaveFloats = 1 << 22
 
 // convPackBufs holds the buffers of W's packed row blocks (a *[]float32 each,
 // sized by grow). A block is K x at most convMaxBlockRows floats (2.6 MB for

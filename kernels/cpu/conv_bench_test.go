@@ -62,3 +62,32 @@ func BenchmarkConv2dRef(b *testing.B) {
 		b.Run(fmt.Sprintf("%s_N1_32to32_16x16", f.name), func(b *testing.B) { convBench(b, p, F32, f.fn) })
 	}
 }
+
+// BenchmarkConv2dColdWeights runs the F16-weight cases with the weights cold,
+// as in a U-Net step, where every convolution's weights come from memory once
+// per step: each call takes the next of enough weight copies to fill 256 MiB.
+func BenchmarkConv2dColdWeights(b *testing.B) {
+	for _, bc := range convBenchCases {
+		if bc.dt != F16 {
+			continue
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			p := bc.p
+			crs := p.C * p.R * p.S
+			x := convTestData(p.N*p.C*p.H*p.W, 1)
+			w0 := convWeights(convTestData(p.K*crs, 2), F16, crs)
+			ws := make([]Mat, max(2, (256<<20)/(2*p.K*crs)))
+			for i := range ws {
+				ws[i] = HalfMat(append([]uint16(nil), w0.U16...), F16, crs, false)
+			}
+			bias := convTestData(p.K, 3)
+			y := make([]float32, p.N*p.K*p.OutH()*p.OutW())
+			Conv2d(p, x, ws[0], bias, y)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				Conv2d(p, x, ws[i%len(ws)], bias, y)
+			}
+			b.ReportMetric(convFlops(p)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -244,3 +244,82 @@ func TestConvGather2(t *testing.T) {
 		}
 	}
 }
+
+// convPerTile is the earlier Conv2d loop nest, kept as a structural reference:
+// every column tile runs its own products over the row blocks of W (packing W
+// itself), one product over all C for a pointwise convolution.
+func convPerTile(p ConvParams, x []float32, w Mat, bias, y []float32) {
+	pl := convMakePlan(p)
+	ohw := pl.ohw
+	beta := float32(0)
+	if bias != nil {
+		beta = 1
+	}
+	for task := 0; task < p.N*pl.tilesPerImg; task++ {
+		n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
+		j0 := tile * pl.colsPerTile
+		j1 := min(j0+pl.colsPerTile, ohw)
+		cols := j1 - j0
+		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+		yn := y[n*p.K*ohw:]
+		for k := 0; bias != nil && k < p.K; k++ {
+			convFill(yn[k*ohw+j0:k*ohw+j1], bias[k])
+		}
+		if convIsPointwise(p) {
+			GemmSerial(p.K, cols, p.C, 1, w, F32Mat(xn[j0:], ohw, false), beta, yn[j0:], ohw)
+			continue
+		}
+		buf := make([]float32, pl.rowsPerBlock*cols)
+		for r0 := 0; r0 < pl.crs; r0 += pl.rowsPerBlock {
+			r1 := min(r0+pl.rowsPerBlock, pl.crs)
+			convIm2col(p, xn, buf[:(r1-r0)*cols], r0, r1, j0, j1)
+			bb := beta
+			if r0 > 0 {
+				bb = 1
+			}
+			GemmSerial(p.K, cols, r1-r0, 1, offsetMat(w, r0), F32Mat(buf, cols, false), bb, yn[j0:], ohw)
+		}
+	}
+}
+
+// TestConv2dPackedOnce checks that packing each row block of W once per wave
+// (Conv2d) gives bit for bit the results of packing it per tile (convPerTile):
+// the same blocks, the same products, the same order of sums. It runs several
+// tiles, row blocks and waves (convWaveFloats lowered), pointwise and F16/BF16
+// weights, on 1 to 3 goroutines; Conv2d is checked against Conv2dRef elsewhere.
+func TestConv2dPackedOnce(t *testing.T) {
+	cases := []convCase{
+		{n: 2, c: 64, h: 33, w: 40, k: 37, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1},  // 3 row blocks
+		{n: 3, c: 40, h: 20, w: 130, k: 19, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1}, // tiles cross rows
+		{n: 2, c: 700, h: 9, w: 7, k: 33, r: 1, s: 1, sh: 1, sw: 1},                 // pointwise, several K passes
+		{n: 1, c: 30, h: 101, w: 47, k: 5, r: 3, s: 3, sh: 2, sw: 2, ph: 1, pw: 0},
+	}
+	oldWave := convWaveFloats
+	defer func() { convWaveFloats = oldWave }()
+	for _, wave := range []int{oldWave, 1} {
+		convWaveFloats = wave
+		for _, th := range []int{1, 2, 3} {
+			old := SetThreads(th)
+			for i, cc := range cases {
+				p := cc.params()
+				crs := p.C * p.R * p.S
+				x := convTestData(p.N*p.C*p.H*p.W, uint64(5+i))
+				w := convWeights(convTestData(p.K*crs, uint64(6+i)), []DType{F32, F16, BF16}[(i+th)%3], crs)
+				bias := convTestData(p.K, 7)
+				if i%2 == 1 {
+					bias = nil
+				}
+				ny := p.N * p.K * p.OutH() * p.OutW()
+				want, got := make([]float32, ny), make([]float32, ny)
+				convPerTile(p, x, w, bias, want)
+				Conv2d(p, x, w, bias, got)
+				for j := range got {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("%v/%v wave %d threads %d: y[%d] = %g, per-tile packing gives %g", cc, w.DType, wave, th, j, got[j], want[j])
+					}
+				}
+			}
+			SetThreads(old)
+		}
+	}
+}

@@ -23,6 +23,8 @@ import (
 // runs the loops in another order (gemmSerialAL1: A micro-panel in L1, B block
 // in L2), and with the assembly packs (gemm_pack*_amd64.s) no operand layout
 // goes through the scalar scatter loops below except BF16 and edge leftovers.
+// An A that meets several B is packed once with PackA and multiplied with
+// GemmPacked (gemm_packed.go), through the same loops.
 
 // microKernel computes the full mr x nr tile
 //
