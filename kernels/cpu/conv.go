@@ -19,25 +19,18 @@ import "sync"
 // the row blocks (beta = 1). The bias is written into the tile of y just before
 // its first product, so it rides along as the initial C.
 //
-// The weights are the same for every tile, so each row block of W (the columns
-// [r0, r1) of w) is packed once (PackA: the F16/BF16 conversion and the
-// micro-panel layout, on all goroutines) and then multiplied into every tile
-// (GemmPackedSerial): the loops run
-//
-//	for each wave of column tiles (their tiles of y together at most convWaveFloats)
-//	  for each row block of W:   pack it (shared, K x at most convMaxBlockRows floats)
-//	    for each tile of the wave, in parallel:   im2col piece, product into y's tile
-//
-// rather than packing all of W per tile: with one tile per image of 64
-// columns (8x8 outputs) that packing took about a quarter of the time, and
-// a whole packed W can be large (59 MB for K = 1280, C*R*S = 11520). Column tiles of all images are spread over the
-// goroutines, each running the serial product; when a wave has fewer tiles
-// than goroutines, the tiles run one after another and the product itself is
-// parallel. A pointwise convolution runs the same loops with row blocks of
-// W of the product's own K passes (so its sums are those of one product over
-// all C). When C*R*S is small (one row block, below convBiasRowMaxCRS) and
-// there is a bias, convBiasRow folds the bias into the product instead (see
-// there), so y is written once and never read.
+// Column tiles of all images are spread over the goroutines, each running the
+// serial product; when there are fewer tiles than goroutines, the tiles run
+// one after another and the product itself is parallel. Each tile's products
+// pack their row block of W themselves, which costs little while the tiles
+// are wide. Narrow tiles (convSplitKRatio or more output channels per column,
+// e.g. the 8x8 and 4x4 levels of a U-Net) would pack W, much larger than their
+// im2col pieces, once per tile: there convSplitK splits the output channels over the
+// goroutines instead, and each packs its rows of W once for all the tiles
+// (with one 64-column tile per image at 8x8, the packing of W per tile took
+// about a quarter of the time). When C*R*S is small (one row block, below
+// convBiasRowMaxCRS) and there is a bias, convBiasRow folds the bias into the
+// product instead (see there), so y is written once and never read.
 
 const (
 	convTileCols     = 2048 // output positions per tile (upper bound)
@@ -60,9 +53,8 @@ func convGetScratch(n int) *[]float32 {
 
 // ConvScratchFloats returns the number of float32 scratch elements Conv2d uses per
 // goroutine for p (0 when the convolution is a plain product), for memory reports.
-// The packed row block of W that the goroutines share (K x at most
-// convMaxBlockRows floats, or K x the product's KC for a pointwise convolution)
-// comes on top, once per call.
+// The packing buffers of the products come on top (for convSplitK, the
+// goroutine's rows of W x at most convMaxBlockRows floats).
 func ConvScratchFloats(p ConvParams) int {
 	if convIsPointwise(p) {
 		return 0
@@ -178,71 +170,129 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 		convBiasRow(p, pl, x, w, bias, y)
 		return
 	}
-	// Row blocks of W (columns of w): the im2col blocks, or for a pointwise
-	// convolution the K passes the product over all C would make (so that the
-	// sums are formed in the same order as by one product).
-	rowsPerBlock := pl.rowsPerBlock
-	if pointwise {
-		rowsPerBlock = blockK(p.C, pickKernel().kc)
+	if p.K >= convSplitKRatio*pl.colsPerTile {
+		convSplitK(p, pl, pointwise, x, w, bias, y)
+		return
 	}
-	abuf := convPackBufs.Get().(*[]float32)
-	defer convPackBufs.Put(abuf)
-	pbuf := grow(abuf, PackedAFloats(p.K, min(rowsPerBlock, pl.crs)))
-	// task runs the product of row block [r0, r1) (packed in pa) for one
-	// column tile of one image.
-	task := func(i, r0, r1 int, pa PackedA, gemm func(m, n, k int, alpha float32, pa PackedA, b Mat, beta float32, c []float32, ldc int)) {
-		n, tile := i/pl.tilesPerImg, i%pl.tilesPerImg
+	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
+		n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
 		j0 := tile * pl.colsPerTile
 		j1 := min(j0+pl.colsPerTile, ohw)
 		cols := j1 - j0
 		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
 		yn := y[n*p.K*ohw:]
-		bb := float32(1)
-		if r0 == 0 {
-			bb = beta
-			if bias != nil {
-				fillBias(yn, j0, j1)
-			}
+		if bias != nil {
+			fillBias(yn, j0, j1)
 		}
 		if pointwise { // y_n = W x_n: x_n is the im2col matrix already
-			gemm(p.K, cols, r1-r0, 1, pa, F32Mat(xn[r0*ohw+j0:], ohw, false), bb, yn[j0:], ohw)
+			gemm(p.K, cols, p.C, 1, w, F32Mat(xn[j0:], ohw, false), beta, yn[j0:], ohw)
 			return
 		}
-		buf := convGetScratch((r1 - r0) * cols)
-		convIm2col(p, xn, (*buf)[:(r1-r0)*cols], r0, r1, j0, j1)
-		gemm(p.K, cols, r1-r0, 1, pa, F32Mat(*buf, cols, false), bb, yn[j0:], ohw)
+		buf := convGetScratch(pl.rowsPerBlock * cols)
+		for blk := 0; blk < pl.blocks; blk++ {
+			r0 := blk * pl.rowsPerBlock
+			r1 := min(r0+pl.rowsPerBlock, pl.crs)
+			rows := r1 - r0
+			convIm2col(p, xn, (*buf)[:rows*cols], r0, r1, j0, j1)
+			bb := beta
+			if blk > 0 {
+				bb = 1
+			}
+			gemm(p.K, cols, rows, 1, offsetMat(w, r0), F32Mat(*buf, cols, false), bb, yn[j0:], ohw)
+		}
 		convScratch.Put(buf)
 	}
-	// The tasks run in waves whose tiles of y fit in the last-level cache
-	// together; in each, every row block of W is packed once (shared by all
-	// goroutines) and multiplied into every tile of the wave before the next.
-	perWave := max(Threads(), convWaveFloats/max(1, p.K*pl.colsPerTile))
-	for w0 := 0; w0 < tasks; w0 += perWave {
-		w1 := min(w0+perWave, tasks)
-		for r0 := 0; r0 < pl.crs; r0 += rowsPerBlock {
-			r1 := min(r0+rowsPerBlock, pl.crs)
-			pa := PackA(pbuf, p.K, r1-r0, offsetMat(w, r0))
-			if w1-w0 >= Threads() {
-				ParallelTasks(w1-w0, func(i int) { task(w0+i, r0, r1, pa, GemmPackedSerial) })
-				continue
-			}
-			for i := w0; i < w1; i++ {
-				task(i, r0, r1, pa, GemmPacked)
-			}
-		}
+	if tasks >= Threads() {
+		ParallelTasks(tasks, func(i int) { run(i, GemmSerial) })
+		return
+	}
+	for i := 0; i < tasks; i++ {
+		run(i, Gemm)
 	}
 }
 
-// convWaveFloats bounds the floats of y that the tiles of one wave of Conv2d
-// write (16 MiB), so that they stay in the last-level cache across the row
-// blocks of W. Tests lower it to get several waves from small shapes.
-var convWaveFloats = 1 << 22
+// convSplitKRatio: Conv2d uses convSplitK when there are at least this many
+// output channels per column of a tile. Below it, the im2col pieces and
+// packed B panels that every goroutine makes for every tile under convSplitK
+// cost about what packing W once per tile does (measured on 2 cores: 2% faster
+// at K = 1280 with 64-column tiles, 4% slower with 256-column tiles).
+const convSplitKRatio = 8
 
-// convPackBufs holds the buffers of W's packed row blocks (a *[]float32 each,
-// sized by grow). A block is K x at most convMaxBlockRows floats (2.6 MB for
-// K = 1280), or K x KC for a pointwise convolution, shared by all goroutines
-// of a call: unlike the whole packed W (59 MB for K = 1280, C*R*S = 11520),
-// it stays small.
+// convSplitK is Conv2d for narrow column tiles: each goroutine takes a range
+// of the output channels (rows of W) for all the tiles, and packs its rows of
+// each row block of W once for all of them:
+//
+//	for each range of channels [k0, k1), in parallel:
+//	  for each row block of W:   pack W[k0:k1, block] (PackASerial)
+//	    for each column tile:   im2col piece, product into y[n, k0:k1, tile]
+//
+// Each goroutine expands the im2col pieces of every tile, but these are
+// smaller than the packed weights here, and the goroutines need no other
+// synchronisation. A pointwise convolution uses row blocks of the product's
+// own K passes, so that its sums are those of one product over all C. The
+// results are those of the per-tile products bit for bit.
+func convSplitK(p ConvParams, pl convPlan, pointwise bool, x []float32, w Mat, bias, y []float32) {
+	ohw := pl.ohw
+	kern := pickKernel()
+	rowsPerBlock := pl.rowsPerBlock
+	if pointwise {
+		rowsPerBlock = blockK(p.C, kern.kc)
+	}
+	rowsPerBlock = min(rowsPerBlock, pl.crs)
+	beta := float32(0)
+	if bias != nil {
+		beta = 1
+	}
+	panels := (p.K + kern.mr - 1) / kern.mr
+	chunks := min(Threads(), panels)
+	per := (panels + chunks - 1) / chunks * kern.mr
+	chunks = (p.K + per - 1) / per
+	tasks := p.N * pl.tilesPerImg
+	ParallelTasks(chunks, func(ci int) {
+		k0 := ci * per
+		kk := min(per, p.K-k0)
+		wk := subRows(w, k0)
+		abuf := convPackBufs.Get().(*[]float32)
+		pbuf := grow(abuf, PackedAFloats(kk, rowsPerBlock))
+		var buf *[]float32
+		if !pointwise {
+			buf = convGetScratch(rowsPerBlock * pl.colsPerTile)
+		}
+		for r0 := 0; r0 < pl.crs; r0 += rowsPerBlock {
+			r1 := min(r0+rowsPerBlock, pl.crs)
+			pa := PackASerial(pbuf, kk, r1-r0, offsetMat(wk, r0))
+			for task := 0; task < tasks; task++ {
+				n, tile := task/pl.tilesPerImg, task%pl.tilesPerImg
+				j0 := tile * pl.colsPerTile
+				j1 := min(j0+pl.colsPerTile, ohw)
+				cols := j1 - j0
+				xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+				yk := y[(n*p.K+k0)*ohw:]
+				bb := float32(1)
+				if r0 == 0 {
+					bb = beta
+					for k := 0; bias != nil && k < kk; k++ {
+						convFill(yk[k*ohw+j0:k*ohw+j1], bias[k0+k])
+					}
+				}
+				if pointwise { // y_n = W x_n: x_n is the im2col matrix already
+					GemmPackedSerial(kk, cols, r1-r0, 1, pa, F32Mat(xn[r0*ohw+j0:], ohw, false), bb, yk[j0:], ohw)
+					continue
+				}
+				convIm2col(p, xn, (*buf)[:(r1-r0)*cols], r0, r1, j0, j1)
+				GemmPackedSerial(kk, cols, r1-r0, 1, pa, F32Mat(*buf, cols, false), bb, yk[j0:], ohw)
+			}
+		}
+		if buf != nil {
+			convScratch.Put(buf)
+		}
+		convPackBufs.Put(abuf)
+	})
+}
+
+// convPackBufs holds the buffers of packed row blocks of W (a *[]float32 each,
+// sized by grow): per goroutine, its channels x at most convMaxBlockRows
+// floats (or x KC for a pointwise convolution).
 var convPackBufs = sync.Pool{New: func() any { return new([]float32) }}
 
 // convBiasRowMaxCRS bounds C*R*S for convBiasRow: below it the bias pass over y

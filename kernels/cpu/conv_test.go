@@ -282,44 +282,54 @@ func convPerTile(p ConvParams, x []float32, w Mat, bias, y []float32) {
 	}
 }
 
-// TestConv2dPackedOnce checks that packing each row block of W once per wave
-// (Conv2d) gives bit for bit the results of packing it per tile (convPerTile):
-// the same blocks, the same products, the same order of sums. It runs several
-// tiles, row blocks and waves (convWaveFloats lowered), pointwise and F16/BF16
-// weights, on 1 to 3 goroutines; Conv2d is checked against Conv2dRef elsewhere.
+// TestConv2dPackedOnce checks that the split over output channels for narrow
+// tiles (convSplitK: each goroutine packs its rows of W once for all tiles)
+// gives bit for bit the results of the per-tile products (convPerTile): the
+// same blocks, the same products, the same order of sums. It covers several
+// row blocks and tiles, pointwise convolutions with several K passes, F16 and
+// BF16 weights and 1 to 3 goroutines; Conv2d is checked against Conv2dRef
+// elsewhere.
 func TestConv2dPackedOnce(t *testing.T) {
 	cases := []convCase{
-		{n: 2, c: 64, h: 33, w: 40, k: 37, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1},  // 3 row blocks
-		{n: 3, c: 40, h: 20, w: 130, k: 19, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1}, // tiles cross rows
-		{n: 2, c: 700, h: 9, w: 7, k: 33, r: 1, s: 1, sh: 1, sw: 1},                 // pointwise, several K passes
-		{n: 1, c: 30, h: 101, w: 47, k: 5, r: 3, s: 3, sh: 2, sw: 2, ph: 1, pw: 0},
+		{n: 2, c: 64, h: 3, w: 3, k: 80, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1},   // 2 row blocks, K >= 8 columns
+		{n: 1, c: 130, h: 7, w: 9, k: 170, r: 3, s: 3, sh: 2, sw: 2, ph: 1, pw: 1}, // 3 row blocks, stride 2
+		{n: 2, c: 700, h: 3, w: 5, k: 130, r: 1, s: 1, sh: 1, sw: 1},               // pointwise, several K passes
+		{n: 3, c: 40, h: 20, w: 13, k: 19, r: 3, s: 3, sh: 1, sw: 1, ph: 1, pw: 1}, // wide tiles: per-tile path
 	}
-	oldWave := convWaveFloats
-	defer func() { convWaveFloats = oldWave }()
-	for _, wave := range []int{oldWave, 1} {
-		convWaveFloats = wave
-		for _, th := range []int{1, 2, 3} {
-			old := SetThreads(th)
-			for i, cc := range cases {
-				p := cc.params()
-				crs := p.C * p.R * p.S
-				x := convTestData(p.N*p.C*p.H*p.W, uint64(5+i))
-				w := convWeights(convTestData(p.K*crs, uint64(6+i)), []DType{F32, F16, BF16}[(i+th)%3], crs)
-				bias := convTestData(p.K, 7)
-				if i%2 == 1 {
-					bias = nil
-				}
-				ny := p.N * p.K * p.OutH() * p.OutW()
-				want, got := make([]float32, ny), make([]float32, ny)
-				convPerTile(p, x, w, bias, want)
-				Conv2d(p, x, w, bias, got)
-				for j := range got {
-					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
-						t.Fatalf("%v/%v wave %d threads %d: y[%d] = %g, per-tile packing gives %g", cc, w.DType, wave, th, j, got[j], want[j])
-					}
+	for _, cc := range cases[:3] {
+		p := cc.params()
+		if split := p.K >= convSplitKRatio*convMakePlan(p).colsPerTile; !split {
+			t.Fatalf("%v does not take convSplitK", cc)
+		}
+	}
+	for _, th := range []int{1, 2, 3} {
+		old := SetThreads(th)
+		for i, cc := range cases {
+			p := cc.params()
+			crs := p.C * p.R * p.S
+			x := convTestData(p.N*p.C*p.H*p.W, uint64(5+i))
+			w := convWeights(convTestData(p.K*crs, uint64(6+i)), []DType{F32, F16, BF16}[(i+th)%3], crs)
+			bias := convTestData(p.K, 7)
+			if i%2 == 1 {
+				bias = nil
+			}
+			ny := p.N * p.K * p.OutH() * p.OutW()
+			want, got := make([]float32, ny), make([]float32, ny)
+			convPerTile(p, x, w, bias, want)
+			Conv2d(p, x, w, bias, got)
+			for j := range got {
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("%v/%v threads %d: y[%d] = %g, per-tile products give %g", cc, w.DType, th, j, got[j], want[j])
 				}
 			}
-			SetThreads(old)
 		}
+		SetThreads(old)
+	}
+	// And against the reference, on the split path.
+	for _, th := range []int{1, 3} {
+		old := SetThreads(th)
+		convRun(t, cases[0], F16, true, 3)
+		convRun(t, cases[2], BF16, true, 0)
+		SetThreads(old)
 	}
 }

@@ -101,6 +101,7 @@ func TestGemmPackedAgainstRef(t *testing.T) {
 				packedCase{gemmCase{m: 1000, n: 100, k: 40, ta: true, tb: true, alpha: 0.5}, 1000}, // attention S^T = K Q^T
 				packedCase{gemmCase{m: 40, n: 100, k: 1000, ta: true, alpha: 1}, 40},               // attention O^T = V^T P^T
 				packedCase{gemmCase{m: 60, n: 2000, k: 100, alpha: 1, padC: 3}, 60},                // parallel over n
+				packedCase{gemmCase{m: 1500, n: 5, k: 1500, da: F16, ta: true, alpha: 1}, 1503},    // PackA on several goroutines
 			)
 			for _, pc := range cases {
 				runPackedCase(t, rng, pc)
