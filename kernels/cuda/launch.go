@@ -370,19 +370,19 @@ func (d *Device) GroupNorm(x, y *Buffer, n, c, hw, groups int, eps float32, gamm
 	}
 	cnt := c / groups * hw
 	splits := d.groupNormSplits(ng, cnt)
-	wsBytes := int64(4*splits*ng) * 4
+	// The workspace is allocated here, when the work is queued, not when it
+	// runs: frees take effect at once (see allocator), so a block allocated
+	// at run time could be one that queued work still reads. Freeing it right
+	// after queueing is safe: whoever gets it next queues after these kernels.
+	ws, err := d.Alloc(cpu.F32, 4*splits*ng)
+	if err != nil {
+		return err
+	}
+	defer ws.Free()
+	s := new(args).ptr(x).ptr(ws).i64(cnt).i32(splits)
+	ap := new(args).ptr(x).ptr(y).ptr(ws).ptr(gamma).ptr(beta).i32(c).i32(hw).i32(groups).i32(splits).
+		f32(eps).flag(silu)
 	return d.queue(func() error {
-		// Workspace from the allocator, on the device thread (no hand-off); it
-		// goes back to the free list at once: later users queue after these kernels.
-		ptr, class, err := d.alloc.get(wsBytes)
-		if err != nil {
-			return err
-		}
-		defer d.alloc.put(ptr, class)
-		ws := &Buffer{ptr: ptr, n: 4 * splits * ng, dtype: cpu.F32}
-		s := new(args).ptr(x).ptr(ws).i64(cnt).i32(splits)
-		ap := new(args).ptr(x).ptr(y).ptr(ws).ptr(gamma).ptr(beta).i32(c).i32(hw).i32(groups).i32(splits).
-			f32(eps).flag(silu)
 		if err := d.launch("norm", "groupnorm_stats_"+dtName(dt), [3]int{splits, ng, 1}, 256, s); err != nil {
 			return err
 		}

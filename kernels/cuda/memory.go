@@ -71,7 +71,10 @@ type MemStats struct {
 // work after them, and the stream runs it after them. For the same reason the
 // free lists need no trip to the device thread: Free and cache hits of Alloc
 // take the mutex on the caller's goroutine; only the driver calls
-// (cuMemAlloc, cuMemFree) run on the device thread.
+// (cuMemAlloc, cuMemFree) run on the device thread. The one rule that follows:
+// queued work must not allocate when it runs (a freed block may still be read
+// by work queued before it); launchers allocate their workspaces when they
+// queue.
 type allocator struct {
 	mu   sync.Mutex
 	free map[int64][]cu.DevicePtr
