@@ -21,6 +21,7 @@ var convBenchCases = []struct {
 	{"unet3x3_N2_640to640_32x32_f16w", ConvParams{N: 2, C: 640, H: 32, W: 32, K: 640, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
 	{"unet3x3_N2_1280to1280_16x16_f16w", ConvParams{N: 2, C: 1280, H: 16, W: 16, K: 1280, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
 	{"unet3x3_N2_1280to1280_8x8_f16w", ConvParams{N: 2, C: 1280, H: 8, W: 8, K: 1280, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
+	{"unet3x3_N2_1280to1280_4x4_f16w", ConvParams{N: 2, C: 1280, H: 4, W: 4, K: 1280, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}, F16},
 }
 
 // convFlops is 2*N*K*OH*OW*C*R*S.
