@@ -18,7 +18,9 @@
 # Packages default to the ones with cuda-tagged tests: kernels/cuda (all
 # tests), tensor and diffusion/pipeline (TestCUDA*). -run overrides the test
 # selection. Output: one line per package and the failing tests' logs; exit
-# status 1 if any test failed. Emulated kernels are slow: a few minutes.
+# status 1 if any test failed. Full logs go to $EMU_CUDA_LOGS if set (a
+# folder). Emulated kernels are slow: kernels/cuda's whole suite takes about
+# ten minutes here, the golden pipeline test longer; CI runs a quick subset.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -45,15 +47,21 @@ for p in "${pkgs[@]}"; do
 		*) sel='^TestCUDA' ;;
 		esac
 	fi
-	bin="$work/$(echo "$p" | tr / _).test"
+	name=$(echo "$p" | tr / _)
+	bin="$work/$name.test"
+	log="$work/$name.log"
+	if [ -n "${EMU_CUDA_LOGS:-}" ]; then
+		mkdir -p "$EMU_CUDA_LOGS"
+		log="$EMU_CUDA_LOGS/$name.log"
+	fi
 	go test -tags cuda -c -o "$bin" "./$p"
 	start=$(date +%s)
-	if (cd "$p" && LD_LIBRARY_PATH="$work${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$bin" -test.run "$sel" -test.v -test.timeout 20m) >"$work/log" 2>&1; then
-		echo "ok    $p ($(grep -c -- '--- PASS' "$work/log") passed, $(($(date +%s) - start)) s)"
+	if (cd "$p" && LD_LIBRARY_PATH="$work${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$bin" -test.run "$sel" -test.v -test.timeout 40m) >"$log" 2>&1; then
+		echo "ok    $p ($(grep -c -- '--- PASS' "$log") passed, $(($(date +%s) - start)) s)"
 	else
 		status=1
 		echo "FAIL  $p ($(($(date +%s) - start)) s)"
-		grep -E -A12 -- '--- FAIL|^panic:' "$work/log" | head -n 80
+		grep -E -B8 -A4 -- '--- FAIL|^panic:' "$log" | head -n 80
 	fi
 done
 exit $status
