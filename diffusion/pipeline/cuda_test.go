@@ -16,3 +16,14 @@ func TestCUDAGoldenTxt2Img(t *testing.T) {
 		t.Run(cd.compute, func(t *testing.T) { goldenOnDevice(t, "cuda:0", cd.compute, cd.rel) })
 	}
 }
+
+// TestCUDADemo compares a small demo-model generation on the GPU with the
+// CPU's (fast enough for scripts/emu-cuda.sh's emulated kernels).
+func TestCUDADemo(t *testing.T) {
+	for _, c := range []struct {
+		compute string
+		rel     float64
+	}{{"f32", 2e-4}, {"f16", 3e-2}} {
+		t.Run(c.compute, func(t *testing.T) { demoOnDevice(t, "cuda:0", c.compute, c.rel) })
+	}
+}

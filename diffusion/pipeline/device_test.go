@@ -80,6 +80,40 @@ func goldenOnDevice(t *testing.T, dev, compute string, rel float64) {
 	require.LessOrEqual(t, m.InUse-w, w/8+1<<20, "only the weights (in size classes) stay on the device after a run")
 }
 
+// demoOnDevice generates a small image with the built-in demo model on the CPU
+// and with its models on dev computing in compute, and compares the final
+// latents and decoded images within rel times their magnitude: a quick end
+// to end check of the device path (small enough for emulated kernels).
+func demoOnDevice(t *testing.T, dev, compute string, rel float64) {
+	run := func(dev string) (final, decoded []float32) {
+		p, err := Demo()
+		require.NoError(t, err)
+		defer p.Close()
+		if dev != "" {
+			require.NoError(t, p.ToDevice(dev, compute))
+		}
+		req := Request{Prompt: "small left-sided pleural effusion", Negative: "blurry", Steps: 2, Guidance: 4,
+			Height: 16, Width: 16, Seed: 11, Scheduler: "ddim",
+			trace: &trace{final: func(l, d *tensor.Tensor) { final, decoded = l.Float32s(), d.Float32s() }}}
+		_, err = p.Txt2Img(context.Background(), req)
+		require.NoError(t, err)
+		return final, decoded
+	}
+	wantF, wantD := run("")
+	gotF, gotD := run(dev)
+	closeTo(t, "final latents", gotF, wantF, rel*maxAbs(wantF), rel)
+	closeTo(t, "decoded", gotD, wantD, rel*maxAbs(wantD), rel)
+}
+
+func TestDemoOnSim(t *testing.T) {
+	for i, c := range []struct {
+		compute string
+		rel     float64
+	}{{"f32", 1e-4}, {"f16", 3e-2}} {
+		t.Run(c.compute, func(t *testing.T) { demoOnDevice(t, fmt.Sprintf("sim:%d", 46+i), c.compute, c.rel) })
+	}
+}
+
 // deviceWeightBytes sums the bytes of the models' tensors that are on the
 // pipeline's device.
 func deviceWeightBytes(p *Pipeline) int64 {

@@ -13,7 +13,7 @@
 // memory; launches run synchronously on the calling thread. Kernels are found
 // by name in kernel_table.inc (generated from the PTX entry points), whose
 // entries unpack the driver's parameter array into the kernel's C++ signature.
-// What it cannot check: timing, true concurrency between warps and blocks, and
+// ROENTGO_EMU_TRACE=1 prints every launch. What it cannot check: timing, true concurrency between warps and blocks, and
 // PTX itself (the kernels are compiled from the .cu sources by g++).
 #include "emu.h"
 
@@ -111,6 +111,8 @@ CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned
                         unsigned, void*, void** params, void**) {
   if (!f || by != 1 || bz != 1 || bx == 0 || bx > 1024) return INVALID_VALUE;
   const Kernel* k = static_cast<const Kernel*>(f);
+  static const bool trace = std::getenv("ROENTGO_EMU_TRACE") != nullptr;
+  if (trace) std::fprintf(stderr, "emu: %s grid %u,%u,%u block %u\n", k->name, gx, gy, gz, bx);
   emu::launch(dim3e{gx, gy, gz}, (int)bx, [&] { k->call(params); });
   return OK;
 }
