@@ -102,11 +102,16 @@ func Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc i
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	kern := pickKernel()
+	gemmSplit(pickKernel(), m, n, k, alpha, a, nil, b, beta, c, ldc)
+}
+
+// gemmSplit runs a product on up to Threads() goroutines, each on a block of
+// C, with A as a (or, when pa is set, pre-packed in pa).
+func gemmSplit(kern *gemmKernel, m, n, k int, alpha float32, a Mat, pa *PackedA, b Mat, beta float32, c []float32, ldc int) {
 	t := Threads()
 	// Below about 2^20 multiply-adds the goroutine start-up is not worth it.
 	if t <= 1 || m*n*k < 1<<20 {
-		gemmSerial(kern, m, n, k, alpha, a, nil, b, beta, c, ldc)
+		gemmSerial(kern, m, n, k, alpha, a, pa, b, beta, c, ldc)
 		return
 	}
 	// Split C into independent blocks along the larger dimension, so that the
@@ -119,6 +124,12 @@ func Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc i
 		ParallelTasks(chunks, func(i int) {
 			i0 := i * per
 			mm := min(per, m-i0)
+			if pa != nil {
+				sub := *pa
+				sub.i0 += i0
+				gemmSerial(kern, mm, n, k, alpha, Mat{}, &sub, b, beta, c[i0*ldc:], ldc)
+				return
+			}
 			gemmSerial(kern, mm, n, k, alpha, subRows(a, i0), nil, b, beta, c[i0*ldc:], ldc)
 		})
 		return
@@ -130,7 +141,7 @@ func Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc i
 	ParallelTasks(chunks, func(i int) {
 		j0 := i * per
 		nn := min(per, n-j0)
-		gemmSerial(kern, m, nn, k, alpha, a, nil, subCols(b, j0), beta, c[j0:], ldc)
+		gemmSerial(kern, m, nn, k, alpha, a, pa, subCols(b, j0), beta, c[j0:], ldc)
 	})
 }
 

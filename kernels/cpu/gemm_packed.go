@@ -139,31 +139,5 @@ func GemmPacked(m, n, k int, alpha float32, pa PackedA, b Mat, beta float32, c [
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
-	kern := pa.kern
-	t := Threads()
-	if t <= 1 || m*n*k < 1<<20 {
-		gemmSerial(kern, m, n, k, alpha, Mat{}, &pa, b, beta, c, ldc)
-		return
-	}
-	if m >= n {
-		tiles := (m + kern.mr - 1) / kern.mr
-		chunks := min(t, tiles)
-		per := (tiles + chunks - 1) / chunks * kern.mr
-		chunks = (m + per - 1) / per
-		ParallelTasks(chunks, func(i int) {
-			i0 := i * per
-			sub := pa
-			sub.i0 += i0
-			gemmSerial(kern, min(per, m-i0), n, k, alpha, Mat{}, &sub, b, beta, c[i0*ldc:], ldc)
-		})
-		return
-	}
-	tiles := (n + kern.nr - 1) / kern.nr
-	chunks := min(t, tiles)
-	per := (tiles + chunks - 1) / chunks * kern.nr
-	chunks = (n + per - 1) / per
-	ParallelTasks(chunks, func(i int) {
-		j0 := i * per
-		gemmSerial(kern, m, min(per, n-j0), k, alpha, Mat{}, &pa, subCols(b, j0), beta, c[j0:], ldc)
-	})
+	gemmSplit(pa.kern, m, n, k, alpha, Mat{}, &pa, b, beta, c, ldc)
 }
