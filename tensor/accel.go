@@ -318,15 +318,12 @@ func (b *accelBackend) binary(op cpu.BinaryOp, dst, x, y *Tensor) {
 	b.check("binary", b.d.Binary(op, dst.shape, b.at(dst), dst.strides, b.at(x), x.strides, b.at(y), y.strides))
 }
 
-// viaHost runs fn on host copies of the device tensors ins (downloaded as F32,
-// any strides kept) and uploads the contiguous host results into outs.
-func (b *accelBackend) viaHost(op string, outs, ins []*Tensor, fn func(outs, ins []*Tensor)) {
+// viaHost runs fn on contiguous F32 host copies of the float device tensors
+// ins and uploads the contiguous host results into outs (I64 outputs are in
+// host memory already).
+func (b *accelBackend) viaHost(outs, ins []*Tensor, fn func(outs, ins []*Tensor)) {
 	hin := make([]*Tensor, len(ins))
 	for i, t := range ins {
-		if t.st.dtype == I64 {
-			hin[i] = FromInt64(t.st.i64[t.offset:t.offset+cpu.Span(t.shape, t.strides)]).view(t.shape, t.strides, 0)
-			continue
-		}
 		c := t.Contiguous()
 		f := b.hostF32(c, c.Numel())
 		c.Release()
@@ -349,13 +346,13 @@ func (b *accelBackend) viaHost(op string, outs, ins []*Tensor, fn func(outs, ins
 }
 
 func (b *accelBackend) reduce(op cpu.ReduceOp, dst, x *Tensor, dim int) {
-	b.viaHost("reduce", []*Tensor{dst}, []*Tensor{x}, func(o, in []*Tensor) {
+	b.viaHost([]*Tensor{dst}, []*Tensor{x}, func(o, in []*Tensor) {
 		cpuBackend{}.reduce(op, o[0], in[0], dim)
 	})
 }
 
 func (b *accelBackend) argmax(dst, x *Tensor, dim int) {
-	b.viaHost("argmax", []*Tensor{dst}, []*Tensor{x}, func(o, in []*Tensor) {
+	b.viaHost([]*Tensor{dst}, []*Tensor{x}, func(o, in []*Tensor) {
 		cpuBackend{}.argmax(o[0], in[0], dim)
 	})
 }
@@ -371,11 +368,6 @@ func (b *accelBackend) gemm(batch, m, n, k int, alpha float32, a matArg, sa int,
 		c: b.at(c), ldc: ldc, strideC: sc, bias: b.at(bias),
 	}
 	b.flops.Add(2 * int64(batch) * int64(m) * int64(n) * int64(k))
-	if k == 0 {
-		// Nothing to multiply: C = bias + beta*C, done by the kernel with a
-		// zero inner loop all the same; keep strides valid.
-		p.lda, p.ldb = max(p.lda, 1), max(p.ldb, 1)
-	}
 	b.check("gemm", b.d.Gemm(p))
 }
 
