@@ -261,30 +261,12 @@ func (b *Builder) GetInit(name string, init Init, shape ...int) *tensor.Tensor {
 	if st.src == nil {
 		t = randomParam(st.seed, key, init, want)
 	} else {
-		dt, found, ok := st.src.Info(key)
-		if !ok {
-			st.missing = append(st.missing, key)
-			st.errs = append(st.errs, fmt.Errorf("nn: %s: missing (want shape %v)", key, want))
-			return nil
-		}
-		if !want.Equal(found) {
-			st.errs = append(st.errs, fmt.Errorf("nn: %s: shape %v in the source, want %v", key, tensor.Shape(found), want))
-			st.markUsed(key, nil)
-			return nil
-		}
-		lt, err := st.src.Load(key)
-		if err != nil {
-			st.errs = append(st.errs, fmt.Errorf("nn: %s (%s %v): %w", key, dt, want, err))
-			st.markUsed(key, nil)
+		lt := st.load(key, want, fmt.Sprintf("shape %v", want))
+		if lt == nil {
 			return nil
 		}
 		if lt.DType() == tensor.I64 {
 			st.errs = append(st.errs, fmt.Errorf("nn: %s: dtype %v, want a floating-point tensor (F32, F16 or BF16)", key, lt.DType()))
-			st.markUsed(key, nil)
-			return nil
-		}
-		if !lt.Shape().Equal(want) {
-			st.errs = append(st.errs, fmt.Errorf("nn: %s: shape %v in the source, want %v", key, lt.Shape(), want))
 			st.markUsed(key, nil)
 			return nil
 		}
@@ -320,21 +302,8 @@ func (b *Builder) GetInt64(name string, shape ...int) *tensor.Tensor {
 	if st.src == nil {
 		t = tensor.Zeros(tensor.I64, shape...)
 	} else {
-		_, found, ok := st.src.Info(key)
-		if !ok {
-			st.missing = append(st.missing, key)
-			st.errs = append(st.errs, fmt.Errorf("nn: %s: missing (want I64 %v)", key, want))
-			return nil
-		}
-		if !want.Equal(found) {
-			st.errs = append(st.errs, fmt.Errorf("nn: %s: shape %v in the source, want %v", key, tensor.Shape(found), want))
-			st.markUsed(key, nil)
-			return nil
-		}
-		lt, err := st.src.Load(key)
-		if err != nil {
-			st.errs = append(st.errs, fmt.Errorf("nn: %s: %w", key, err))
-			st.markUsed(key, nil)
+		lt := st.load(key, want, fmt.Sprintf("I64 %v", want))
+		if lt == nil {
 			return nil
 		}
 		if lt.DType() != tensor.I64 {
@@ -346,6 +315,37 @@ func (b *Builder) GetInt64(name string, shape ...int) *tensor.Tensor {
 	}
 	st.markUsed(key, t)
 	return t
+}
+
+// load reads key from the source after checking that the source holds it with
+// shape want, and that the loaded tensor has that shape. On a problem it
+// records an error (what describes the expected tensor for a missing key) and
+// returns nil.
+// The caller holds st.mu.
+func (st *builderState) load(key string, want tensor.Shape, what string) *tensor.Tensor {
+	dt, found, ok := st.src.Info(key)
+	if !ok {
+		st.missing = append(st.missing, key)
+		st.errs = append(st.errs, fmt.Errorf("nn: %s: missing (want %s)", key, what))
+		return nil
+	}
+	if !want.Equal(found) {
+		st.errs = append(st.errs, fmt.Errorf("nn: %s: shape %v in the source, want %v", key, tensor.Shape(found), want))
+		st.markUsed(key, nil)
+		return nil
+	}
+	lt, err := st.src.Load(key)
+	if err != nil {
+		st.errs = append(st.errs, fmt.Errorf("nn: %s (%s %v): %w", key, dt, want, err))
+		st.markUsed(key, nil)
+		return nil
+	}
+	if !lt.Shape().Equal(want) {
+		st.errs = append(st.errs, fmt.Errorf("nn: %s: shape %v in the source, want %v", key, lt.Shape(), want))
+		st.markUsed(key, nil)
+		return nil
+	}
+	return lt
 }
 
 // markUsed records key as consumed; a nil t (a failed load) is not a parameter.
