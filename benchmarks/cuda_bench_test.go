@@ -83,16 +83,7 @@ func BenchmarkCUDATxt2Img(b *testing.B) {
 	if _, err := p.Txt2Img(context.Background(), req); err != nil { // warm-up
 		b.Fatal(err)
 	}
-	var tm pipeline.Timings
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		res, err := p.Txt2Img(context.Background(), req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		tm = res.Timings
-	}
-	b.StopTimer()
+	tm := timeTxt2Img(b, p, req)
 	b.ReportMetric(tm.TextEncoding.Seconds()*1e3, "ms-text")
 	b.ReportMetric(tm.Denoising.Seconds()*1e3, "ms-denoise")
 	b.ReportMetric(float64(tm.Steps)/tm.Denoising.Seconds(), "steps/s")

@@ -68,17 +68,8 @@ func BenchmarkTxt2Img(b *testing.B) {
 				Scheduler: "pndm",
 				Seed:      42,
 			}
-			var tm pipeline.Timings
 			cpu0 := cpuTime()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				res, err := p.Txt2Img(context.Background(), req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				tm = res.Timings
-			}
-			b.StopTimer()
+			tm := timeTxt2Img(b, p, req)
 			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 			b.ReportMetric(tm.TextEncoding.Seconds(), "s-text")
 			b.ReportMetric(tm.Denoising.Seconds(), "s-denoise")
@@ -87,4 +78,20 @@ func BenchmarkTxt2Img(b *testing.B) {
 			b.ReportMetric(peakRSSMiB(), "MiB-peakRSS")
 		})
 	}
+}
+
+// timeTxt2Img runs req b.N times on the benchmark's clock and returns the
+// phase timings of the last run.
+func timeTxt2Img(b *testing.B, p *pipeline.Pipeline, req pipeline.Request) pipeline.Timings {
+	var tm pipeline.Timings
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := p.Txt2Img(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tm = res.Timings
+	}
+	b.StopTimer()
+	return tm
 }
