@@ -6,7 +6,10 @@
 // NewTextModel or loaded from a diffusers text_encoder/ folder with
 // LoadTextModel: Forward gives the last hidden state (Stable Diffusion's prompt
 // embeddings), HiddenState(ids, -2, ln) the penultimate ("clip skip") states,
-// and ForwardOutput all hidden states and the pooled EOS output.
+// and ForwardOutput all hidden states and the pooled EOS output. Weights
+// whose position_ids buffer is damaged (stored as F16 or F32 by conversion
+// scripts, averaged by merges) load with a warning in TextModel.Warnings
+// (see NewTextModel), for the caller to show.
 //
 // CLIPTokenizer reproduces the ids of transformers' CLIPTokenizer with ftfy
 // installed, which are those of OpenAI's CLIP tokenizer, as the diffusers

@@ -12,6 +12,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
@@ -53,28 +55,50 @@ func SD15TextConfig() TextConfig {
 	return c
 }
 
-// Validate reports the first inconsistency of c as an error naming the key.
+// Validate reports the first inconsistency of c as an error naming the key:
+// sizes must be positive and at most nn.MaxDim (vocab_size nn.MaxVocab),
+// hidden_size a multiple of num_attention_heads, layer_norm_eps positive and
+// finite (also as float32), hidden_act known, and the model at most
+// nn.MaxParams parameters. ProjectionDim is not used by the text model and
+// not checked.
 func (c TextConfig) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize}, {"intermediate_size", c.IntermediateSize},
-		{"num_hidden_layers", c.NumHiddenLayers}, {"num_attention_heads", c.NumAttentionHeads},
-		{"max_position_embeddings", c.MaxPositionEmbeddings}} {
+		max  int
+	}{{"vocab_size", c.VocabSize, nn.MaxVocab}, {"hidden_size", c.HiddenSize, nn.MaxDim}, {"intermediate_size", c.IntermediateSize, nn.MaxDim},
+		{"num_hidden_layers", c.NumHiddenLayers, nn.MaxDim}, {"num_attention_heads", c.NumAttentionHeads, nn.MaxDim},
+		{"max_position_embeddings", c.MaxPositionEmbeddings, nn.MaxDim}} {
 		if f.v < 1 {
 			return fmt.Errorf("clip: text config: %s = %d, want a positive number", f.name, f.v)
+		}
+		if f.v > f.max {
+			return fmt.Errorf("clip: text config: %s = %d, want at most %d", f.name, f.v, f.max)
 		}
 	}
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
 		return fmt.Errorf("clip: text config: hidden_size %d is not a multiple of num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
 	}
-	if !(c.LayerNormEps > 0) {
-		return fmt.Errorf("clip: text config: layer_norm_eps = %g, want > 0", c.LayerNormEps)
+	if !(c.LayerNormEps > 0) || math.IsInf(c.LayerNormEps, 0) || !(float32(c.LayerNormEps) > 0) || math.IsInf(float64(float32(c.LayerNormEps)), 0) {
+		return fmt.Errorf("clip: text config: layer_norm_eps = %g, want a positive finite number (as float32)", c.LayerNormEps)
 	}
 	if _, err := nn.ParseActivation(c.HiddenAct); err != nil {
 		return fmt.Errorf("clip: text config: hidden_act %q is not supported (want quick_gelu, gelu, gelu_new, gelu_pytorch_tanh or silu)", c.HiddenAct)
 	}
+	if np := c.numParams(); np > nn.MaxParams {
+		return fmt.Errorf("clip: text config: vocab_size %d, hidden_size %d, intermediate_size %d and num_hidden_layers %d make a model of %.4g parameters, want at most %d",
+			c.VocabSize, c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers, np, nn.MaxParams)
+	}
 	return nil
+}
+
+// numParams returns the number of parameters of the text model c describes
+// (the position_ids buffer is not one), as a float64 so that an absurd config
+// cannot overflow it.
+func (c TextConfig) numParams() float64 {
+	d, i := float64(c.HiddenSize), float64(c.IntermediateSize)
+	layer := 2*2*d + 4*(d*d+d) + d*i + i + i*d + d // layer norms, q/k/v/out, fc1, fc2
+	return float64(c.VocabSize+c.MaxPositionEmbeddings)*d + float64(c.NumHiddenLayers)*layer + 2*d
 }
 
 // LoadTextConfig reads a transformers CLIPTextConfig config.json: keys absent
@@ -98,14 +122,24 @@ func LoadTextConfig(path string) (TextConfig, error) {
 // embeddings, NumHiddenLayers pre-LayerNorm Transformer layers with causal
 // self-attention, and a final LayerNorm. Keys (under text_model.):
 // embeddings.{token_embedding,position_embedding}, encoder.layers.N,
-// final_layer_norm; embeddings.position_ids (I64) is used when present.
+// final_layer_norm, and the optional buffer embeddings.position_ids.
 type TextModel struct {
 	Config            TextConfig
 	TokenEmbedding    *nn.Embedding // [vocab, D]
 	PositionEmbedding *nn.Embedding // [max_pos, D]
-	PositionIDs       *tensor.Tensor
-	Layers            []*EncoderLayer
-	FinalLayerNorm    *nn.LayerNorm
+	// PositionIDs [1, max_pos] (I64) indexes the position table when the
+	// weights store position_ids: always 0..max_pos-1, whatever they store
+	// (see NewTextModel); nil when they store none (the table is then used
+	// in order, which is the same).
+	PositionIDs    *tensor.Tensor
+	Layers         []*EncoderLayer
+	FinalLayerNorm *nn.LayerNorm
+	// Warnings lists problems with the weights that loading worked around
+	// (position_ids that were not 0..max_pos-1 in order, or not whole
+	// numbers), one sentence each starting with "clip: ", for the caller to
+	// show the user; nil when there were none. NewTextModel, LoadTextModel
+	// and TextModelFromCheckpoint fill it.
+	Warnings []string
 
 	closer func() error // the source opened by LoadTextModel
 }
@@ -135,8 +169,22 @@ type MLP struct {
 
 // NewTextModel returns the CLIPTextModel whose parameters b holds under
 // text_model. (b at the root of a text_encoder state dict). It returns an error
-// for an invalid config or invalid stored position_ids; missing or mis-shaped
-// parameters are recorded in b as usual: call b.Check before use.
+// for an invalid config; missing or mis-shaped parameters are recorded in b as
+// usual: call b.Check before use.
+//
+// position_ids: transformers' CLIPTextModel stores arange(max_pos) as an I64
+// buffer [1, max_pos] (newer versions do not even read it back), but
+// checkpoints in the wild store it as F16, BF16 or F32 (diffusers'
+// convert_diffusers_to_original_stable_diffusion.py --half; merges that
+// averaged it into values like 75.9999), and a few as F64 or I32. Every dtype
+// is accepted, and the model always uses 0..max_pos-1 in order: float values
+// are rounded to the nearest integer, and when they were not whole numbers,
+// or the (rounded) values are not exactly 0..max_pos-1 in order, a warning in
+// the model's Warnings says so and the stored values are ignored (a position
+// table indexed out of order is a corrupt checkpoint, not a model anyone
+// trained). A dtype the tensor package cannot read (F64, I32, ...) is skipped
+// with a warning, since its values cannot be checked. A stored shape other
+// than [1, max_pos] is an error recorded in b, like any misshapen parameter.
 func NewTextModel(b *nn.Builder, c TextConfig) (*TextModel, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -151,17 +199,7 @@ func NewTextModel(b *nn.Builder, c TextConfig) (*TextModel, error) {
 		TokenEmbedding:    nn.NewEmbedding(emb.Sub("token_embedding"), c.VocabSize, d),
 		PositionEmbedding: nn.NewEmbedding(emb.Sub("position_embedding"), c.MaxPositionEmbeddings, d),
 	}
-	if emb.Has("position_ids") {
-		// A buffer, not a parameter: transformers indexes the position table with it.
-		m.PositionIDs = emb.GetInt64("position_ids", 1, c.MaxPositionEmbeddings)
-		if m.PositionIDs != nil {
-			for i, p := range m.PositionIDs.Int64s() {
-				if p < 0 || p >= int64(c.MaxPositionEmbeddings) {
-					return nil, fmt.Errorf("clip: text_model.embeddings.position_ids[%d] = %d, want 0 <= id < %d", i, p, c.MaxPositionEmbeddings)
-				}
-			}
-		}
-	}
+	m.PositionIDs, m.Warnings = positionIDs(emb, c.MaxPositionEmbeddings)
 	for i := 0; i < c.NumHiddenLayers; i++ {
 		lb := tb.Path("encoder", "layers", i)
 		ab := lb.Sub("self_attn")
@@ -180,6 +218,76 @@ func NewTextModel(b *nn.Builder, c TextConfig) (*TextModel, error) {
 	}
 	m.FinalLayerNorm = nn.NewLayerNorm(tb.Sub("final_layer_norm"), d, eps)
 	return m, nil
+}
+
+// positionIDs reads the optional position_ids buffer under emb for a table
+// of n positions as NewTextModel describes, and returns the ids the model
+// uses (nil when the weights store none, or on an error recorded in emb) and
+// the warnings to report.
+func positionIDs(emb *nn.Builder, n int) (*tensor.Tensor, []string) {
+	const name = "position_ids"
+	dt, _, ok := emb.Info(name)
+	if !ok {
+		return nil, nil
+	}
+	key := emb.Prefix() + "." + name
+	use := fmt.Sprintf("using positions 0..%d in order", n-1)
+	arange := func() *tensor.Tensor {
+		v := make([]int64, n)
+		for i := range v {
+			v[i] = int64(i)
+		}
+		return tensor.FromInt64(v, 1, n)
+	}
+	switch dt {
+	case "F32", "F16", "BF16", "I64":
+	default:
+		emb.Skip(name, 1, n)
+		return arange(), []string{fmt.Sprintf("clip: %s is stored as %s, whose values roentgo does not read; %s", key, dt, use)}
+	}
+	t := emb.GetStored(name, 1, n)
+	if t == nil {
+		return nil, nil // the builder recorded why
+	}
+	// The first value that is not a whole number and the first one that is
+	// not its index after rounding, -1 for none.
+	frac, moved := -1, -1
+	var show func(i int) string // value i as stored
+	if t.DType() == tensor.I64 {
+		iv := t.Int64s()
+		for i, v := range iv {
+			if moved < 0 && v != int64(i) {
+				moved = i
+			}
+		}
+		show = func(i int) string { return strconv.FormatInt(iv[i], 10) }
+	} else {
+		fv := t.Float32s()
+		for i, v := range fv {
+			r := math.Round(float64(v))
+			if frac < 0 && r != float64(v) {
+				frac = i
+			}
+			if moved < 0 && r != float64(i) {
+				moved = i
+			}
+		}
+		show = func(i int) string { return strconv.FormatFloat(float64(fv[i]), 'g', -1, 32) }
+	}
+	var probs []string
+	if frac >= 0 {
+		probs = append(probs, fmt.Sprintf("is stored as %s with values that are not whole numbers (e.g. [%d] = %s)", dt, frac, show(frac)))
+	}
+	if moved >= 0 {
+		probs = append(probs, fmt.Sprintf("is not 0..%d in order (e.g. [%d] = %s)", n-1, moved, show(moved)))
+	}
+	if probs != nil {
+		return arange(), []string{fmt.Sprintf("clip: %s %s; %s", key, strings.Join(probs, " and "), use)}
+	}
+	if t.DType() == tensor.I64 {
+		return t, nil
+	}
+	return arange(), nil
 }
 
 // LoadTextModel loads the text encoder of a diffusers folder: dir is the

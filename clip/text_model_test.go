@@ -210,14 +210,21 @@ func TestTextModelLoadErrors(t *testing.T) {
 	require.Contains(t, err.Error(), "text_model.encoder.layers.2.mlp.fc2.bias: missing")
 	require.Contains(t, err.Error(), "text_model.extra: unused")
 
-	// position_ids out of range are refused.
+	// position_ids out of range are replaced by 0..76 with a warning (see
+	// TestPositionIDsDTypes).
 	bad := append([]nn.Param(nil), params...)
 	pid := make([]int64, 77)
+	for i := range pid {
+		pid[i] = int64(i)
+	}
 	pid[3] = 77
 	bad = append(bad, nn.Param{Name: "text_model.embeddings.position_ids", Tensor: tensor.FromInt64(pid, 1, 77)})
 	require.NoError(t, nn.SaveSafetensors(filepath.Join(dir, "model.safetensors"), bad, nil))
-	_, err = LoadTextModel(dir, tensor.F32)
-	require.ErrorContains(t, err, "position_ids[3] = 77")
+	m, err := LoadTextModel(dir, tensor.F32)
+	require.NoError(t, err)
+	require.Equal(t, []string{"clip: text_model.embeddings.position_ids is not 0..76 in order (e.g. [3] = 77); using positions 0..76 in order"}, m.Warnings)
+	require.Equal(t, int64(3), m.PositionIDs.Int64s()[3])
+	require.NoError(t, m.Close())
 	_, err = LoadTextModel(dir, tensor.I64)
 	require.ErrorContains(t, err, "dtype")
 }

@@ -28,13 +28,28 @@ func newDDIM(cfg Config, eta float64) (*ddim, error) {
 	return &ddim{base: b, eta: eta}, nil
 }
 
+// SetTimesteps sets diffusers' DDIM timesteps (leading spacing by default:
+// (n-1, ..., 1, 0) (T div n) + steps_offset). Each step goes from t to
+// t - T div n, the last one to the final alpha (1 with set_alpha_to_one,
+// else alphas_cumprod[0]) when that is below 0: with steps_offset 1 and
+// T div n = 1 the last step goes from 1 to 0 and the final alpha is unused.
+// It fails when the first timestep would be T or more (n = T with
+// steps_offset 1), where diffusers fails at the first step (checkIndexable).
 func (s *ddim) SetTimesteps(n int) error {
 	if err := checkSteps(n, s.T()); err != nil {
 		return err
 	}
+	ts := s.timesteps(n)
+	if err := checkIndexable(s.name, n, s.cfg.StepsOffset, s.T(), ts, s.timesteps); err != nil {
+		return err
+	}
 	s.n = n
-	s.ts = spacedTimesteps(s.spacing(SpacingLeading), s.T(), n, s.cfg.StepsOffset, true)
+	s.ts = ts
 	return nil
+}
+
+func (s *ddim) timesteps(n int) []float64 {
+	return spacedTimesteps(s.spacing(SpacingLeading), s.T(), n, s.cfg.StepsOffset, true)
 }
 
 // finalAlpha is the alphas_cumprod after the last step.

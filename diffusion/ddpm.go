@@ -29,18 +29,34 @@ func newDDPM(cfg Config) (*ddpm, error) {
 	return &ddpm{base: b}, nil
 }
 
+// SetTimesteps sets DDPM's timesteps: leading spacing from 0 by default
+// (diffusers 0.16.1's DDPM has no steps_offset); with an explicit
+// timestep_spacing, that spacing with steps_offset (later diffusers). It
+// fails when a leading timestep would be T or more (checkIndexable).
 func (s *ddpm) SetTimesteps(n int) error {
 	if err := checkSteps(n, s.T()); err != nil {
 		return err
 	}
-	s.n = n
-	// diffusers 0.16.1's DDPM has no steps_offset: leading spacing from 0.
-	off := 0
-	if s.cfg.TimestepSpacing != "" {
-		off = s.cfg.StepsOffset
+	ts := s.timesteps(n)
+	if err := checkIndexable(s.name, n, s.offset(), s.T(), ts, s.timesteps); err != nil {
+		return err
 	}
-	s.ts = spacedTimesteps(s.spacing(SpacingLeading), s.T(), n, off, true)
+	s.n = n
+	s.ts = ts
 	return nil
+}
+
+// offset is the steps_offset DDPM applies: none without an explicit
+// timestep_spacing.
+func (s *ddpm) offset() int {
+	if s.cfg.TimestepSpacing == "" {
+		return 0
+	}
+	return s.cfg.StepsOffset
+}
+
+func (s *ddpm) timesteps(n int) []float64 {
+	return spacedTimesteps(s.spacing(SpacingLeading), s.T(), n, s.offset(), true)
 }
 
 func (s *ddpm) stepRatio() int {

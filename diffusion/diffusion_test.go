@@ -191,11 +191,11 @@ func TestNewNames(t *testing.T) {
 			t.Errorf("%s: %d timesteps", name, len(s.Timesteps()))
 		}
 	}
-	_, err := New("plms", cfg)
+	_, err := New("eulerx", cfg)
 	if err == nil {
 		t.Fatal("unknown scheduler accepted")
 	}
-	for _, w := range append([]string{`"plms"`}, SchedulerNames...) {
+	for _, w := range append([]string{`"eulerx"`, "accepted too"}, SchedulerNames...) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not list %s", err, w)
 		}

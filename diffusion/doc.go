@@ -12,7 +12,12 @@
 //   - A Scheduler (built by New from a name and a Config) turns model outputs
 //     into the next latents with the semantics of diffusers 0.16.1, so that
 //     the same inputs give the same trajectories (checked against golden data
-//     from diffusers to 1e-5 relative).
+//     from diffusers to 1e-5 relative). The names are SchedulerNames; New
+//     also takes the spellings users know from other tools ("Euler a",
+//     "DPM++ 2M Karras", "plms", "k_lms", diffusers class names), which
+//     CanonicalSchedulerName maps to them. Where diffusers would fail on a
+//     step count (1000 steps with Stable Diffusion's steps_offset 1 index
+//     alphas_cumprod[1000]), SetTimesteps returns an error instead.
 //   - Sample drives any Scheduler with a Denoiser, a function from (latents,
 //     timestep) to the model output, so a U-Net, a guided U-Net or a test
 //     function plug in the same way.

@@ -53,13 +53,27 @@ func newDPM(cfg Config, name string) (*dpm, error) {
 	return s, nil
 }
 
+// SetTimesteps sets DPM-Solver's timesteps (timesteps). It fails when a
+// leading timestep, n (T div (n+1)) + steps_offset at most, would be T or
+// more (checkIndexable).
 func (s *dpm) SetTimesteps(n int) error {
 	if err := checkSteps(n, s.T()); err != nil {
+		return err
+	}
+	ts := s.timesteps(n)
+	if err := checkIndexable(s.name, n, s.cfg.StepsOffset, s.T(), ts, s.timesteps); err != nil {
 		return err
 	}
 	s.prevX0.Release()
 	s.prevX0 = nil
 	s.lowerOrderNums = 0
+	s.ts = ts
+	s.n = len(ts)
+	return nil
+}
+
+// timesteps returns the timesteps of n steps, duplicates dropped.
+func (s *dpm) timesteps(n int) []float64 {
 	T := s.T()
 	var ts []float64
 	switch sp := s.spacing(SpacingLinspace); sp {
@@ -100,9 +114,7 @@ func (s *dpm) SetTimesteps(n int) error {
 			uniq = append(uniq, t)
 		}
 	}
-	s.ts = uniq
-	s.n = len(uniq)
-	return nil
+	return uniq
 }
 
 func (s *dpm) Step(out *tensor.Tensor, tf float64, x *tensor.Tensor, _ tensor.RandSource) StepOutput {

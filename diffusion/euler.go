@@ -35,14 +35,65 @@ func newSigmaBase(name string, cfg Config) (sigmaBase, error) {
 	return s, nil
 }
 
-// setSigmas computes the timesteps and sigmas of n steps; with karras the
-// sigmas follow Karras et al. and the timesteps are their fractional
-// training timesteps.
-func (s *sigmaBase) setSigmas(n int, karras bool) error {
+// setSigmas computes the timesteps and sigmas of n steps (sigmasFor); with
+// distinct set (LMS, and every scheduler with Karras sigmas) it fails,
+// changing nothing, when two noise levels coincide (checkDistinctSigmas).
+func (s *sigmaBase) setSigmas(n int, karras, distinct bool) error {
 	if err := checkSteps(n, s.T()); err != nil {
 		return err
 	}
+	ts, sig := s.sigmasFor(n, karras)
+	if distinct {
+		if err := s.checkDistinctSigmas(n, karras, ts, sig); err != nil {
+			return err
+		}
+	}
 	s.n = n
+	s.ts = ts
+	s.sigmas = sig
+	return nil
+}
+
+// checkDistinctSigmas returns an error when two of the n noise levels sig
+// are equal. Timesteps at or past the end of the training schedule (leading
+// spacing with a steps_offset) all get its last noise level: LMS then
+// divides by the zero difference of two levels (n = T with steps_offset 1;
+// diffusers gets inf and NaN), and Karras sigmas collapse to one level with
+// one timestep repeated (every timestep past the end, steps_offset T-1),
+// which the timestep lookups cannot tell apart. The error suggests the
+// largest step count below n that avoids it.
+func (s *sigmaBase) checkDistinctSigmas(n int, karras bool, ts []float64, sig []float32) error {
+	i := repeatedSigma(sig[:n])
+	if i < 0 {
+		return nil
+	}
+	hint := "no step count gives distinct noise levels with this steps_offset: use a smaller one"
+	for m := n - 1; m >= 1; m-- {
+		if _, sm := s.sigmasFor(m, karras); repeatedSigma(sm[:m]) < 0 {
+			hint = stepCount(m) + " would work"
+			break
+		}
+	}
+	return fmt.Errorf("diffusion: %s: %d inference steps with steps_offset %d give timesteps %v and %v the same noise level %v (timesteps at or past the end of the training schedule [0, %d) take its last one); %s needs distinct noise levels (diffusers gives NaN or an error here); %s",
+		s.name, n, s.cfg.StepsOffset, ts[i], ts[i+1], sig[i], s.T(), s.name, hint)
+}
+
+// repeatedSigma returns the first i with sig[i] == sig[i+1], or -1.
+func repeatedSigma(sig []float32) int {
+	for i := 0; i+1 < len(sig); i++ {
+		if sig[i] == sig[i+1] {
+			return i
+		}
+	}
+	return -1
+}
+
+// sigmasFor returns the n timesteps and the n+1 sigmas (the last 0) of n
+// steps; with karras the sigmas follow Karras et al. and the timesteps are
+// their fractional training timesteps. Timesteps past either end of the
+// training schedule (leading spacing with a steps_offset) take the sigma of
+// that end, as numpy.interp gives diffusers.
+func (s *sigmaBase) sigmasFor(n int, karras bool) ([]float64, []float32) {
 	ts := spacedTimesteps(s.spacing(SpacingLinspace), s.T(), n, s.cfg.StepsOffset, false)
 	if s.spacing(SpacingLinspace) != SpacingLinspace {
 		for i, t := range ts { // diffusers casts these to float32
@@ -60,12 +111,11 @@ func (s *sigmaBase) setSigmas(n int, karras bool) error {
 			ts[i] = sigmaToT(v, ls)
 		}
 	}
-	s.ts = ts
-	s.sigmas = make([]float32, n+1)
+	out := make([]float32, n+1)
 	for i, v := range sig {
-		s.sigmas[i] = float32(v)
+		out[i] = float32(v)
 	}
-	return nil
+	return ts, out
 }
 
 // Sigmas returns the noise level of each timestep followed by 0.
@@ -153,7 +203,8 @@ func newEuler(cfg Config, ancestral bool, name string) (*euler, error) {
 }
 
 func (s *euler) SetTimesteps(n int) error {
-	return s.setSigmas(n, s.cfg.UseKarrasSigmas && !s.ancestral)
+	karras := s.cfg.UseKarrasSigmas && !s.ancestral
+	return s.setSigmas(n, karras, karras)
 }
 
 func (s *euler) Order() int { return 1 }

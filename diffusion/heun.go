@@ -35,7 +35,7 @@ func (s *heun) reset() {
 }
 
 func (s *heun) SetTimesteps(n int) error {
-	if err := s.setSigmas(n, s.cfg.UseKarrasSigmas); err != nil {
+	if err := s.setSigmas(n, s.cfg.UseKarrasSigmas, s.cfg.UseKarrasSigmas); err != nil {
 		return err
 	}
 	s.reset()

@@ -26,8 +26,12 @@ func newLMS(cfg Config) (*lms, error) {
 	return &lms{sigmaBase: b, order: 4}, nil
 }
 
+// SetTimesteps sets the timesteps and sigmas of n steps. It fails when two
+// of the sigmas are equal (checkDistinctSigmas: n = T with leading spacing
+// and steps_offset 1 gives timesteps T and T-1 the last sigma), where the
+// Lagrange weights would divide by zero.
 func (s *lms) SetTimesteps(n int) error {
-	if err := s.setSigmas(n, s.cfg.UseKarrasSigmas); err != nil {
+	if err := s.setSigmas(n, s.cfg.UseKarrasSigmas, true); err != nil {
 		return err
 	}
 	for _, d := range s.derivs {

@@ -48,13 +48,20 @@ func (s *pndm) reset() {
 	s.counter = 0
 }
 
+// SetTimesteps sets diffusers' PLMS timesteps (leading spacing by default:
+// (n-1, ..., 1, 0) (T div n) + steps_offset, with the second repeated). It
+// fails when the first timestep would be T or more (n = T with steps_offset
+// 1), where diffusers fails at the first step (checkIndexable).
 func (s *pndm) SetTimesteps(n int) error {
 	if err := checkSteps(n, s.T()); err != nil {
 		return err
 	}
+	desc := s.descending(n)
+	if err := checkIndexable(s.name, n, s.cfg.StepsOffset, s.T(), desc, s.descending); err != nil {
+		return err
+	}
 	s.reset()
 	s.n = n
-	desc := spacedTimesteps(s.spacing(SpacingLeading), s.T(), n, s.cfg.StepsOffset, true)
 	// plms: ascending _timesteps[:-1], _timesteps[-2], _timesteps[-1],
 	// reversed: the second timestep appears twice.
 	// With n = 1 there is nothing to repeat.
@@ -65,6 +72,11 @@ func (s *pndm) SetTimesteps(n int) error {
 	}
 	s.ts = append(ts, desc[1:]...)
 	return nil
+}
+
+// descending returns the n timesteps of the spacing, without the repeat.
+func (s *pndm) descending(n int) []float64 {
+	return spacedTimesteps(s.spacing(SpacingLeading), s.T(), n, s.cfg.StepsOffset, true)
 }
 
 func (s *pndm) Step(out *tensor.Tensor, tf float64, x *tensor.Tensor, _ tensor.RandSource) StepOutput {

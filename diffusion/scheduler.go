@@ -45,8 +45,16 @@ type Scheduler interface {
 	Config() Config
 	// Schedule returns the training noise schedule.
 	Schedule() *Schedule
-	// SetTimesteps prepares n inference steps and resets the state. It fails
-	// when n is not in [1, num_train_timesteps].
+	// SetTimesteps prepares n inference steps and resets the state. It fails,
+	// leaving the scheduler as it was, when n is not in [1,
+	// num_train_timesteps], or when the steps would not fit the training
+	// schedule: with leading spacing and a steps_offset (Stable Diffusion's
+	// steps_offset 1 at n = num_train_timesteps) DDPM, DDIM, PNDM and
+	// DPM-Solver would start past the last training timestep, and LMS would
+	// get two timesteps clamped to the same noise level; diffusers fails
+	// (IndexError) or divides by zero there. The sigma schedulers otherwise
+	// clamp timesteps past the schedule to its last noise level, as
+	// diffusers does.
 	SetTimesteps(n int) error
 	// NumInferenceSteps is the n of the last SetTimesteps (0 before).
 	NumInferenceSteps() int
@@ -74,9 +82,74 @@ type Scheduler interface {
 	AddNoise(original, noise *tensor.Tensor, timesteps []float64) *tensor.Tensor
 }
 
-// SchedulerNames lists the names New accepts (euler_ancestral is also
-// accepted as an alias of euler_a).
+// SchedulerNames lists the canonical scheduler names, the ones Name
+// returns. New also accepts the other spellings CanonicalSchedulerName
+// knows ("Euler a", "DPM++ 2M Karras", "plms", diffusers class names, ...).
 var SchedulerNames = []string{"ddpm", "ddim", "pndm", "euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_karras", "lms"}
+
+// schedulerAliases maps squashed spellings (see squashSchedulerName) to
+// canonical names.
+var schedulerAliases = map[string]string{
+	"ddpm":  "ddpm",
+	"ddim":  "ddim",
+	"pndm":  "pndm",
+	"plms":  "pndm", // the CompVis scripts' name (--plms)
+	"euler": "euler",
+	// diffusers' EulerAncestralDiscreteScheduler, A1111's "Euler a",
+	// k-diffusion's sample_euler_ancestral.
+	"eulera":         "euler_a",
+	"eulerancestral": "euler_a",
+	"heun":           "heun",
+	"lms":            "lms",
+	// DPM-Solver++(2M): A1111's "DPM++ 2M", diffusers'
+	// DPMSolverMultistepScheduler (whose default is dpmsolver++, order 2).
+	"dpmpp2m":            "dpmpp_2m",
+	"dpmsolvermultistep": "dpmpp_2m",
+	"dpmpp2mkarras":      "dpmpp_2m_karras",
+}
+
+// squashSchedulerName reduces a scheduler name to the key of
+// schedulerAliases: lower case, "++" read as "pp", without spaces, hyphens,
+// underscores and dots, without a k-diffusion "k_" prefix and without a
+// trailing "scheduler" and then "discrete" (diffusers class names).
+func squashSchedulerName(name string) string {
+	s := strings.ToLower(strings.TrimSpace(name))
+	if len(s) > 2 && s[0] == 'k' && strings.ContainsRune(" -_", rune(s[1])) {
+		s = s[2:]
+	}
+	s = strings.ReplaceAll(s, "++", "pp")
+	s = strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" \t-_.", r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimSuffix(s, "scheduler")
+	s = strings.TrimSuffix(s, "discrete")
+	return s
+}
+
+// CanonicalSchedulerName returns the name in SchedulerNames that name
+// spells, and whether there is one. It ignores case and treats spaces,
+// hyphens, underscores and dots alike (or as absent), reads "++" as "pp",
+// and accepts besides the canonical names:
+//
+//   - euler_a: "Euler a", "euler_ancestral", "EulerAncestral";
+//   - dpmpp_2m: "dpm++2m", "DPM++ 2M"; dpmpp_2m_karras: "DPM++ 2M Karras";
+//   - pndm: "plms" (the original CompVis scripts' name);
+//   - k-diffusion's "k_" names: "k_euler", "k_euler_a", "k_lms", "k_heun",
+//     "k_dpmpp_2m";
+//   - diffusers class names: "DDPMScheduler", "DDIMScheduler",
+//     "PNDMScheduler", "EulerDiscreteScheduler",
+//     "EulerAncestralDiscreteScheduler", "HeunDiscreteScheduler",
+//     "LMSDiscreteScheduler" and "DPMSolverMultistepScheduler" (dpmpp_2m;
+//     a config's use_karras_sigmas is not part of the name).
+//
+// Unknown names, including "" and partial ones like "dpm", give ("", false).
+func CanonicalSchedulerName(name string) (string, bool) {
+	c, ok := schedulerAliases[squashSchedulerName(name)]
+	return c, ok
+}
 
 // Options holds settings of individual schedulers that are not part of a
 // diffusers config (diffusers passes them to step).
@@ -86,19 +159,24 @@ type Options struct {
 }
 
 // New returns the scheduler called name, configured by cfg: ddpm, ddim,
-// pndm, euler, euler_a (or euler_ancestral), heun, dpmpp_2m,
-// dpmpp_2m_karras (dpmpp_2m with use_karras_sigmas forced on), lms. Use
-// NewWithOptions for DDIM's eta.
+// pndm, euler, euler_a, heun, dpmpp_2m, dpmpp_2m_karras (dpmpp_2m with
+// use_karras_sigmas forced on), lms, or any other spelling of these that
+// CanonicalSchedulerName accepts. Use NewWithOptions for DDIM's eta.
 func New(name string, cfg Config) (Scheduler, error) {
 	return NewWithOptions(name, cfg, Options{})
 }
 
 // NewWithOptions is New with scheduler options.
 func NewWithOptions(name string, cfg Config, o Options) (Scheduler, error) {
+	canon, ok := CanonicalSchedulerName(name)
+	if !ok {
+		return nil, fmt.Errorf("diffusion: unknown scheduler %q (expected one of %s; common spellings of these such as \"Euler a\", \"DPM++ 2M Karras\", \"plms\", \"k_lms\" and diffusers class names such as \"EulerDiscreteScheduler\" are accepted too)",
+			name, strings.Join(SchedulerNames, ", "))
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	switch name {
+	switch canon {
 	case "ddpm":
 		return newDDPM(cfg)
 	case "ddim":
@@ -107,7 +185,7 @@ func NewWithOptions(name string, cfg Config, o Options) (Scheduler, error) {
 		return newPNDM(cfg)
 	case "euler":
 		return newEuler(cfg, false, "euler")
-	case "euler_a", "euler_ancestral":
+	case "euler_a":
 		return newEuler(cfg, true, "euler_a")
 	case "heun":
 		return newHeun(cfg)
@@ -119,7 +197,7 @@ func NewWithOptions(name string, cfg Config, o Options) (Scheduler, error) {
 		cfg.UseKarrasSigmas = true
 		return newDPM(cfg, "dpmpp_2m_karras")
 	}
-	return nil, fmt.Errorf("diffusion: unknown scheduler %q (expected one of %s)", name, strings.Join(SchedulerNames, ", "))
+	panic(fmt.Sprintf("diffusion: scheduler alias table maps %q to unknown %q", name, canon))
 }
 
 func checkSteps(n, T int) error {
@@ -127,6 +205,50 @@ func checkSteps(n, T int) error {
 		return fmt.Errorf("diffusion: %d inference steps requested, expected 1 to num_train_timesteps = %d", n, T)
 	}
 	return nil
+}
+
+// checkIndexable returns nil when the timesteps ts of n steps all index the
+// training schedule [0, T), and otherwise an error that names the timestep
+// out of range and the largest step count below n whose timesteps (from
+// at) fit. Only leading spacing with a steps_offset gets there: its largest
+// timestep is (n-1) (T div n) + steps_offset, which reaches T for n = T
+// with Stable Diffusion's steps_offset 1. diffusers 0.16.1 fails there as
+// well, when step indexes alphas_cumprod[T] (an IndexError after the first
+// model evaluation); here SetTimesteps refuses before any work.
+func checkIndexable(name string, n, offset, T int, ts []float64, at func(m int) []float64) error {
+	fits := func(ts []float64) (bad float64, ok bool) {
+		for _, t := range ts {
+			if !(t >= 0 && t < float64(T)) {
+				return t, false
+			}
+		}
+		return 0, true
+	}
+	bad, ok := fits(ts)
+	if ok {
+		return nil
+	}
+	where := "start"
+	if bad < 0 {
+		where = "end"
+	}
+	hint := "no step count stays in range with this steps_offset: use a smaller one"
+	for m := n - 1; m >= 1; m-- {
+		if _, ok := fits(at(m)); ok {
+			hint = stepCount(m) + " would stay in range"
+			break
+		}
+	}
+	return fmt.Errorf("diffusion: %s: %d inference steps with steps_offset %d would %s at timestep %v, outside the training schedule [0, %d) (diffusers fails there too: alphas_cumprod has no index %v); %s",
+		name, n, offset, where, bad, T, bad, hint)
+}
+
+// stepCount returns "1 step" or "m steps".
+func stepCount(m int) string {
+	if m == 1 {
+		return "1 step"
+	}
+	return fmt.Sprintf("%d steps", m)
 }
 
 // intTimestep converts a timestep to an integer index into the training

@@ -52,7 +52,7 @@ func reverse[T any](s []T) {
 //
 //	linspace: linspace(0, T-1, n), rounded to integers if round is set
 //	leading:  (0, 1, ..., n-1) * (T div n) + offset
-//	trailing: round(arange(T, 0, -T/n)) - 1
+//	trailing: round(T - i T/n) - 1 for i < n (diffusers: round(arange(T, 0, -T/n)) - 1)
 func spacedTimesteps(spacing string, T, n, offset int, round bool) []float64 {
 	var ts []float64
 	switch spacing {
@@ -71,11 +71,15 @@ func spacedTimesteps(spacing string, T, n, offset int, round bool) []float64 {
 			ts[n-1-i] = float64(i*ratio + offset)
 		}
 	case SpacingTrailing:
+		// diffusers: round(numpy.arange(T, 0, -ratio)) - 1, whose values are
+		// T - i*ratio. numpy sizes the range as ceil(T/ratio), which is n+1
+		// for some n (61, 103, 121, ... with T = 1000) by rounding, adding
+		// the timestep -1 (alphas_cumprod[-1] in torch: the last one). We take
+		// the n values i < n, all in [0, T).
 		ratio := float64(T) / float64(n)
-		// numpy.arange(T, 0, -ratio): ceil((0-T)/-ratio) values T - i*ratio.
-		cnt := int(math.Ceil(float64(T) / ratio))
-		for i := 0; i < cnt; i++ {
-			ts = append(ts, math.RoundToEven(float64(T)-float64(i)*ratio)-1)
+		ts = make([]float64, n)
+		for i := range ts {
+			ts[i] = math.RoundToEven(float64(T)-float64(i)*ratio) - 1
 		}
 	default:
 		panic(fmt.Sprintf("diffusion: unknown timestep spacing %q", spacing))

@@ -241,15 +241,7 @@ func (b *Builder) GetInit(name string, init Init, shape ...int) *tensor.Tensor {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	want := tensor.Shape(shape)
-	if i, ok := st.index[key]; ok {
-		if i < 0 {
-			return nil // already reported
-		}
-		t := st.params[i].Tensor
-		if !t.Shape().Equal(want) {
-			st.errs = append(st.errs, fmt.Errorf("nn: %s: requested again with shape %v, first as %v", key, want, t.Shape()))
-			return nil
-		}
+	if t, seen := st.cached(key, want); seen {
 		return t
 	}
 	var t *tensor.Tensor
@@ -292,11 +284,8 @@ func (b *Builder) GetInt64(name string, shape ...int) *tensor.Tensor {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	want := tensor.Shape(shape)
-	if i, ok := st.index[key]; ok {
-		if i < 0 {
-			return nil // already reported
-		}
-		return st.params[i].Tensor
+	if t, seen := st.cached(key, want); seen {
+		return t
 	}
 	var t *tensor.Tensor
 	if st.src == nil {
@@ -315,6 +304,71 @@ func (b *Builder) GetInt64(name string, shape ...int) *tensor.Tensor {
 	}
 	st.markUsed(key, t)
 	return t
+}
+
+// Info returns the stored dtype name ("F32", "F16", "BF16", "I64", or another
+// safetensors name such as "F64" or "I32") and shape of name under b's path,
+// without loading it; ok is false when the source lacks it and always for a
+// random builder.
+func (b *Builder) Info(name string) (dt string, shape []int, ok bool) {
+	if b.st.src == nil {
+		return "", nil, false
+	}
+	return b.st.src.Info(b.key(name))
+}
+
+// GetStored returns the tensor name under b's path as the source stores it: any
+// dtype the source can load (F32, F16, BF16 or I64), not converted by WithDType.
+// It is meant for buffers whose stored dtype varies between files, such as
+// CLIP's position_ids (I64 in most files, F16 or F32 in some conversions). The
+// error handling is GetInit's: a missing key, another shape or an unreadable
+// tensor is recorded as an error and the result is nil. A random builder
+// stores nothing: it returns nil and records nothing (ask Has or Info first).
+func (b *Builder) GetStored(name string, shape ...int) *tensor.Tensor {
+	st := b.st
+	if st.src == nil {
+		return nil
+	}
+	key := b.key(name)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	want := tensor.Shape(shape)
+	if t, seen := st.cached(key, want); seen {
+		return t
+	}
+	t := st.load(key, want, fmt.Sprintf("shape %v", want))
+	if t == nil {
+		return nil
+	}
+	st.markUsed(key, t)
+	return t
+}
+
+// Skip marks the stored tensor name under b's path as used without loading it,
+// so that Check does not list it as unused: for a buffer the model does not
+// read from the file (it recomputes it, or the file stores it in a dtype the
+// tensor package does not compute with, such as F64). When shape is given, a
+// stored tensor of another shape is recorded as an error, as GetInit does. A
+// source without name, or a random builder, records nothing.
+func (b *Builder) Skip(name string, shape ...int) {
+	st := b.st
+	if st.src == nil {
+		return
+	}
+	key := b.key(name)
+	_, found, ok := st.src.Info(key)
+	if !ok {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, done := st.index[key]; done {
+		return
+	}
+	st.index[key] = skippedKey
+	if shape != nil && !tensor.Shape(shape).Equal(found) {
+		st.errs = append(st.errs, fmt.Errorf("nn: %s: shape %v in the source, want %v", key, tensor.Shape(found), tensor.Shape(shape)))
+	}
 }
 
 // load reads key from the source after checking that the source holds it with
@@ -348,11 +402,41 @@ func (st *builderState) load(key string, want tensor.Shape, what string) *tensor
 	return lt
 }
 
+// Values of builderState.index for keys without a parameter.
+const (
+	failedKey  = -1 // the load failed and an error was recorded
+	skippedKey = -2 // Skip marked the key as used
+)
+
+// cached returns the tensor already created for key, with seen true, when key
+// was asked for before: nil when that failed (already reported), or with a new
+// error when the shape differs or the key was skipped. seen is false for a
+// new key. The caller holds st.mu.
+func (st *builderState) cached(key string, want tensor.Shape) (t *tensor.Tensor, seen bool) {
+	i, ok := st.index[key]
+	switch {
+	case !ok:
+		return nil, false
+	case i == skippedKey:
+		st.errs = append(st.errs, fmt.Errorf("nn: %s: requested after Skip", key))
+		st.index[key] = failedKey
+		return nil, true
+	case i < 0:
+		return nil, true // already reported
+	}
+	t = st.params[i].Tensor
+	if !t.Shape().Equal(want) {
+		st.errs = append(st.errs, fmt.Errorf("nn: %s: requested again with shape %v, first as %v", key, want, t.Shape()))
+		return nil, true
+	}
+	return t, true
+}
+
 // markUsed records key as consumed; a nil t (a failed load) is not a parameter.
 // The caller holds st.mu.
 func (st *builderState) markUsed(key string, t *tensor.Tensor) {
 	if t == nil {
-		st.index[key] = -1
+		st.index[key] = failedKey
 		return
 	}
 	if i, ok := st.index[key]; ok && i >= 0 {

@@ -28,7 +28,13 @@
 // parameter comes back nil. Constructors therefore always complete; the caller
 // checks b.Err() (problems so far) or b.Check() (also the source's unused keys)
 // once, before running the model. A model built by a Builder with errors must not
-// be used.
+// be used. Info, GetStored (any stored dtype, unconverted) and Skip (used
+// without loading) serve buffers whose stored form varies between files, such
+// as CLIP's position_ids.
+//
+// The models' config validators bound what a config.json may ask for with
+// MaxDim, MaxVocab, MaxLevels and MaxParams, so that a corrupt or hostile
+// config is an error before anything is allocated.
 //
 // b.Params() lists every parameter created, in order of creation, for saving
 // (SaveSafetensors) and later for gradients.

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/roentgo/roentgo/nn"
 )
 
 // IntList is a config value that diffusers accepts as one integer for every
@@ -77,7 +80,7 @@ func (l *BoolList) UnmarshalJSON(b []byte) error {
 // listed too, so that a config setting one of them is refused by name rather
 // than silently misread; they must keep their defaults.
 type Config struct {
-	SampleSize          IntList  `json:"sample_size"` // informative (latent size the model was trained at)
+	SampleSize          IntList  `json:"sample_size"` // latent size the model was trained at (the default image size): an integer or [height, width]
 	InChannels          int      `json:"in_channels"`
 	OutChannels         int      `json:"out_channels"`
 	CenterInputSample   bool     `json:"center_input_sample"` // sample = 2*sample - 1 first
@@ -208,9 +211,12 @@ const (
 func blockType(t string) string { return strings.TrimPrefix(t, "UNetRes") }
 
 // Validate checks that c describes a U-Net this package can build: known block
-// types, consistent list lengths, channel counts divisible by the group and head
-// counts, and no unsupported option changed from its default. The error lists
-// every problem found.
+// types, consistent list lengths, positive sizes (channels, groups, heads,
+// layers, kernels, sample_size) within nn.MaxDim and at most nn.MaxLevels
+// blocks, positive finite norm_eps and mid_block_scale_factor, channel counts
+// divisible by the group and head counts, at most nn.MaxParams parameters, and
+// no unsupported option changed from its default. The error names the keys and
+// lists every problem found.
 func (c *Config) Validate() error {
 	if err := c.validate(); err != nil {
 		return fmt.Errorf("unet: %w", err)
@@ -221,6 +227,28 @@ func (c *Config) Validate() error {
 func (c *Config) validate() error {
 	var errs []string
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	posInt := func(key string, v int) {
+		switch {
+		case v < 1:
+			bad("%s = %d, want a positive integer", key, v)
+		case v > nn.MaxDim:
+			bad("%s = %d, want at most %d", key, v, nn.MaxDim)
+		}
+	}
+	posInts := func(key string, l IntList) {
+		for i, v := range l {
+			k := key
+			if len(l) > 1 {
+				k = fmt.Sprintf("%s[%d]", key, i)
+			}
+			posInt(k, v)
+		}
+	}
+	posFloat := func(key string, v float32) {
+		if !(v > 0) || math.IsInf(float64(v), 0) {
+			bad("%s = %g, want a positive finite number", key, v)
+		}
+	}
 	unsupported := func(key string, isSet bool, v any) {
 		if isSet {
 			bad("%s = %v is not supported (want the default)", key, v)
@@ -281,6 +309,9 @@ func (c *Config) validate() error {
 	if n == 0 {
 		bad("down_block_types is empty")
 	}
+	if n > nn.MaxLevels {
+		bad("down_block_types has %d entries, want at most %d", n, nn.MaxLevels)
+	}
 	if len(c.UpBlockTypes) != n {
 		bad("up_block_types has %d entries, down_block_types %d: they must match", len(c.UpBlockTypes), n)
 	}
@@ -307,11 +338,10 @@ func (c *Config) validate() error {
 		key string
 		l   IntList
 	}{{"layers_per_block", c.LayersPerBlock}, {"cross_attention_dim", c.CrossAttentionDim}, {"attention_head_dim", c.AttentionHeadDim}, {"num_attention_heads", c.NumAttentionHeads}} {
-		for _, v := range k.l {
-			if v < 1 {
-				bad("%s: %d, want positive values", k.key, v)
-			}
+		if len(k.l) == 0 && (k.key == "layers_per_block" || k.key == "cross_attention_dim") {
+			bad("%s is empty, want an integer or one per block", k.key)
 		}
+		posInts(k.key, k.l)
 	}
 	for _, v := range c.TransformerLayersPerBlock {
 		if v != 1 {
@@ -319,32 +349,50 @@ func (c *Config) validate() error {
 			break
 		}
 	}
-	if len(c.LayersPerBlock) == 0 || len(c.CrossAttentionDim) == 0 {
-		bad("layers_per_block and cross_attention_dim must not be empty")
+	// sample_size only sets the default image size, but a value that cannot
+	// be one must not pass silently.
+	if c.SampleSize != nil && (len(c.SampleSize) == 0 || len(c.SampleSize) > 2) {
+		bad("sample_size has %d entries, want an integer or [height, width]", len(c.SampleSize))
 	}
-	if c.InChannels < 1 || c.OutChannels < 1 {
-		bad("in_channels %d, out_channels %d: want positive values", c.InChannels, c.OutChannels)
+	posInts("sample_size", c.SampleSize)
+	posInt("in_channels", c.InChannels)
+	posInt("out_channels", c.OutChannels)
+	for i, ch := range c.BlockOutChannels {
+		posInt(fmt.Sprintf("block_out_channels[%d]", i), ch)
+	}
+	if c.NormNumGroups != nil {
+		posInt("norm_num_groups", *c.NormNumGroups)
 	}
 	for _, k := range []struct {
 		key string
 		v   int
 	}{{"conv_in_kernel", c.ConvInKernel}, {"conv_out_kernel", c.ConvOutKernel}} {
-		if k.v < 1 || k.v%2 == 0 {
-			bad("%s = %d, want an odd positive size", k.key, k.v)
+		if k.v < 1 || k.v%2 == 0 || k.v > nn.MaxDim {
+			bad("%s = %d, want an odd positive size up to %d", k.key, k.v, nn.MaxDim)
 		}
 	}
 	if c.DownsamplePadding != 0 && c.DownsamplePadding != 1 {
 		bad("downsample_padding = %d, want 0 or 1", c.DownsamplePadding)
 	}
-	if c.NormEps <= 0 || c.MidBlockScaleFactor <= 0 {
-		bad("norm_eps %g and mid_block_scale_factor %g must be positive", c.NormEps, c.MidBlockScaleFactor)
+	posFloat("norm_eps", c.NormEps)
+	posFloat("mid_block_scale_factor", c.MidBlockScaleFactor)
+	if f := float64(c.FreqShift); math.IsNaN(f) || math.IsInf(f, 0) {
+		bad("freq_shift = %g, want a finite number (0 or 1)", c.FreqShift)
+	} else if len(c.BlockOutChannels) > 0 && float32(c.BlockOutChannels[0]/2) == c.FreqShift {
+		// get_timestep_embedding divides by half_dim - freq_shift.
+		bad("freq_shift = %g equals half of block_out_channels[0] = %d, which divides the timestep frequencies by zero", c.FreqShift, c.BlockOutChannels[0])
 	}
 	if len(errs) > 0 {
 		return errors.New("config: " + strings.Join(errs, "; "))
 	}
 	// Channel arithmetic needs consistent lists; check it last.
-	if _, err := c.plan(); err != nil {
+	p, err := c.plan()
+	if err != nil {
 		return err
+	}
+	if np := c.numParams(p); np > nn.MaxParams {
+		return fmt.Errorf("config: block_out_channels %v, layers_per_block %v and cross_attention_dim %v make a model of %.4g parameters, want at most %d",
+			c.BlockOutChannels, []int(c.LayersPerBlock), []int(c.CrossAttentionDim), np, nn.MaxParams)
 	}
 	return nil
 }
@@ -444,4 +492,51 @@ func (c *Config) plan() (*netPlan, error) {
 		return nil, errors.New("config: " + strings.Join(errs, "; "))
 	}
 	return p, nil
+}
+
+// numParams returns the number of parameters of the model p describes, as a
+// float64 so that the sums of an absurd config cannot overflow (New creates
+// exactly this many).
+func (c *Config) numParams(p *netPlan) float64 {
+	f := func(v int) float64 { return float64(v) }
+	c0 := f(c.BlockOutChannels[0])
+	temb := 4 * c0
+	resnet := func(r resnetSpec) float64 {
+		in, out := f(r.in), f(r.out)
+		// norm1, conv1, time_emb_proj, norm2, conv2
+		n := 2*in + 9*in*out + out + temb*out + out + 2*out + 9*out*out + out
+		if r.in != r.out {
+			n += in*out + out // conv_shortcut
+		}
+		return n
+	}
+	transformer := func(ch, cross int) float64 {
+		d, x := f(ch), f(cross)
+		return 2*d + 2*(d*d+d) + // norm, proj_in, proj_out
+			3*2*d + // norm1, norm2, norm3
+			4*d*d + d + // attn1: to_q, to_k, to_v, to_out.0
+			2*d*d + 2*x*d + d + // attn2, keys and values from the context
+			8*d*d + 8*d + 4*d*d + d // ff: GEGLU proj, out
+	}
+	resample := func(ch int) float64 { return 9*f(ch)*f(ch) + f(ch) }
+	kin, kout := f(c.ConvInKernel), f(c.ConvOutKernel)
+	n := f(c.InChannels)*c0*kin*kin + c0   // conv_in
+	n += c0*temb + temb + temb*temb + temb // time_embedding
+	for _, blocks := range [][]blockSpec{p.down, p.up} {
+		for _, s := range blocks {
+			for _, r := range s.resnets {
+				n += resnet(r)
+				if s.attn {
+					n += transformer(s.out, s.cross)
+				}
+			}
+			if s.resample {
+				n += resample(s.out)
+			}
+		}
+	}
+	mc := p.midChannels
+	n += 2*resnet(resnetSpec{mc, mc}) + transformer(mc, p.midCross)
+	n += 2*c0 + c0*f(c.OutChannels)*kout*kout + f(c.OutChannels) // conv_norm_out, conv_out
+	return n
 }

@@ -9,9 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// golden is the tiny-sd1 reference data (diffusers 0.16.1, float32).
-const golden = testutil.GoldenRoot
-
 // maxAbsDiff returns max |a-b| over equal-shaped tensors.
 func maxAbsDiff(t testing.TB, a, b *tensor.Tensor) float64 {
 	t.Helper()

@@ -60,7 +60,7 @@ func New(b *nn.Builder, c Config) (*AutoencoderKL, error) {
 		PostQuantConv:  nn.NewConv2d(b.Sub("post_quant_conv"), l, l, 1, 1, 0),
 		Decoder:        newDecoder(b.Sub("decoder"), c),
 		TileSampleSize: int(c.SampleSize),
-		TileOverlap:    0.25,
+		TileOverlap:    defaultTileOverlap,
 	}, nil
 }
 

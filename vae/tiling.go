@@ -9,6 +9,28 @@ import (
 // tileLatent is the tile size in latents: TileSampleSize / 2^(levels-1).
 func (m *AutoencoderKL) tileLatent() int { return m.TileSampleSize / m.Config.downFactor() }
 
+// defaultTileOverlap is diffusers' tile_overlap_factor, New's TileOverlap.
+const defaultTileOverlap = 0.25
+
+// tiles is the geometry of tiled decoding (see TiledDecode): tiles start
+// every stride latents; a tile blends blend pixels with each neighbour and
+// contributes its first limit pixels (= f*stride).
+type tiles struct{ stride, blend, limit int }
+
+// tileGeometry returns the geometry of tiles of ts pixels at downsampling
+// factor f with the given overlap; ok is false when they do not tile in whole
+// latents (ts not a multiple of f, an overlap outside [0, 1), or a stride that
+// does not match the pixels each tile contributes).
+func tileGeometry(ts, f int, overlap float64) (g tiles, ok bool) {
+	if f < 1 || ts < 1 || ts%f != 0 || !(overlap >= 0 && overlap < 1) {
+		return tiles{}, false
+	}
+	g.stride = int(float64(ts/f) * (1 - overlap))
+	g.blend = int(float64(ts) * overlap)
+	g.limit = ts - g.blend
+	return g, g.stride >= 1 && g.limit == f*g.stride
+}
+
 // TiledDecode decodes z [N, L, h, w] as diffusers' tiled_decode does: latent
 // tiles of T = TileSampleSize/f latents (f = 2^(levels-1)) start every
 // floor(T*(1-TileOverlap)) latents; each is decoded on its own (its GroupNorm
@@ -21,13 +43,12 @@ func (m *AutoencoderKL) tileLatent() int { return m.TileSampleSize / m.Config.do
 func (m *AutoencoderKL) TiledDecode(z *tensor.Tensor) *tensor.Tensor {
 	m.checkLatents("TiledDecode", z)
 	f, ts, tl := m.Config.downFactor(), m.TileSampleSize, m.tileLatent()
-	stride := int(float64(tl) * (1 - m.TileOverlap))
-	blend := int(float64(ts) * m.TileOverlap)
-	limit := ts - blend
-	if ts%f != 0 || m.TileOverlap < 0 || m.TileOverlap >= 1 || stride < 1 || limit != f*stride {
+	g, ok := tileGeometry(ts, f, m.TileOverlap)
+	if !ok {
 		panic(fmt.Sprintf("vae: TiledDecode: tile size %d with overlap %g does not tile (want a multiple of %d "+
 			"and an overlap in [0, 1) giving whole latents)", ts, m.TileOverlap, f))
 	}
+	stride, blend, limit := g.stride, g.blend, g.limit
 	n, zh, zw := z.Dim(0), z.Dim(2), z.Dim(3)
 	dev := z.Device()
 	out := tensor.EmptyOn(dev, tensor.ComputeDType(dev), n, m.Config.OutChannels, zh*f, zw*f)

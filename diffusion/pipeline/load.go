@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/roentgo/roentgo/clip"
+	"github.com/roentgo/roentgo/diffusion"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/unet"
@@ -55,6 +56,9 @@ type Options struct {
 	// "bf16", or "f32" (for checking against the CPU). The CPU computes in
 	// F32 whatever this says.
 	Compute string
+	// Warn, if set, receives the warnings of loading and, as Pipeline.Warn,
+	// of every later generation.
+	Warn func(msg string)
 }
 
 // Pipeline is a loaded Stable Diffusion model. Its components may be used
@@ -78,6 +82,11 @@ type Pipeline struct {
 	// memory); Demo is set for the built-in random demo model.
 	Path string
 	Demo bool
+
+	// Warn, if set, receives warnings: things that work but may not be what
+	// the user meant (a prompt longer than the text encoder reads, an empty
+	// prompt, weights repaired while loading). Options.Warn sets it.
+	Warn func(msg string)
 
 	// KeepWeightsResident keeps every model's memory-mapped weights in the
 	// process's resident set and the tensor pool's buffers between phases.
@@ -261,7 +270,7 @@ func loadFolder(dir string, o Options) (*Pipeline, error) {
 	if err := checkFolder(dir, o); err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Path: dir}
+	p := &Pipeline{Path: dir, Warn: o.Warn}
 	ok := false
 	defer func() {
 		if !ok {
@@ -292,6 +301,9 @@ func loadFolder(dir string, o Options) (*Pipeline, error) {
 	}
 	if p.TextEncoder, err = clip.LoadTextModel(filepath.Join(dir, "text_encoder"), dtypeFor("text_encoder")); err != nil {
 		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
+	}
+	for _, w := range p.TextEncoder.Warnings {
+		p.warn(strings.TrimPrefix(w, "clip: "))
 	}
 	if p.UNet, err = unet.Load(filepath.Join(dir, "unet"), dtypeFor("unet")); err != nil {
 		return nil, fmt.Errorf("pipeline: unet: %w", err)
@@ -357,6 +369,9 @@ func (p *Pipeline) setScheduler(data []byte, where string, o Options) error {
 	}
 	if o.Scheduler != "" {
 		p.SchedulerName = o.Scheduler
+		if c, ok := diffusion.CanonicalSchedulerName(o.Scheduler); ok {
+			p.SchedulerName = c
+		}
 	}
 	if _, err := p.NewScheduler(p.SchedulerName, 0); err != nil {
 		return err

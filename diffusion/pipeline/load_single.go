@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/roentgo/roentgo/clip"
 	"github.com/roentgo/roentgo/nn/sdckpt"
@@ -49,7 +50,7 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %s is neither a diffusers folder nor a single-file Stable Diffusion checkpoint (.safetensors or .ckpt): %w", path, err)
 	}
-	p := &Pipeline{Path: path}
+	p := &Pipeline{Path: path, Warn: o.Warn}
 	p.closers = append(p.closers, ck)
 	ok := false
 	defer func() {
@@ -158,6 +159,9 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 	}
 	if p.TextEncoder, err = clip.TextModelFromCheckpoint(ck, tcfg, dtypeFor(sdckpt.TextEncoder)); err != nil {
 		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
+	}
+	for _, w := range p.TextEncoder.Warnings {
+		p.warn(strings.TrimPrefix(w, "clip: "))
 	}
 	if p.UNet, err = unet.FromCheckpoint(ck, ucfg, dtypeFor(sdckpt.UNet)); err != nil {
 		return nil, fmt.Errorf("pipeline: unet: %w", err)

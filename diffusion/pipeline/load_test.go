@@ -11,10 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"encoding/binary"
 	"github.com/roentgo/roentgo/diffusion"
 	"github.com/roentgo/roentgo/internal/torchzip"
 	"github.com/roentgo/roentgo/tensor"
+	"github.com/roentgo/roentgo/tensor/safetensors"
 	"github.com/stretchr/testify/require"
+	"github.com/x448/float16"
 )
 
 // ddimFinal runs the golden txt2img ddim_4steps case on p and returns the
@@ -180,4 +183,68 @@ func TestLoadBinFolder(t *testing.T) {
 	_, err = Load(dir, Options{})
 	require.ErrorContains(t, err, "weights missing")
 	require.ErrorContains(t, err, "vae")
+}
+
+// TestSingleFileFloatPositionIDs: a half-precision single-file checkpoint
+// (diffusers' convert script with --half stores position_ids as F16) loads,
+// and damaged float position_ids (75.9999 for 76) load with a warning passed
+// to Options.Warn; both give the folder's ddim_4steps result.
+func TestSingleFileFloatPositionIDs(t *testing.T) {
+	folder := goldenModel(t)
+	single := filepath.Join(goldenDir, "model", "tiny-sd1-fp32.safetensors")
+	const key = "cond_stage_model.transformer.text_model.embeddings.position_ids"
+	rewrite := func(dt safetensors.DType, vals func(i int) float32) string {
+		f, err := safetensors.Open(single)
+		require.NoError(t, err)
+		defer f.Close()
+		var ts []safetensors.TensorInfo
+		for _, name := range f.Names() {
+			ti, _ := f.Get(name)
+			if name == key {
+				n := ti.NumElements()
+				ti.DType = dt
+				ti.Data = make([]byte, 0, 4*n)
+				for i := 0; i < n; i++ {
+					v := vals(i)
+					if dt == "F16" {
+						h := float16.Fromfloat32(v)
+						ti.Data = append(ti.Data, byte(h), byte(h>>8))
+					} else {
+						ti.Data = binary.LittleEndian.AppendUint32(ti.Data, math.Float32bits(v))
+					}
+				}
+			}
+			ts = append(ts, ti)
+		}
+		out := filepath.Join(t.TempDir(), "model.safetensors")
+		require.NoError(t, safetensors.WriteFile(out, ts, nil))
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		path string
+		warn bool
+	}{
+		{"f16 exact", rewrite("F16", func(i int) float32 { return float32(i) }), false},
+		{"f32 off", rewrite("F32", func(i int) float32 {
+			if i == 76 {
+				return 75.9999
+			}
+			return float32(i)
+		}), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var warnings []string
+			p, err := Load(c.path, Options{ConfigDir: folder, Warn: func(m string) { warnings = append(warnings, m) }})
+			require.NoError(t, err)
+			defer p.Close()
+			if c.warn {
+				require.Len(t, warnings, 1)
+				require.Contains(t, warnings[0], "position_ids")
+			} else {
+				require.Empty(t, warnings)
+			}
+			checkAgainstFolder(t, p)
+		})
+	}
 }

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image"
+	"image/jpeg"
 	"image/png"
-	"io"
 	"os"
-	"path/filepath"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/roentgo/roentgo/internal/atomicfile"
 )
 
 // TextChunk is one key/value pair of PNG text metadata.
@@ -151,67 +153,20 @@ func ReadPNGText(data []byte) ([]TextChunk, error) {
 
 // WriteFileAtomic writes data to path through a temporary file in the same
 // folder and a rename: path either keeps its old content (or does not
-// exist) or holds all of data, never a part.
+// exist) or holds all of data, never a part. Only a regular file is ever
+// replaced: a symbolic link is written through to its target, and a folder,
+// device, FIFO or socket at path is refused (package internal/atomicfile).
 func WriteFileAtomic(path string, data []byte) error {
-	return writeAtomic(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return atomicfile.WriteFile(path, data)
 }
 
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("pipeline: cannot write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("pipeline: writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("pipeline: writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("pipeline: writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("pipeline: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("pipeline: writing %s: %w", path, err)
-	}
-	return nil
-}
-
-// CheckWritable reports whether a file can be created in path's folder (by
-// creating and removing a temporary file there), so that a program can
-// refuse an unwritable output before spending minutes on generation.
+// CheckWritable reports whether WriteFileAtomic(path, ...) would be allowed
+// (a new name, a regular file, or a link to one) and whether a file can be
+// created in the folder (by creating and removing a temporary file there),
+// so that a program can refuse an unusable output before spending minutes
+// on generation.
 func CheckWritable(path string) error {
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("output folder %s: %v", dir, cause(err))
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("output folder %s is not a folder", dir)
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("output %s is a folder; expected a file name", path)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".probe-*")
-	if err != nil {
-		return fmt.Errorf("cannot write in output folder %s: %v", dir, cause(err))
-	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
+	return atomicfile.CheckWritable(path)
 }
 
 // cause strips the path from an *os.PathError (the caller names the path).
@@ -221,4 +176,71 @@ func cause(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// jpegQuality is the quality EncodeJPEG writes at.
+const jpegQuality = 95
+
+// EncodeJPEG encodes img as a baseline JPEG of quality 95 (grayscale for
+// *image.Gray) with the text's "parameters" entry (or, without one, every
+// entry as "key: value" lines) in a comment (COM) segment right after the
+// start of the image, where exiftool and image viewers show it. A comment
+// longer than a segment holds (65533 bytes) is cut.
+func EncodeJPEG(img image.Image, text []TextChunk) ([]byte, error) {
+	var body bytes.Buffer
+	if err := jpeg.Encode(&body, img, &jpeg.Options{Quality: jpegQuality}); err != nil {
+		return nil, fmt.Errorf("pipeline: encoding JPEG: %w", err)
+	}
+	comment := ""
+	for _, c := range text {
+		if c.Key == "parameters" {
+			comment = c.Value
+		}
+	}
+	if comment == "" {
+		var b strings.Builder
+		for _, c := range text {
+			fmt.Fprintf(&b, "%s: %s\n", c.Key, c.Value)
+		}
+		comment = b.String()
+	}
+	data := body.Bytes()
+	if comment == "" || len(data) < 2 {
+		return data, nil
+	}
+	if len(comment) > 65533 {
+		comment = comment[:65533]
+	}
+	var out bytes.Buffer
+	out.Write(data[:2]) // SOI
+	out.Write([]byte{0xFF, 0xFE, byte((len(comment) + 2) >> 8), byte(len(comment) + 2)})
+	out.WriteString(comment)
+	out.Write(data[2:])
+	return out.Bytes(), nil
+}
+
+// ReadJPEGComment returns the text of a JPEG's first comment (COM) segment,
+// or "" when it has none before the image data.
+func ReadJPEGComment(data []byte) (string, error) {
+	if len(data) < 2 || data[0] != 0xFF || data[1] != 0xD8 {
+		return "", errors.New("pipeline: not a JPEG (no start-of-image marker)")
+	}
+	for i := 2; i+4 <= len(data); {
+		if data[i] != 0xFF {
+			return "", fmt.Errorf("pipeline: JPEG: expected a marker at byte %d", i)
+		}
+		marker := data[i+1]
+		if marker == 0xDA || marker == 0xD9 { // start of scan, end of image
+			return "", nil
+		}
+		n := int(data[i+2])<<8 | int(data[i+3])
+		if n < 2 || i+2+n > len(data) {
+			return "", fmt.Errorf("pipeline: JPEG: segment at byte %d runs past the end", i)
+		}
+		if marker == 0xFE {
+			return string(data[i+4 : i+2+n]), nil
+		}
+		i += 2 + n
+	}
+	return "", nil
 }

@@ -69,8 +69,11 @@ func classList() string {
 // keys the class does not know are ignored, keys the file lacks take the
 // class's defaults), then the corrections StableDiffusionPipeline's
 // constructor applies to outdated configs: steps_offset 1 and clip_sample
-// false.
+// false. name may be any spelling diffusion.CanonicalSchedulerName accepts.
 func (p *Pipeline) SchedulerConfig(name string) (diffusion.Config, error) {
+	if c, ok := diffusion.CanonicalSchedulerName(name); ok {
+		name = c
+	}
 	class, ok := schedulerClasses[name]
 	if !ok {
 		return diffusion.Config{}, fmt.Errorf("pipeline: unknown scheduler %q; expected one of %s", name, strings.Join(diffusion.SchedulerNames, ", "))

@@ -14,5 +14,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(cli.Img2Img, os.Args[1:], os.Stderr))
+	os.Exit(cli.Main(cli.Img2Img, os.Args[1:], os.Stdout, os.Stderr))
 }

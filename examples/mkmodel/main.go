@@ -34,17 +34,30 @@ func run(args []string, stderr io.Writer) int {
 	seed := fs.Uint64("seed", pipeline.DemoSeed, "seed of the random weights")
 	dtype := fs.String("dtype", "f32", "weight dtype: f32, f16 or bf16")
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mkmodel -config tiny|sd15|sd21 -out DIR [-seed N] [-dtype f32|f16|bf16]\n\nWrites a Stable Diffusion model with random weights as a diffusers folder.\n\nFlags:\n")
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-	}
+	// Parse reports errors itself through Usage: keep it silent and print
+	// the usage once, here, for -h.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			fmt.Fprintf(stderr, "Usage: mkmodel -config %s -out DIR [-seed N] [-dtype f32|f16|bf16]\n\nWrites a Stable Diffusion model with random weights as a diffusers folder.\n\nFlags:\n", strings.Join(pipeline.RandomConfigs, "|"))
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return 0
 		}
 		fmt.Fprintf(stderr, "mkmodel: %v (run with -h for the flags)\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		hint := ""
+		for _, c := range pipeline.RandomConfigs {
+			if fs.Arg(0) == c {
+				hint = fmt.Sprintf("; the configuration goes in -config %s", c)
+			}
+		}
+		if hint == "" {
+			hint = "; the configuration goes in -config and the folder in -out"
+		}
+		fmt.Fprintf(stderr, "mkmodel: unexpected argument %q%s\n", fs.Arg(0), hint)
 		return 2
 	}
 	if *out == "" {

@@ -159,7 +159,7 @@ func TestBadInput(t *testing.T) {
 		{"bad size", []string{"-model", model, "-height", "33", "-width", "32", "-out", out}, "multiples of 2"},
 		{"negative size", []string{"-model", model, "-height", "-8", "-out", out}, "bad size"},
 		{"empty out", []string{"-model", model, "-out", ""}, "-out is empty"},
-		{"unwritable dir", []string{"-model", model, "-out", filepath.Join(dir, "missing", "x.png")}, "output folder"},
+		{"unwritable dir", []string{"-model", model, "-out", filepath.Join(dir, "missing", "x.png")}, "missing: no such file or directory"},
 		{"bad flag value", []string{"-model", model, "-steps", "many", "-out", out}, "invalid value"},
 		{"bad dtype", []string{"-model", model, "-dtype", "f8", "-out", out}, "-dtype"},
 		{"unknown device", []string{"-model", model, "-device", "tpu", "-out", out}, "unknown device \"tpu\""},

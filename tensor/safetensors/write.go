@@ -7,10 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
+
+	"github.com/roentgo/roentgo/internal/atomicfile"
 )
 
 // Write writes tensors and metadata in the safetensors format. The tensors are
@@ -152,49 +152,23 @@ func writeString(b *bytes.Buffer, s string) {
 // WriteFile writes the tensors to path atomically: it writes a temporary file
 // in the same directory, syncs it and renames it over path, so path is never
 // left half-written; on any error the temporary file is removed and path is
-// untouched.
-func WriteFile(path string, tensors []TensorInfo, metadata map[string]string) (err error) {
+// untouched. Only a regular file is replaced: a symbolic link is written
+// through to its target, and a folder, device, FIFO or socket at path is
+// refused.
+func WriteFile(path string, tensors []TensorInfo, metadata map[string]string) error {
 	// Validate before touching the file system.
 	if _, _, err := buildHeader(tensors, metadata); err != nil {
 		return err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("safetensors: cannot write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if err := Write(bw, tensors, metadata); err != nil {
+			return err
 		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = Write(bw, tensors, metadata); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", path, err)
-	}
-	// Make the rename durable; a failure here does not undo the write.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
+		return bw.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("safetensors: %w", err)
 	}
 	return nil
 }
