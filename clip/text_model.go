@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 )
@@ -107,7 +108,7 @@ func LoadTextConfig(path string) (TextConfig, error) {
 	c := DefaultTextConfig()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("clip: text config: %w", err)
+		return c, errctx.Wrap("clip: text config", err)
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("clip: text config %s: %w", path, err)
@@ -306,7 +307,7 @@ func LoadTextModel(dir string, dt tensor.DType) (*TextModel, error) {
 	}
 	dir, err := nn.ComponentDir(dir, "text_encoder")
 	if err != nil {
-		return nil, fmt.Errorf("clip: %w", err)
+		return nil, errctx.Wrap("clip", err)
 	}
 	c, err := LoadTextConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -314,11 +315,11 @@ func LoadTextModel(dir string, dt tensor.DType) (*TextModel, error) {
 	}
 	w, err := nn.FindWeights(dir, dt != tensor.F32)
 	if err != nil {
-		return nil, fmt.Errorf("clip: text encoder: %w", err)
+		return nil, errctx.Wrap("clip: text encoder", err)
 	}
 	src, closer, err := w.Open()
 	if err != nil {
-		return nil, fmt.Errorf("clip: text encoder: %w", err)
+		return nil, errctx.Wrap("clip: text encoder", err)
 	}
 	m, err := buildText(src, c, dt)
 	if err != nil {

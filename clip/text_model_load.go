@@ -1,8 +1,7 @@
 package clip
 
 import (
-	"fmt"
-
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/nn/sdckpt"
 	"github.com/roentgo/roentgo/tensor"
@@ -36,7 +35,7 @@ func buildText(src nn.Source, c TextConfig, dt tensor.DType) (*TextModel, error)
 func TextModelFromCheckpoint(ck *sdckpt.Checkpoint, cfg *TextConfig, dt tensor.DType) (*TextModel, error) {
 	m, err := sdckpt.BuildModel(ck, sdckpt.TextEncoder, cfg, SD15TextConfig, SD21TextConfig, dt, NewTextModel)
 	if err != nil {
-		return nil, fmt.Errorf("clip: text encoder: %w", err)
+		return nil, errctx.Wrap("clip: text encoder", err)
 	}
 	return m, nil
 }

@@ -5,27 +5,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/roentgo/roentgo/internal/testutil"
 )
 
-// sharedDir is the shared data folder beside the repository (../shared from
-// the repository root, so ../../shared from this package).
-var sharedDir = filepath.Join("..", "..", "shared")
-
+// goldenDir is the tiny-sd1 golden set, relative to the shared folder.
 const goldenDir = "golden/tiny-sd1"
 
-// sharedPath returns a path under the shared folder, skipping the test when
-// the folder is absent.
+// sharedPath returns a path under the shared folder beside the checkout
+// (../shared; paths under goldenDir go to the golden folder, which
+// $ROENTGO_GOLDEN_DIR may move), skipping the test when it is absent — or
+// failing it under ROENTGO_REQUIRE_GOLDEN=1 (internal/testutil).
 func sharedPath(t testing.TB, rel string) string {
 	t.Helper()
-	if _, err := os.Stat(sharedDir); err != nil {
-		t.Skipf("shared data folder %s is absent: %v", sharedDir, err)
+	if r, ok := strings.CutPrefix(rel, goldenDir+"/"); ok {
+		return testutil.Golden(t, r)
 	}
-	return filepath.Join(sharedDir, rel)
+	return testutil.SharedDir(t, rel)
 }
 
 // loadShared loads the real CLIP tokenizer from the golden model folder.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/roentgo/roentgo/internal/errctx"
 )
 
 // Beta schedules (Config.BetaSchedule).
@@ -149,12 +151,12 @@ func ParseSchedulerConfig(data []byte) (Config, error) {
 		ClassName string `json:"_class_name"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return Config{}, fmt.Errorf("diffusion: scheduler config is not a JSON object: %w", err)
+		return Config{}, errctx.Wrap("diffusion: scheduler config is not a JSON object", err)
 	}
 	c := DefaultConfigFor(head.ClassName)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("diffusion: scheduler config: %w", err)
+		return Config{}, errctx.Wrap("diffusion: scheduler config", err)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -167,7 +169,7 @@ func ParseSchedulerConfig(data []byte) (Config, error) {
 func LoadSchedulerConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("diffusion: reading scheduler config: %w", err)
+		return Config{}, errctx.Wrap("diffusion: reading scheduler config", err)
 	}
 	c, err := ParseSchedulerConfig(data)
 	if err != nil {

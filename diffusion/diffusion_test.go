@@ -137,15 +137,14 @@ func TestLoadSchedulerConfig(t *testing.T) {
 	if _, err := LoadSchedulerConfig(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `"cosine"`) {
 		t.Errorf("bad file: %v", err)
 	}
-	if needGoldenOK() {
+	t.Run("golden", func(t *testing.T) {
+		needGolden(t)
 		c, err := LoadSchedulerConfig(filepath.Join(golden, "model/diffusers/scheduler/scheduler_config.json"))
 		if err != nil || !c.SkipPRKSteps || c.StepsOffset != 1 {
 			t.Errorf("golden scheduler config: %+v %v", c, err)
 		}
-	}
+	})
 }
-
-func needGoldenOK() bool { _, err := os.Stat(golden); return err == nil }
 
 func TestConfigErrors(t *testing.T) {
 	for _, tc := range []struct {

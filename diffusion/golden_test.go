@@ -9,10 +9,13 @@ import (
 	"testing"
 
 	"github.com/roentgo/roentgo/internal/npy"
+	"github.com/roentgo/roentgo/internal/testutil/refdata"
 	"github.com/roentgo/roentgo/tensor"
 )
 
-const golden = "../../shared/golden/tiny-sd1"
+// golden is the tiny-sd1 golden folder (../shared/golden/tiny-sd1 or
+// $ROENTGO_GOLDEN_DIR); tests call needGolden before reading it.
+var golden = refdata.GoldenRoot()
 
 // goldenIndex is the part of index.json the scheduler tests read.
 type goldenIndex struct {
@@ -38,9 +41,7 @@ type goldenIndex struct {
 
 func needGolden(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat(golden); err != nil {
-		t.Skipf("golden data not present: %v", err)
-	}
+	refdata.GoldenDir(t) // skips, or fails under ROENTGO_REQUIRE_GOLDEN=1
 }
 
 func readIndex(t testing.TB) *goldenIndex {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/roentgo/roentgo/internal/errctx"
 )
 
 // ComponentDir resolves the folder of one component (name: "unet", "vae",
@@ -17,7 +19,7 @@ import (
 func ComponentDir(dir, name string) (string, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
-		return "", fmt.Errorf("nn: %w", err)
+		return "", errctx.Wrap("nn", err)
 	}
 	if !st.IsDir() {
 		return "", fmt.Errorf("nn: %s is a file, want a diffusers pipeline folder or its %s folder", dir, name)
@@ -136,7 +138,7 @@ func FindWeights(dir string, preferFP16 bool) (*Weights, error) {
 func (w *Weights) readIndex(dir string) error {
 	data, err := os.ReadFile(w.Index)
 	if err != nil {
-		return fmt.Errorf("nn: %w", err)
+		return errctx.Wrap("nn", err)
 	}
 	var idx struct {
 		WeightMap map[string]string `json:"weight_map"`

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/tensor"
 )
 
@@ -21,7 +22,7 @@ type SafetensorsSource struct {
 func OpenSafetensors(paths ...string) (*SafetensorsSource, error) {
 	a, err := tensor.LoadSafetensors(paths...)
 	if err != nil {
-		return nil, fmt.Errorf("nn: %w", err)
+		return nil, errctx.Wrap("nn", err)
 	}
 	return &SafetensorsSource{a: a}, nil
 }
@@ -59,7 +60,7 @@ func SaveSafetensors(path string, params []Param, metadata map[string]string) er
 		m[p.Name] = p.Tensor
 	}
 	if err := tensor.SaveSafetensors(path, m, metadata); err != nil {
-		return fmt.Errorf("nn: %w", err)
+		return errctx.Wrap("nn", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/tensor/torchpickle"
 )
@@ -42,7 +43,7 @@ func OpenTorch(paths ...string) (*TorchSource, error) {
 		f, err := torchpickle.Open(p)
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("nn: %w", err)
+			return nil, errctx.Wrap("nn", err)
 		}
 		s.files = append(s.files, f)
 		for _, name := range f.Names() {
@@ -98,7 +99,7 @@ func (s *TorchSource) Load(name string) (*tensor.Tensor, error) {
 	}
 	raw, err := f.Read(name)
 	if err != nil {
-		return nil, fmt.Errorf("nn: %w", err)
+		return nil, errctx.Wrap("nn", err)
 	}
 	t, err := tensorFromLE(dt, raw.Shape, raw.Data)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/tensor/safetensors"
 )
 
@@ -42,7 +43,7 @@ func LoadSafetensors(paths ...string) (*Archive, error) {
 		f, err := safetensors.Open(p)
 		if err != nil {
 			a.Close()
-			return nil, fmt.Errorf("tensor: %w", err)
+			return nil, errctx.Wrap("tensor", err)
 		}
 		a.files = append(a.files, f)
 		for k, v := range f.Metadata {
@@ -179,7 +180,7 @@ func SaveSafetensors(path string, tensors map[string]*Tensor, metadata map[strin
 		})
 	}
 	if err := safetensors.WriteFile(path, infos, metadata); err != nil {
-		return fmt.Errorf("tensor: SaveSafetensors: %w", err)
+		return errctx.Wrap("tensor: SaveSafetensors", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 )
 
@@ -172,7 +173,7 @@ func DefaultConfig() Config {
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("unet: %w", err)
+		return Config{}, errctx.Wrap("unet", err)
 	}
 	c, err := parseConfig(data)
 	if err != nil {
@@ -185,7 +186,7 @@ func LoadConfig(path string) (Config, error) {
 func ParseConfig(data []byte) (Config, error) {
 	c, err := parseConfig(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("unet: %w", err)
+		return Config{}, errctx.Wrap("unet", err)
 	}
 	return c, nil
 }
@@ -219,7 +220,7 @@ func blockType(t string) string { return strings.TrimPrefix(t, "UNetRes") }
 // lists every problem found.
 func (c *Config) Validate() error {
 	if err := c.validate(); err != nil {
-		return fmt.Errorf("unet: %w", err)
+		return errctx.Wrap("unet", err)
 	}
 	return nil
 }

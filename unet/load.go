@@ -1,8 +1,7 @@
 package unet
 
 import (
-	"fmt"
-
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/nn/sdckpt"
 	"github.com/roentgo/roentgo/tensor"
@@ -61,7 +60,7 @@ func build(src nn.Source, cfg Config, dt tensor.DType) (*Model, error) {
 func FromCheckpoint(ck *sdckpt.Checkpoint, cfg *Config, dt tensor.DType) (*Model, error) {
 	m, err := sdckpt.BuildModel(ck, sdckpt.UNet, cfg, SD15Config, SD21Config, dt, New)
 	if err != nil {
-		return nil, fmt.Errorf("unet: %w", err)
+		return nil, errctx.Wrap("unet", err)
 	}
 	return m, nil
 }

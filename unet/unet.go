@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 )
@@ -65,7 +66,7 @@ func New(b *nn.Builder, cfg Config) (*Model, error) {
 	}
 	p, err := cfg.plan()
 	if err != nil {
-		return nil, fmt.Errorf("unet: %w", err)
+		return nil, errctx.Wrap("unet", err)
 	}
 	c0, temb := cfg.BlockOutChannels[0], 4*cfg.BlockOutChannels[0]
 	resnet := func(b *nn.Builder, r resnetSpec, scale float32) *nn.ResnetBlock2D {
@@ -139,7 +140,7 @@ func Load(dir string, dt tensor.DType) (*Model, error) {
 	}
 	dir, err := nn.ComponentDir(dir, "unet")
 	if err != nil {
-		return nil, fmt.Errorf("unet: %w", err)
+		return nil, errctx.Wrap("unet", err)
 	}
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -147,11 +148,11 @@ func Load(dir string, dt tensor.DType) (*Model, error) {
 	}
 	w, err := nn.FindWeights(dir, dt != tensor.F32)
 	if err != nil {
-		return nil, fmt.Errorf("unet: %w", err)
+		return nil, errctx.Wrap("unet", err)
 	}
 	src, closer, err := w.Open()
 	if err != nil {
-		return nil, fmt.Errorf("unet: %w", err)
+		return nil, errctx.Wrap("unet", err)
 	}
 	m, err := build(src, cfg, dt)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 )
@@ -79,7 +80,7 @@ func Load(dir string, dt tensor.DType) (*AutoencoderKL, error) {
 	}
 	dir, err := nn.ComponentDir(dir, "vae")
 	if err != nil {
-		return nil, fmt.Errorf("vae: %w", err)
+		return nil, errctx.Wrap("vae", err)
 	}
 	c, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -87,11 +88,11 @@ func Load(dir string, dt tensor.DType) (*AutoencoderKL, error) {
 	}
 	w, err := nn.FindWeights(dir, dt != tensor.F32)
 	if err != nil {
-		return nil, fmt.Errorf("vae: %w", err)
+		return nil, errctx.Wrap("vae", err)
 	}
 	src, closer, err := w.Open()
 	if err != nil {
-		return nil, fmt.Errorf("vae: %w", err)
+		return nil, errctx.Wrap("vae", err)
 	}
 	m, err := build(src, c, dt)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 )
 
@@ -91,7 +92,7 @@ func SD15Config() Config {
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("vae: %w", err)
+		return Config{}, errctx.Wrap("vae", err)
 	}
 	c, err := ParseConfig(data)
 	if err != nil {
@@ -104,7 +105,7 @@ func LoadConfig(path string) (Config, error) {
 func ParseConfig(data []byte) (Config, error) {
 	c := DefaultConfig()
 	if err := json.Unmarshal(data, &c); err != nil {
-		return Config{}, fmt.Errorf("vae: config: %w", err)
+		return Config{}, errctx.Wrap("vae: config", err)
 	}
 	return c, c.Validate()
 }

@@ -1,8 +1,7 @@
 package vae
 
 import (
-	"fmt"
-
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/nn/sdckpt"
 	"github.com/roentgo/roentgo/tensor"
@@ -32,7 +31,7 @@ func build(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, error) {
 func FromCheckpoint(ck *sdckpt.Checkpoint, cfg *Config, dt tensor.DType) (*AutoencoderKL, error) {
 	m, err := sdckpt.BuildModel(ck, sdckpt.VAE, cfg, SD15Config, SD21Config, dt, New)
 	if err != nil {
-		return nil, fmt.Errorf("vae: %w", err)
+		return nil, errctx.Wrap("vae", err)
 	}
 	return m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 )
@@ -32,7 +33,7 @@ func computeOption(s string) (tensor.DType, error) {
 func (p *Pipeline) ToDevice(dev, compute string) error {
 	d, err := tensor.ParseDevice(dev)
 	if err != nil {
-		return fmt.Errorf("pipeline: %w", err)
+		return errctx.Wrap("pipeline", err)
 	}
 	cd, err := computeOption(compute)
 	if err != nil {
@@ -45,10 +46,10 @@ func (p *Pipeline) ToDevice(dev, compute string) error {
 		return nil
 	}
 	if err := tensor.OpenDevice(d); err != nil {
-		return fmt.Errorf("pipeline: %w", err)
+		return errctx.Wrap("pipeline", err)
 	}
 	if err := tensor.SetComputeDType(d, cd); err != nil {
-		return fmt.Errorf("pipeline: %w", err)
+		return errctx.Wrap("pipeline", err)
 	}
 	for _, m := range []struct {
 		name  string

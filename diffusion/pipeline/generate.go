@@ -12,6 +12,7 @@ import (
 
 	"github.com/roentgo/roentgo/clip"
 	"github.com/roentgo/roentgo/diffusion"
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/tensor/rng"
 )
@@ -118,6 +119,20 @@ type Request struct {
 
 // MaxImages is the most images one request may generate.
 const MaxImages = 10000
+
+// MaxSize is the largest image width or height a request may ask for.
+const MaxSize = 16384
+
+// SizeError is the error for an image size that is not positive multiples
+// of the VAE's downsampling factor f (0 when the model is not known yet) of
+// at most MaxSize: one wording for every check of a size.
+func SizeError(width, height, f int) error {
+	of := "the VAE's downsampling factor (8 for Stable Diffusion)"
+	if f > 0 {
+		of = fmt.Sprintf("%d (the VAE's downsampling factor)", f)
+	}
+	return fmt.Errorf("pipeline: image size %dx%d (width x height); expected positive multiples of %s, at most %d", width, height, of, MaxSize)
+}
 
 // Long-prompt modes (Request.LongPrompt).
 const (
@@ -324,8 +339,8 @@ func (p *Pipeline) plan(req *Request, img2img, warn bool) (*plan, error) {
 		pl.w = dw
 	}
 	f := p.VAEScaleFactor()
-	if pl.h < 0 || pl.w < 0 || pl.h%f != 0 || pl.w%f != 0 || pl.h > 16384 || pl.w > 16384 {
-		return nil, fmt.Errorf("pipeline: image size %dx%d (width x height); expected positive multiples of %d (the VAE's downsampling factor), at most 16384", pl.w, pl.h, f)
+	if pl.h < 0 || pl.w < 0 || pl.h%f != 0 || pl.w%f != 0 || pl.h > MaxSize || pl.w > MaxSize {
+		return nil, SizeError(pl.w, pl.h, f)
 	}
 	pl.lh, pl.lw = pl.h/f, pl.w/f
 	pl.steps = req.Steps
@@ -368,7 +383,7 @@ func (p *Pipeline) plan(req *Request, img2img, warn bool) (*plan, error) {
 		return nil, err
 	}
 	if err := s.SetTimesteps(pl.steps); err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return nil, errctx.Wrap("pipeline", err)
 	}
 	pl.sched = s
 	if warn {
@@ -443,7 +458,7 @@ func (p *Pipeline) encodeText(texts []string, chunk bool) (*tensor.Tensor, error
 		}
 		empty, _, err := p.Tokenizer.Encode("")
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, errctx.Wrap("pipeline", err)
 		}
 		for _, ids := range per {
 			rows = append(rows, ids...)
@@ -492,7 +507,7 @@ func (p *Pipeline) Img2Img(ctx context.Context, req Request) (*Result, error) {
 // kernel launch) returned as errors.
 func (p *Pipeline) run(ctx context.Context, req *Request, img2img bool) (res *Result, err error) {
 	if derr := tensor.Catch(func() { res, err = p.generate(ctx, req, img2img) }); derr != nil {
-		return res, fmt.Errorf("pipeline: %w", derr)
+		return res, errctx.Wrap("pipeline", derr)
 	}
 	return res, err
 }
@@ -820,7 +835,7 @@ func (p *Pipeline) denoiser(req *Request, pl *plan, cond *tensor.Tensor) diffusi
 func (p *Pipeline) img2imgLatents(req *Request, pl *plan, shared *rng.Generator, gens []*rng.Generator) (*tensor.Tensor, int, error) {
 	first, err := diffusion.ImageToImageStart(pl.steps, req.Strength, pl.sched.Order())
 	if err != nil {
-		return nil, 0, fmt.Errorf("pipeline: %w", err)
+		return nil, 0, errctx.Wrap("pipeline", err)
 	}
 	n := len(pl.prompts)
 	hx := ImageToTensor(req.InitImage, pl.w, pl.h)

@@ -10,26 +10,20 @@ import (
 	"testing"
 
 	"github.com/roentgo/roentgo/internal/npy"
+	"github.com/roentgo/roentgo/internal/testutil/refdata"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
 
 // goldenDir is the tiny-sd1 golden set (diffusers 0.16.1 on PyTorch 1.13):
 // ../shared/golden beside the repository, or $ROENTGO_GOLDEN_DIR (the GPU
-// check carries a copy).
-var goldenDir = func() string {
-	if d := os.Getenv("ROENTGO_GOLDEN_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1")
-}()
+// check carries a copy); tests call goldenModel before reading it.
+var goldenDir = refdata.GoldenRoot()
 
 func goldenModel(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(goldenDir, "model", "diffusers")
-	if _, err := os.Stat(goldenDir); err != nil {
-		t.Skip("golden data (../shared/golden) absent")
-	}
+	refdata.GoldenDir(t) // skips, or fails under ROENTGO_REQUIRE_GOLDEN=1
 	return dir
 }
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/roentgo/roentgo/internal/errctx"
 )
 
 // hashJob computes a model hash in the background (hashing gigabytes of
@@ -90,7 +92,7 @@ func HashFolder(dir string) (string, error) {
 	for _, rel := range files {
 		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
-			return "", fmt.Errorf("pipeline: hashing: %w", err)
+			return "", errctx.Wrap("pipeline: hashing", err)
 		}
 		st, err := f.Stat()
 		if err == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/roentgo/roentgo/clip"
 	"github.com/roentgo/roentgo/diffusion"
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/unet"
@@ -128,7 +129,7 @@ type modelIndex struct {
 func readModelIndex(path string) (*modelIndex, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return nil, errctx.Wrap("pipeline", err)
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -221,7 +222,7 @@ func Load(path string, o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	if _, err := tensor.ParseDevice(orCPU(o.Device)); err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return nil, errctx.Wrap("pipeline", err)
 	}
 	if _, err := computeOption(o.Compute); err != nil {
 		return nil, err
@@ -251,7 +252,7 @@ func load(path string, o Options) (*Pipeline, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("pipeline: model %s does not exist; expected a diffusers pipeline folder (model_index.json with tokenizer/, text_encoder/, unet/, vae/, scheduler/) or a single-file checkpoint (.safetensors or .ckpt)", path)
 		}
-		return nil, fmt.Errorf("pipeline: model: %w", err)
+		return nil, errctx.Wrap("pipeline: model", err)
 	}
 	if st.Mode().IsRegular() {
 		return loadSingleFile(path, o)
@@ -280,7 +281,7 @@ func loadFolder(dir string, o Options) (*Pipeline, error) {
 	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
 	schedJSON, err := os.ReadFile(schedPath)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return nil, errctx.Wrap("pipeline", err)
 	}
 	if err := p.setScheduler(schedJSON, schedPath, o); err != nil {
 		return nil, err
@@ -297,19 +298,19 @@ func loadFolder(dir string, o Options) (*Pipeline, error) {
 		tokDir = o.Tokenizer
 	}
 	if p.Tokenizer, err = clip.Load(tokDir); err != nil {
-		return nil, fmt.Errorf("pipeline: tokenizer: %w", err)
+		return nil, errctx.Wrap("pipeline: tokenizer", err)
 	}
 	if p.TextEncoder, err = clip.LoadTextModel(filepath.Join(dir, "text_encoder"), dtypeFor("text_encoder")); err != nil {
-		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
+		return nil, errctx.Wrap("pipeline: text encoder", err)
 	}
 	for _, w := range p.TextEncoder.Warnings {
 		p.warn(strings.TrimPrefix(w, "clip: "))
 	}
 	if p.UNet, err = unet.Load(filepath.Join(dir, "unet"), dtypeFor("unet")); err != nil {
-		return nil, fmt.Errorf("pipeline: unet: %w", err)
+		return nil, errctx.Wrap("pipeline: unet", err)
 	}
 	if p.VAE, err = vae.Load(filepath.Join(dir, "vae"), dtypeFor("vae")); err != nil {
-		return nil, fmt.Errorf("pipeline: vae: %w", err)
+		return nil, errctx.Wrap("pipeline: vae", err)
 	}
 	if err := p.checkCompatible(); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/roentgo/roentgo/clip"
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn/sdckpt"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/unet"
@@ -98,7 +99,7 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 	schedJSON, where := []byte(defaultSchedulerJSON), "default "+ck.Variant.String()+" scheduler config"
 	if f, ok := cfgFile("scheduler/scheduler_config.json"); ok {
 		if schedJSON, err = os.ReadFile(f); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, errctx.Wrap("pipeline", err)
 		}
 		where = f
 	}
@@ -109,7 +110,7 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 	if f, ok := cfgFile("unet/config.json"); ok {
 		c, err := unet.LoadConfig(f)
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: unet: %w", err)
+			return nil, errctx.Wrap("pipeline: unet", err)
 		}
 		ucfg = &c
 	}
@@ -117,7 +118,7 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 	if f, ok := cfgFile("vae/config.json"); ok {
 		c, err := vae.LoadConfig(f)
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: vae: %w", err)
+			return nil, errctx.Wrap("pipeline: vae", err)
 		}
 		vcfg = &c
 	}
@@ -125,7 +126,7 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 	if f, ok := cfgFile("text_encoder/config.json"); ok {
 		c, err := clip.LoadTextConfig(f)
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: text encoder: %w", err)
+			return nil, errctx.Wrap("pipeline: text encoder", err)
 		}
 		tcfg = &c
 	}
@@ -136,10 +137,10 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 		c.TextLayers = tcfg.NumHiddenLayers
 		p.closers = nil
 		if err := ck.Close(); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, errctx.Wrap("pipeline", err)
 		}
 		if ck, err = sdckpt.Open(path, &c); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, errctx.Wrap("pipeline", err)
 		}
 		p.closers = append(p.closers, ck)
 	}
@@ -148,7 +149,7 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	if p.Tokenizer, err = clip.Load(tokDir); err != nil {
-		return nil, fmt.Errorf("pipeline: tokenizer: %w", err)
+		return nil, errctx.Wrap("pipeline: tokenizer", err)
 	}
 	fixed, _ := dtypeOption(o.DType)
 	dtypeFor := func(comp string) tensor.DType {
@@ -158,16 +159,16 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 		return sourceDType(ck.Source(comp))
 	}
 	if p.TextEncoder, err = clip.TextModelFromCheckpoint(ck, tcfg, dtypeFor(sdckpt.TextEncoder)); err != nil {
-		return nil, fmt.Errorf("pipeline: text encoder: %w", err)
+		return nil, errctx.Wrap("pipeline: text encoder", err)
 	}
 	for _, w := range p.TextEncoder.Warnings {
 		p.warn(strings.TrimPrefix(w, "clip: "))
 	}
 	if p.UNet, err = unet.FromCheckpoint(ck, ucfg, dtypeFor(sdckpt.UNet)); err != nil {
-		return nil, fmt.Errorf("pipeline: unet: %w", err)
+		return nil, errctx.Wrap("pipeline: unet", err)
 	}
 	if p.VAE, err = vae.FromCheckpoint(ck, vcfg, dtypeFor(sdckpt.VAE)); err != nil {
-		return nil, fmt.Errorf("pipeline: vae: %w", err)
+		return nil, errctx.Wrap("pipeline: vae", err)
 	}
 	if err := p.checkCompatible(); err != nil {
 		return nil, err
@@ -176,7 +177,7 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 		// The models hold their tensors in memory: free the rest now.
 		p.closers = nil
 		if err := ck.Close(); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, errctx.Wrap("pipeline", err)
 		}
 	}
 	p.hash = startFileHash(path)
@@ -212,7 +213,7 @@ func startFileHash(path string) *hashJob {
 func hashFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("pipeline: hashing: %w", err)
+		return "", errctx.Wrap("pipeline: hashing", err)
 	}
 	defer f.Close()
 	h := sha256.New()

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/roentgo/roentgo/internal/atomicfile"
+	"github.com/roentgo/roentgo/internal/errctx"
 )
 
 // TextChunk is one key/value pair of PNG text metadata.
@@ -31,7 +32,7 @@ var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 func EncodePNG(img image.Image, text []TextChunk) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
-		return nil, fmt.Errorf("pipeline: encoding PNG: %w", err)
+		return nil, errctx.Wrap("pipeline: encoding PNG", err)
 	}
 	data := buf.Bytes()
 	// The IEND chunk is the last 12 bytes: length 0, "IEND", CRC.
@@ -189,7 +190,7 @@ const jpegQuality = 95
 func EncodeJPEG(img image.Image, text []TextChunk) ([]byte, error) {
 	var body bytes.Buffer
 	if err := jpeg.Encode(&body, img, &jpeg.Options{Quality: jpegQuality}); err != nil {
-		return nil, fmt.Errorf("pipeline: encoding JPEG: %w", err)
+		return nil, errctx.Wrap("pipeline: encoding JPEG", err)
 	}
 	comment := ""
 	for _, c := range text {

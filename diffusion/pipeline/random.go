@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/roentgo/roentgo/clip"
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/unet"
@@ -316,7 +317,7 @@ func WriteRandom(dir, name string, seed uint64, dt tensor.DType) error {
 	files["tokenizer/vocab.json"] = string(vocab)
 	for _, sub := range []string{"scheduler", "text_encoder", "unet", "vae", "tokenizer"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			return fmt.Errorf("pipeline: %w", err)
+			return errctx.Wrap("pipeline", err)
 		}
 	}
 	for rel, content := range files {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/roentgo/roentgo/diffusion"
+	"github.com/roentgo/roentgo/internal/errctx"
 )
 
 // schedulerClasses maps diffusion.New's scheduler names to the diffusers
@@ -89,7 +90,7 @@ func (p *Pipeline) SchedulerConfig(name string) (diffusion.Config, error) {
 	}
 	cfg, err := diffusion.ParseSchedulerConfig(data)
 	if err != nil {
-		return diffusion.Config{}, fmt.Errorf("pipeline: scheduler config: %w", err)
+		return diffusion.Config{}, errctx.Wrap("pipeline: scheduler config", err)
 	}
 	if cfg.StepsOffset != 1 && cfg.TimestepSpacing != diffusion.SpacingTrailing && cfg.TimestepSpacing != diffusion.SpacingLinspace {
 		// diffusers' pipeline forces steps_offset 1 whatever the scheduler.

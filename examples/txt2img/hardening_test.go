@@ -283,3 +283,30 @@ func TestInterruptKeepsFinished(t *testing.T) {
 		require.True(t, strings.HasSuffix(e.Name(), ".png") && strings.HasPrefix(e.Name(), "x-"), "left behind: %s", e.Name())
 	}
 }
+
+// Item 13: an error names each piece of context once: the component, then
+// the problem (with the file), without the packages it passed through.
+func TestErrorsSayContextOnce(t *testing.T) {
+	model := goldenModel(t)
+	for _, c := range []struct {
+		file, want string
+	}{
+		{"unet/diffusion_pytorch_model.safetensors", "txt2img: unet: header length"},
+		{"vae/diffusion_pytorch_model.safetensors", "txt2img: vae: header length"},
+		{"text_encoder/model.safetensors", "txt2img: text encoder: header length"},
+	} {
+		dir := filepath.Join(t.TempDir(), "m")
+		require.NoError(t, os.CopyFS(dir, os.DirFS(model)))
+		path := filepath.Join(dir, filepath.FromSlash(c.file))
+		require.NoError(t, os.Chmod(path, 0o644))
+		require.NoError(t, os.Truncate(path, 1000))
+		code, stderr := runProg(t, "-model", dir, "-prompt", "x", "-q", "-out", filepath.Join(t.TempDir(), "x.png"))
+		require.Equal(t, 1, code)
+		line := strings.TrimSpace(stderr)
+		require.True(t, strings.HasPrefix(line, c.want), line)
+		require.Contains(t, line, path, "the file is named")
+		for _, pkg := range []string{"nn: ", "tensor: ", "safetensors: ", "clip: ", "pipeline: ", "unet: unet", "vae: vae", "text encoder: text encoder"} {
+			require.NotContains(t, line, pkg, line)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/roentgo/roentgo/diffusion/pipeline"
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,11 +33,8 @@ func TestMain(m *testing.M) {
 }
 
 func goldenModel(t *testing.T) string {
-	dir := filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1", "model", "diffusers")
-	if _, err := os.Stat(filepath.Join("..", "..", "..", "shared")); err != nil {
-		t.Skip("../shared absent")
-	}
-	abs, err := filepath.Abs(dir)
+	t.Helper()
+	abs, err := filepath.Abs(testutil.Golden(t, "model/diffusers"))
 	require.NoError(t, err)
 	return abs
 }
@@ -157,7 +155,7 @@ func TestBadInput(t *testing.T) {
 		{"not a pipeline", []string{"-model", notPipeline, "-out", out}, "missing model_index.json"},
 		{"unknown scheduler", []string{"-model", model, "-scheduler", "fancy", "-out", out}, "unknown scheduler \"fancy\""},
 		{"bad size", []string{"-model", model, "-height", "33", "-width", "32", "-out", out}, "multiples of 2"},
-		{"negative size", []string{"-model", model, "-height", "-8", "-out", out}, "bad size"},
+		{"negative size", []string{"-model", model, "-height", "-8", "-out", out}, "image size 0x-8 (width x height); expected positive multiples of the VAE's downsampling factor"},
 		{"empty out", []string{"-model", model, "-out", ""}, "-out is empty"},
 		{"unwritable dir", []string{"-model", model, "-out", filepath.Join(dir, "missing", "x.png")}, "missing: no such file or directory"},
 		{"bad flag value", []string{"-model", model, "-steps", "many", "-out", out}, "invalid value"},

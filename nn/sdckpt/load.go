@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 )
@@ -148,7 +149,7 @@ func Open(path string, cfg *Config) (*Checkpoint, error) {
 func openFile(path string) (nn.Source, io.Closer, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sdckpt: %w", err)
+		return nil, nil, errctx.Wrap("sdckpt", err)
 	}
 	var magic [4]byte
 	n, _ := io.ReadFull(f, magic[:])
@@ -156,7 +157,7 @@ func openFile(path string) (nn.Source, io.Closer, error) {
 	if n == 4 && string(magic[:]) == "PK\x03\x04" {
 		s, err := nn.OpenTorch(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("sdckpt: %w", err)
+			return nil, nil, errctx.Wrap("sdckpt", err)
 		}
 		return s, s, nil
 	}
@@ -165,7 +166,7 @@ func openFile(path string) (nn.Source, io.Closer, error) {
 	}
 	s, err := nn.OpenSafetensors(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sdckpt: %w", err)
+		return nil, nil, errctx.Wrap("sdckpt", err)
 	}
 	return s, s, nil
 }

@@ -3,17 +3,19 @@ package sdckpt
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/roentgo/roentgo/tensor/safetensors"
 	"github.com/stretchr/testify/require"
 )
 
-const golden = "../../../shared/golden/tiny-sd1/model"
+// goldenModel returns the golden tiny-sd1 model folder, skipping the test
+// when the golden data is absent (failing under ROENTGO_REQUIRE_GOLDEN=1).
+func goldenModel(t testing.TB) string { return testutil.Golden(t, "model") }
 
 func openST(t *testing.T, path string) *safetensors.File {
 	t.Helper()
@@ -26,9 +28,7 @@ func openST(t *testing.T, path string) *safetensors.File {
 // TestGoldenTinySD1 maps the single-file golden checkpoint and compares every
 // produced tensor with the diffusers folder holding the same weights.
 func TestGoldenTinySD1(t *testing.T) {
-	if _, err := os.Stat(golden); err != nil {
-		t.Skip("golden data absent:", err)
-	}
+	golden := goldenModel(t)
 	single := openST(t, filepath.Join(golden, "tiny-sd1-fp32.safetensors"))
 	folders := map[string]*safetensors.File{
 		UNet:        openST(t, filepath.Join(golden, "diffusers/unet/diffusion_pytorch_model.safetensors")),

@@ -276,8 +276,8 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	if o.scheduler != "" && !known(o.scheduler) {
 		return usageError{fmt.Errorf("unknown scheduler %q; expected one of %s (or a common spelling of one, such as \"Euler a\" or \"DPM++ 2M Karras\")", o.scheduler, strings.Join(diffusion.SchedulerNames, ", "))}
 	}
-	if o.height < 0 || o.width < 0 {
-		return usageError{fmt.Errorf("bad size %dx%d; expected positive multiples of 8", o.width, o.height)}
+	if o.height < 0 || o.width < 0 || o.height > pipeline.MaxSize || o.width > pipeline.MaxSize {
+		return usageError{pipeline.SizeError(o.width, o.height, 0)}
 	}
 	if o.steps < 1 {
 		return usageError{fmt.Errorf("-steps %d; expected at least 1", o.steps)}
