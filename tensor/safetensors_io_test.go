@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/roentgo/roentgo/internal/testutil/refdata"
 	"github.com/roentgo/roentgo/tensor/safetensors"
 	"github.com/stretchr/testify/require"
 )
@@ -95,10 +96,7 @@ func TestSafetensorsErrors(t *testing.T) {
 }
 
 func TestLoadGoldenSafetensors(t *testing.T) {
-	path := "../../shared/golden/tiny-sd1/model/diffusers/text_encoder/model.safetensors"
-	if _, err := os.Stat(path); err != nil {
-		t.Skip("../shared/golden not present")
-	}
+	path := refdata.Golden(t, "model/diffusers/text_encoder/model.safetensors")
 	a, err := LoadSafetensors(path)
 	require.NoError(t, err)
 	defer a.Close()

@@ -11,14 +11,12 @@ import (
 	"testing"
 
 	"github.com/roentgo/roentgo/diffusion/pipeline"
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
 func TestImg2ImgProgram(t *testing.T) {
-	if _, err := os.Stat(filepath.Join("..", "..", "..", "shared")); err != nil {
-		t.Skip("../shared absent")
-	}
-	model, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1", "model", "diffusers"))
+	model, err := filepath.Abs(testutil.Golden(t, "model/diffusers"))
 	require.NoError(t, err)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "img2img")

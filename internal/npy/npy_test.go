@@ -3,10 +3,11 @@ package npy
 import (
 	"encoding/binary"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/roentgo/roentgo/internal/testutil/refdata"
 )
 
 // build returns a .npy file with the given format version, header dict and
@@ -127,10 +128,7 @@ func TestParseErrors(t *testing.T) {
 
 // TestGoldenFiles reads arrays written by numpy in the golden data set.
 func TestGoldenFiles(t *testing.T) {
-	root := filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1")
-	if _, err := os.Stat(root); err != nil {
-		t.Skip("golden data not present")
-	}
+	root := refdata.GoldenDir(t)
 	a, err := Read(filepath.Join(root, "txt2img", "ddim_4steps", "initial_latents.npy"))
 	if err != nil {
 		t.Fatal(err)

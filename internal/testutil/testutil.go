@@ -1,32 +1,18 @@
-// Package testutil holds helpers shared by the model packages' tests: locating the
-// golden reference data in ../shared/golden (skipping when it is absent), reading
-// .npy arrays as tensors, and comparing tensors within |got-want| <= atol + rtol*|want|.
+// Package testutil holds helpers shared by the packages' tests: locating the
+// reference data of the shared folder beside the checkout (../shared: golden
+// outputs, the CLIP tokenizer vocabulary), skipping when it is absent or failing
+// when $ROENTGO_REQUIRE_GOLDEN asks for it (shared.go); reading .npy arrays as
+// tensors; and comparing tensors within |got-want| <= atol + rtol*|want|.
 package testutil
 
 import (
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/roentgo/roentgo/internal/npy"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-// GoldenRoot is the tiny-sd1 golden folder as seen from a package directory one
-// level below the repository root.
-const GoldenRoot = "../../shared/golden/tiny-sd1"
-
-// Golden returns the path of rel under GoldenRoot, skipping the test when the
-// shared folder is absent (it is present in CI).
-func Golden(t testing.TB, rel string) string {
-	t.Helper()
-	if _, err := os.Stat(GoldenRoot); err != nil {
-		t.Skipf("golden data %s is absent: %v", GoldenRoot, err)
-	}
-	return filepath.Join(GoldenRoot, rel)
-}
 
 // ReadNpy reads the .npy file at path as a tensor: I64 for integer arrays (int64
 // or int32), F32 otherwise.

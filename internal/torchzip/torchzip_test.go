@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/roentgo/roentgo/internal/testutil/refdata"
 	"github.com/roentgo/roentgo/tensor/safetensors"
 	"github.com/roentgo/roentgo/tensor/torchpickle"
 	"github.com/stretchr/testify/require"
@@ -45,10 +46,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestFromSafetensorsGolden(t *testing.T) {
-	src := "../../../shared/golden/tiny-sd1/model/tiny-sd1-fp32.safetensors"
-	if _, err := os.Stat(src); err != nil {
-		t.Skip("golden data absent:", err)
-	}
+	src := refdata.Golden(t, "model/tiny-sd1-fp32.safetensors")
 	dir := os.Getenv("ROENTGO_TORCHZIP_OUT")
 	if dir == "" {
 		dir = t.TempDir()

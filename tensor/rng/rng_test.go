@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/roentgo/roentgo/internal/npy"
+	"github.com/roentgo/roentgo/internal/testutil/refdata"
 )
 
 // The expected values in testdata were written by PyTorch 1.13
@@ -217,11 +218,8 @@ func TestCloneAndSeed(t *testing.T) {
 // TestGoldenInitialLatents compares with the initial latents diffusers drew in
 // the golden pipeline runs: torch.randn((1,4,32,32), generator=manual_seed(seed)).
 func TestGoldenInitialLatents(t *testing.T) {
-	root := filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1")
+	root := refdata.GoldenDir(t)
 	caseJSON, err := os.ReadFile(filepath.Join(root, "case.json"))
-	if os.IsNotExist(err) {
-		t.Skip("golden data not present (../shared/golden)")
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

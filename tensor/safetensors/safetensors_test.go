@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/roentgo/roentgo/internal/testutil/refdata"
 )
 
 // rawFile assembles a file from a header string and data, with no padding.
@@ -396,10 +398,7 @@ func TestOpenErrors(t *testing.T) {
 // (written by PyTorch/diffusers); the expected counts and dtypes were read
 // from their headers with Python's json module.
 func TestGoldenModels(t *testing.T) {
-	root := filepath.Join("..", "..", "..", "shared", "golden", "tiny-sd1", "model")
-	if _, err := os.Stat(root); err != nil {
-		t.Skip("golden data not present (../shared/golden)")
-	}
+	root := refdata.Golden(t, "model")
 	cases := []struct {
 		path     string
 		count    int

@@ -386,9 +386,9 @@ func Load(path string) (map[string]*Tensor, error) {
 
 // readRange reads bytes [lo, hi) of a storage record.
 func (f *File) readRange(zf *zip.File, lo, hi int64) ([]byte, error) {
-	buf := make([]byte, hi-lo)
 	whole := lo == 0 && uint64(hi) == zf.UncompressedSize64
 	if zf.Method == zip.Store && !f.noDirect {
+		buf := make([]byte, hi-lo) // within the archive (checkSizes)
 		off, err := zf.DataOffset()
 		if err != nil {
 			return nil, err
@@ -423,10 +423,19 @@ func (f *File) readRange(zf *zip.File, lo, hi int64) ([]byte, error) {
 	if _, err := io.CopyN(io.Discard, rc, lo); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", zf.Name, err)
 	}
-	if _, err := io.ReadFull(rc, buf); err != nil {
+	// A compressed record's declared size is bounded only by the deflate
+	// ratio (checkSizes), about 1000 times its compressed size, so the
+	// buffer starts at what the compressed bytes plausibly hold and grows
+	// with the bytes the stream yields, not with what the header claims.
+	pre := min(hi-lo, 4*int64(min(zf.CompressedSize64, 1<<40))+1<<16)
+	buf := bytes.NewBuffer(make([]byte, 0, pre))
+	if _, err := buf.ReadFrom(io.LimitReader(rc, hi-lo)); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", zf.Name, err)
 	}
-	return buf, nil
+	if int64(buf.Len()) != hi-lo {
+		return nil, fmt.Errorf("reading %s: %w", zf.Name, io.ErrUnexpectedEOF)
+	}
+	return buf.Bytes(), nil
 }
 
 // materialise reads a tensor's view and returns it contiguous, little-endian.

@@ -1,12 +1,15 @@
 package torchpickle
 
 import (
+	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"math"
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -358,4 +361,43 @@ func TestDecodeLong(t *testing.T) {
 		}
 		require.Equal(t, c.want, s, "% x", c.b)
 	}
+}
+
+// TestClaimedSizeNotAllocated: a deflated storage record whose header claims
+// far more bytes than its stream holds (within the deflate ratio that
+// checkSizes allows) fails to read without allocating the claimed size.
+func TestClaimedSizeNotAllocated(t *testing.T) {
+	const claim = 1 << 20 // bytes: 262144 F32 elements
+	pk := smallPickle(pickleOpts{}, testTensor{name: "x", class: "FloatStorage", key: "0", numel: claim / 4,
+		offset: 1, shape: []int64{claim/4 - 1}, stride: []int64{1}})
+	var comp bytes.Buffer
+	fw, err := flate.NewWriter(&comp, flate.NoCompression)
+	require.NoError(t, err)
+	fw.Write(make([]byte, 1100)) // stored blocks: 1100 bytes give a ~1.1 KB stream
+	require.NoError(t, fw.Close())
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, r := range []struct {
+		name   string
+		method uint16
+		data   []byte
+		size   uint64
+	}{{"a/data.pkl", zip.Store, pk, uint64(len(pk))}, {"a/data/0", zip.Deflate, comp.Bytes(), claim}} {
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: r.name, Method: r.method,
+			CompressedSize64: uint64(len(r.data)), UncompressedSize64: r.size})
+		require.NoError(t, err)
+		_, err = w.Write(r.data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+
+	f, err := openBytes(buf.Bytes())
+	require.NoError(t, err, "the claim is within the deflate ratio: caught only when reading")
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_, err = f.Read("x")
+	runtime.ReadMemStats(&m1)
+	require.ErrorContains(t, err, "unexpected EOF")
+	require.Less(t, m1.TotalAlloc-m0.TotalAlloc, uint64(claim/4), "bytes allocated for a %d-byte claim backed by %d bytes",
+		claim, comp.Len())
 }
