@@ -54,6 +54,14 @@ func TestImg2ImgProgram(t *testing.T) {
 	text, err := pipeline.ReadPNGText(data)
 	require.NoError(t, err)
 	require.Contains(t, text, pipeline.TextChunk{Key: "strength", Value: "0.5"})
+	require.Contains(t, stderr, "2 of 4 steps (strength 0.5)", "the summary says the steps that ran")
+	require.NoError(t, os.Remove(res))
+
+	// Strength 0 keeps the image: the summary must not claim the requested
+	// steps ran (it said "4 steps").
+	code, stderr = run("-model", model, "-init", initPath, "-strength", "0", "-prompt", "effusion", "-steps", "4", "-height", "32", "-width", "32", "-q", "-out", res)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "0 of 4 steps (strength 0)")
 	require.NoError(t, os.Remove(res))
 
 	for _, c := range []struct {
