@@ -7,21 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-// noPanic runs f and turns a panic into a test failure naming what.
-func noPanic(t *testing.T, what string, f func()) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: panic: %v", what, r)
-		}
-	}()
-	f()
-}
 
 // TestTextConfigBadValues feeds text_encoder/config.json files with one bad
 // value through LoadTextConfig (what LoadTextModel and the pipeline use):
@@ -62,7 +52,7 @@ func TestTextConfigBadValues(t *testing.T) {
 	} {
 		t.Run(tc.json, func(t *testing.T) {
 			require.NoError(t, os.WriteFile(path, []byte(tc.json), 0o644))
-			noPanic(t, tc.json, func() {
+			testutil.NoPanic(t, tc.json, func() {
 				_, err := LoadTextConfig(path)
 				require.Error(t, err, tc.json)
 				require.Contains(t, err.Error(), tc.want, tc.json)
@@ -79,7 +69,7 @@ func TestTextConfigBadFloats(t *testing.T) {
 		t.Run(fmt.Sprint(v), func(t *testing.T) {
 			c := tinyPosConfig()
 			c.LayerNormEps = v
-			noPanic(t, "layer_norm_eps", func() {
+			testutil.NoPanic(t, "layer_norm_eps", func() {
 				require.ErrorContains(t, c.Validate(), fmt.Sprintf("clip: text config: layer_norm_eps = %g, want a positive finite number", v))
 				_, err := NewTextModel(nn.NewRandomBuilder(1, tensor.F32), c)
 				require.ErrorContains(t, err, "want a positive finite number")

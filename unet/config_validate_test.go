@@ -8,21 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-// noPanic runs f and turns a panic into a test failure naming what.
-func noPanic(t *testing.T, what string, f func()) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: panic: %v", what, r)
-		}
-	}()
-	f()
-}
 
 // TestConfigBadValues feeds config.json files with a bad value in one key
 // through ParseConfig (what LoadConfig, Load and the pipeline use) and New:
@@ -94,7 +84,7 @@ func TestConfigBadValues(t *testing.T) {
 		{`{"layers_per_block": 2.5}`, []string{"want an integer or a list of integers"}},
 	} {
 		t.Run(tc.json, func(t *testing.T) {
-			noPanic(t, tc.json, func() {
+			testutil.NoPanic(t, tc.json, func() {
 				_, err := ParseConfig([]byte(tc.json))
 				require.Error(t, err, tc.json)
 				require.True(t, strings.HasPrefix(err.Error(), "unet: config: "), err.Error())
@@ -108,7 +98,7 @@ func TestConfigBadValues(t *testing.T) {
 	// LoadConfig names the file.
 	path := filepath.Join(t.TempDir(), "config.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"norm_num_groups": 0}`), 0o644))
-	noPanic(t, "LoadConfig", func() {
+	testutil.NoPanic(t, "LoadConfig", func() {
 		_, err := LoadConfig(path)
 		require.ErrorContains(t, err, "unet: "+path+": config: norm_num_groups = 0, want a positive integer")
 	})
@@ -138,7 +128,7 @@ func TestConfigBadFloats(t *testing.T) {
 		t.Run(tc.want, func(t *testing.T) {
 			c := tinyConfig()
 			tc.set(&c)
-			noPanic(t, tc.want, func() {
+			testutil.NoPanic(t, tc.want, func() {
 				require.ErrorContains(t, c.Validate(), tc.want)
 				_, err := New(nn.NewRandomBuilder(1, tensor.F32), c)
 				require.ErrorContains(t, err, tc.want)
@@ -173,7 +163,7 @@ func TestConfigGoodValues(t *testing.T) {
 		`{"freq_shift": 1}`,
 		`{"transformer_layers_per_block": [1, 1, 1, 1]}`,
 	} {
-		noPanic(t, js, func() {
+		testutil.NoPanic(t, js, func() {
 			_, err := ParseConfig([]byte(js))
 			require.NoError(t, err, js)
 		})

@@ -8,21 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roentgo/roentgo/internal/testutil"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
-
-// noPanic runs f and turns a panic into a test failure naming what.
-func noPanic(t *testing.T, what string, f func()) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Errorf("%s: panic: %v", what, r)
-		}
-	}()
-	f()
-}
 
 // sd15Blocks is the SD 1.x VAE's four levels, to which the JSON cases add
 // one bad key.
@@ -80,7 +70,7 @@ func TestConfigBadValues(t *testing.T) {
 		{`{"norm_num_groups": 2.5}`, []string{"norm_num_groups"}},
 	} {
 		t.Run(tc.json, func(t *testing.T) {
-			noPanic(t, tc.json, func() {
+			testutil.NoPanic(t, tc.json, func() {
 				_, err := ParseConfig([]byte(tc.json))
 				require.Error(t, err, tc.json)
 				require.True(t, strings.HasPrefix(err.Error(), "vae: config: "), err.Error())
@@ -94,7 +84,7 @@ func TestConfigBadValues(t *testing.T) {
 	// LoadConfig names the file.
 	path := filepath.Join(t.TempDir(), "config.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"norm_num_groups": 0}`), 0o644))
-	noPanic(t, "LoadConfig", func() {
+	testutil.NoPanic(t, "LoadConfig", func() {
 		_, err := LoadConfig(path)
 		require.ErrorContains(t, err, "norm_num_groups = 0, want a positive number")
 		require.ErrorContains(t, err, path)
@@ -108,7 +98,7 @@ func TestConfigBadFloats(t *testing.T) {
 		t.Run(fmt.Sprint(v), func(t *testing.T) {
 			c := tinyConfig()
 			c.ScalingFactor = v
-			noPanic(t, "scaling_factor", func() {
+			testutil.NoPanic(t, "scaling_factor", func() {
 				require.ErrorContains(t, c.Validate(), fmt.Sprintf("scaling_factor = %g, want a positive finite number", v))
 				_, err := New(nn.NewRandomBuilder(1, tensor.F32), c)
 				require.ErrorContains(t, err, "want a positive finite number")
@@ -117,7 +107,7 @@ func TestConfigBadFloats(t *testing.T) {
 	}
 	c := tinyConfig()
 	c.BlockOutChannels = nil
-	noPanic(t, "nil block_out_channels", func() {
+	testutil.NoPanic(t, "nil block_out_channels", func() {
 		_, err := New(nn.NewRandomBuilder(1, tensor.F32), c)
 		require.ErrorContains(t, err, "block_out_channels is empty")
 	})
@@ -136,7 +126,7 @@ func TestConfigGoodValues(t *testing.T) {
 		`{"norm_num_groups": 1, "block_out_channels": [3], "sample_size": [4, 4]}`,
 		`{"mid_block_add_attention": false, "scaling_factor": 0.13025, "force_upcast": true}`,
 	} {
-		noPanic(t, js, func() {
+		testutil.NoPanic(t, js, func() {
 			_, err := ParseConfig([]byte(js))
 			require.NoError(t, err, js)
 		})

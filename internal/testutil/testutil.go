@@ -55,3 +55,16 @@ func RequireClose(t testing.TB, got, want *tensor.Tensor, atol, rtol float64, wh
 	}
 	t.Logf("%s: max |diff| %.3g (%.2f of the tolerance)", what, maxAbs, worst)
 }
+
+// NoPanic runs f and turns a panic into a test failure naming what: for
+// tests that feed user data (configs, files) to code that must return
+// errors, never panic.
+func NoPanic(t testing.TB, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%s: panic: %v", what, r)
+		}
+	}()
+	f()
+}
