@@ -10,6 +10,11 @@
 // goroutines allowed by SetThreads. Tests compare each fast path against its
 // reference through the conformance suite in package kernels/kerneltest.
 //
+// The vocabulary of the kernels (DType, Mat, ConvParams, AttnParams, Activation,
+// UnaryOp/BinaryOp/ReduceOp, MergeDims, Span, the scalar F16/BF16 conversions)
+// is defined in package kernels and shared with the other devices; this package
+// re-exports it under the same names as aliases.
+//
 // Layouts follow PyTorch: row-major, NCHW for images, [batch, seq, heads*headDim]
 // for attention operands.
 package cpu

@@ -1,26 +1,22 @@
 package cpu
 
-import "github.com/x448/float16"
+import "github.com/roentgo/roentgo/kernels"
 
-// F16ToF32Scalar converts one IEEE binary16 value (raw bits) to float32.
-func F16ToF32Scalar(h uint16) float32 { return float16.Frombits(h).Float32() }
+// F16ToF32Scalar converts one IEEE binary16 value (raw bits) to float32
+// (kernels.F16ToF32Scalar).
+func F16ToF32Scalar(h uint16) float32 { return kernels.F16ToF32Scalar(h) }
 
-// F32ToF16Scalar converts one float32 to IEEE binary16 bits, rounding to nearest even.
-func F32ToF16Scalar(f float32) uint16 { return float16.Fromfloat32(f).Bits() }
+// F32ToF16Scalar converts one float32 to IEEE binary16 bits, rounding to nearest
+// even (kernels.F32ToF16Scalar).
+func F32ToF16Scalar(f float32) uint16 { return kernels.F32ToF16Scalar(f) }
 
-// BF16ToF32Scalar converts one bfloat16 value (raw bits) to float32.
-func BF16ToF32Scalar(h uint16) float32 { return fromBits(uint32(h) << 16) }
+// BF16ToF32Scalar converts one bfloat16 value (raw bits) to float32
+// (kernels.BF16ToF32Scalar).
+func BF16ToF32Scalar(h uint16) float32 { return kernels.BF16ToF32Scalar(h) }
 
 // F32ToBF16Scalar converts one float32 to bfloat16 bits, rounding to nearest even
-// (NaN stays NaN), as PyTorch does.
-func F32ToBF16Scalar(f float32) uint16 {
-	b := toBits(f)
-	if b&0x7fffffff > 0x7f800000 { // NaN: keep it quiet and non-zero
-		return uint16(b>>16) | 0x40
-	}
-	rounding := uint32(0x7fff) + (b>>16)&1
-	return uint16((b + rounding) >> 16)
-}
+// (NaN stays NaN), as PyTorch does (kernels.F32ToBF16Scalar).
+func F32ToBF16Scalar(f float32) uint16 { return kernels.F32ToBF16Scalar(f) }
 
 // F16ToF32 converts len(src) half-precision values to float32 into dst.
 //

@@ -29,21 +29,6 @@ func GemmRef(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ld
 	}
 }
 
-// ConvParams describes a 2-D convolution (cross-correlation, as PyTorch computes it)
-// of an input x [N, C, H, W] with weights [K, C, R, S] into y [N, K, OutH, OutW].
-type ConvParams struct {
-	N, C, H, W       int // input batch, channels, height, width
-	K, R, S          int // output channels, kernel height, kernel width
-	StrideH, StrideW int // strides (>= 1)
-	PadH, PadW       int // zero padding on each side
-}
-
-// OutH returns the output height (H + 2*PadH - R) / StrideH + 1.
-func (p ConvParams) OutH() int { return (p.H+2*p.PadH-p.R)/p.StrideH + 1 }
-
-// OutW returns the output width (W + 2*PadW - S) / StrideW + 1.
-func (p ConvParams) OutW() int { return (p.W+2*p.PadW-p.S)/p.StrideW + 1 }
-
 // Conv2dRef computes the convolution described by p. w is the weight matrix
 // [K, C*R*S] (row stride w.Stride, not transposed), bias (length K) may be nil:
 //
@@ -82,39 +67,6 @@ func Conv2dRef(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 			}
 		}
 	}
-}
-
-// AttnParams describes multi-head scaled-dot-product attention. Operands are laid
-// out as [B, seq, H*D] rows: element (b, s, h, d) of q is at
-// q[b*Sq*QStride + s*QStride + h*D + d], likewise k and v (with Sk) and o (with Sq).
-// A stride of 0 means H*D (dense rows).
-type AttnParams struct {
-	B, H   int     // batch, heads
-	Sq, Sk int     // query and key/value sequence lengths
-	D      int     // head dimension
-	Scale  float32 // usually 1/sqrt(D)
-	Causal bool    // query i attends only to keys j <= i + (Sk - Sq)
-
-	QStride, KStride, VStride, OStride int
-}
-
-// Strides returns the row strides of q, k, v and o, with 0 replaced by H*D.
-func (p AttnParams) Strides() (qs, ks, vs, os int) {
-	def := p.H * p.D
-	qs, ks, vs, os = p.QStride, p.KStride, p.VStride, p.OStride
-	if qs == 0 {
-		qs = def
-	}
-	if ks == 0 {
-		ks = def
-	}
-	if vs == 0 {
-		vs = def
-	}
-	if os == 0 {
-		os = def
-	}
-	return
 }
 
 // AttentionRef computes o = softmax(scale * q k^T [+ causal mask]) v per batch and head
@@ -267,37 +219,6 @@ func SoftmaxRef(x, y []float32, rows, cols int) {
 			out[j] = float32(e[j] / sum)
 		}
 	}
-}
-
-// Activation names an elementwise activation function.
-type Activation uint8
-
-const (
-	// Identity is f(x) = x.
-	Identity Activation = iota
-	// SiLU is x * sigmoid(x) (also called swish).
-	SiLU
-	// GELU is the exact x * Phi(x) = x/2 * (1 + erf(x/sqrt 2)).
-	GELU
-	// GELUTanh is the tanh approximation x/2 * (1 + tanh(sqrt(2/pi)*(x + 0.044715 x^3))).
-	GELUTanh
-	// QuickGELU is x * sigmoid(1.702 x), as OpenAI's CLIP uses.
-	QuickGELU
-)
-
-// ActivateScalar evaluates f at x in float64 (the reference definition).
-func (f Activation) ActivateScalar(x float64) float64 {
-	switch f {
-	case SiLU:
-		return x / (1 + math.Exp(-x))
-	case GELU:
-		return 0.5 * x * (1 + math.Erf(x/math.Sqrt2))
-	case GELUTanh:
-		return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
-	case QuickGELU:
-		return x / (1 + math.Exp(-1.702*x))
-	}
-	return x
 }
 
 // ActivateRef applies f elementwise: for i: y[i] = f(x[i]). y may alias x.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/roentgo/roentgo/kernels"
 	"github.com/roentgo/roentgo/kernels/cpu"
 )
 
@@ -17,7 +18,7 @@ import (
 // (the two products). GB/s counts the bytes an ideal kernel moves once.
 // scripts/bench_torch_gpu.py times PyTorch on the same shapes.
 
-func benchBuf(b *testing.B, dt cpu.DType, n int) *Buffer {
+func benchBuf(b *testing.B, dt kernels.DType, n int) *Buffer {
 	b.Helper()
 	buf, err := testDev.Alloc(dt, n)
 	if err != nil {
@@ -31,9 +32,9 @@ func benchBuf(b *testing.B, dt cpu.DType, n int) *Buffer {
 		f[i] = float32(r.NormFloat64() * 0.5)
 	}
 	switch dt {
-	case cpu.F32:
+	case kernels.F32:
 		must(testDev.UploadF32(buf, f))
-	case cpu.F16:
+	case kernels.F16:
 		h := make([]uint16, n)
 		cpu.F32ToF16(h, f)
 		must(testDev.UploadU16(buf, h))
@@ -78,9 +79,9 @@ var gemmShapes = [][3]int{{4096, 320, 320}, {4096, 320, 1280}, {1024, 640, 640},
 func BenchmarkGemm(b *testing.B) {
 	for _, sh := range gemmShapes {
 		m, k, n := sh[0], sh[1], sh[2]
-		for _, dt := range []cpu.DType{cpu.BF16, cpu.F16, cpu.F32} {
+		for _, dt := range []kernels.DType{kernels.BF16, kernels.F16, kernels.F32} {
 			name := fmt.Sprintf("M%dxK%dxN%d/%v", m, k, n, dt)
-			if dt == cpu.F32 {
+			if dt == kernels.F32 {
 				name = fmt.Sprintf("M%dxK%dxN%d/simt-f32", m, k, n)
 			}
 			b.Run(name, func(b *testing.B) {
@@ -99,12 +100,12 @@ func BenchmarkGemm(b *testing.B) {
 
 // BenchmarkConv3x3: N=2, 320 -> 320 channels, 64x64, stride 1, pad 1, bias.
 func BenchmarkConv3x3(b *testing.B) {
-	p := cpu.ConvParams{N: 2, C: 320, H: 64, W: 64, K: 320, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
-	for _, dt := range []cpu.DType{cpu.BF16, cpu.F16} {
+	p := kernels.ConvParams{N: 2, C: 320, H: 64, W: 64, K: 320, R: 3, S: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1}
+	for _, dt := range []kernels.DType{kernels.BF16, kernels.F16} {
 		b.Run(fmt.Sprintf("N2-320to320-64x64/%v", dt), func(b *testing.B) {
 			x := benchBuf(b, dt, p.N*p.C*p.H*p.W)
 			w := benchBuf(b, dt, p.K*p.C*9)
-			bias := benchBuf(b, cpu.F32, p.K)
+			bias := benchBuf(b, kernels.F32, p.K)
 			y := benchBuf(b, dt, p.N*p.K*p.OutH()*p.OutW())
 			defer func() {
 				for _, t := range []*Buffer{x, w, bias, y} {
@@ -121,13 +122,13 @@ func BenchmarkConv3x3(b *testing.B) {
 // BenchmarkAttention: B=2, H=8, D=40, Sq=4096; self (Sk=4096) and cross (Sk=77).
 func BenchmarkAttention(b *testing.B) {
 	for _, sk := range []int{4096, 77} {
-		for _, dt := range []cpu.DType{cpu.BF16, cpu.F16} {
+		for _, dt := range []kernels.DType{kernels.BF16, kernels.F16} {
 			kind := "self"
 			if sk != 4096 {
 				kind = "cross"
 			}
 			b.Run(fmt.Sprintf("%s-B2H8-4096x%d-D40/%v", kind, sk, dt), func(b *testing.B) {
-				p := cpu.AttnParams{B: 2, H: 8, Sq: 4096, Sk: sk, D: 40, Scale: 0.15811388}
+				p := kernels.AttnParams{B: 2, H: 8, Sq: 4096, Sk: sk, D: 40, Scale: 0.15811388}
 				hd := p.H * p.D
 				q, k, v := benchBuf(b, dt, p.B*p.Sq*hd), benchBuf(b, dt, p.B*sk*hd), benchBuf(b, dt, p.B*sk*hd)
 				o := benchBuf(b, dt, p.B*p.Sq*hd)
@@ -147,10 +148,10 @@ func BenchmarkAttention(b *testing.B) {
 // BenchmarkGroupNorm: [2, 320, 64, 64], 32 groups, affine, fused SiLU.
 func BenchmarkGroupNorm(b *testing.B) {
 	const n, c, hw = 2, 320, 64 * 64
-	for _, dt := range []cpu.DType{cpu.BF16, cpu.F16, cpu.F32} {
+	for _, dt := range []kernels.DType{kernels.BF16, kernels.F16, kernels.F32} {
 		b.Run(fmt.Sprintf("2x320x64x64-silu/%v", dt), func(b *testing.B) {
 			x, y := benchBuf(b, dt, n*c*hw), benchBuf(b, dt, n*c*hw)
-			g, be := benchBuf(b, cpu.F32, c), benchBuf(b, cpu.F32, c)
+			g, be := benchBuf(b, kernels.F32, c), benchBuf(b, kernels.F32, c)
 			defer func() {
 				for _, t := range []*Buffer{x, y, g, be} {
 					t.Free()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roentgo/roentgo/kernels"
 	"github.com/roentgo/roentgo/kernels/cpu"
 	"github.com/roentgo/roentgo/kernels/kerneltest"
 )
@@ -60,29 +61,29 @@ func must(err error) {
 // the F32 kernels in every mode.
 type hostOps struct {
 	d    *Device
-	mode cpu.DType
+	mode kernels.DType
 }
 
 func (h hostOps) Name() string { return "cuda-" + h.mode.String() }
 
 func (h hostOps) Caps() kerneltest.Caps {
-	return kerneltest.Caps{WeightDTypes: []cpu.DType{cpu.F32, cpu.F16, cpu.BF16}, Compute: h.mode}
+	return kerneltest.Caps{WeightDTypes: []kernels.DType{kernels.F32, kernels.F16, kernels.BF16}, Compute: h.mode}
 }
 
-func (h hostOps) alloc(t cpu.DType, n int) *Buffer {
+func (h hostOps) alloc(t kernels.DType, n int) *Buffer {
 	b, err := h.d.Alloc(t, n)
 	must(err)
 	return b
 }
 
 // upload copies x to the device as dtype t (converting on the device).
-func (h hostOps) upload(x []float32, t cpu.DType) *Buffer {
+func (h hostOps) upload(x []float32, t kernels.DType) *Buffer {
 	if x == nil {
 		return nil
 	}
-	f := h.alloc(cpu.F32, len(x))
+	f := h.alloc(kernels.F32, len(x))
 	must(h.d.UploadF32(f, x))
-	if t == cpu.F32 {
+	if t == kernels.F32 {
 		return f
 	}
 	o := h.alloc(t, len(x))
@@ -93,23 +94,23 @@ func (h hostOps) upload(x []float32, t cpu.DType) *Buffer {
 
 // download copies b (any dtype) into x as float32.
 func (h hostOps) download(x []float32, b *Buffer) {
-	if b.dtype == cpu.F32 {
+	if b.dtype == kernels.F32 {
 		must(h.d.DownloadF32(x, b))
 		return
 	}
-	f := h.alloc(cpu.F32, b.n)
+	f := h.alloc(kernels.F32, b.n)
 	must(h.d.Convert(b, f))
 	must(h.d.DownloadF32(x, f.View(0, len(x))))
 	f.Free()
 }
 
-func matF32(m cpu.Mat) []float32 {
+func matF32(m kernels.Mat) []float32 {
 	switch m.DType {
-	case cpu.F16:
+	case kernels.F16:
 		f := make([]float32, len(m.U16))
 		cpu.F16ToF32(f, m.U16)
 		return f
-	case cpu.BF16:
+	case kernels.BF16:
 		f := make([]float32, len(m.U16))
 		cpu.BF16ToF32(f, m.U16)
 		return f
@@ -118,8 +119,8 @@ func matF32(m cpu.Mat) []float32 {
 }
 
 // uploadMat puts m on the device as dtype t (its own dtype when t is F32 mode).
-func (h hostOps) uploadMat(m cpu.Mat, t cpu.DType) Mat {
-	if m.DType == t && t != cpu.F32 {
+func (h hostOps) uploadMat(m kernels.Mat, t kernels.DType) Mat {
+	if m.DType == t && t != kernels.F32 {
 		b := h.alloc(t, len(m.U16))
 		if len(m.U16) > 0 {
 			must(h.d.UploadU16(b, m.U16))
@@ -129,16 +130,16 @@ func (h hostOps) uploadMat(m cpu.Mat, t cpu.DType) Mat {
 	return Mat{Buf: h.upload(matF32(m), t), Stride: m.Stride, Trans: m.Trans}
 }
 
-func (h hostOps) opDType(m cpu.Mat) cpu.DType {
-	if h.mode == cpu.F32 {
+func (h hostOps) opDType(m kernels.Mat) kernels.DType {
+	if h.mode == kernels.F32 {
 		return m.DType
 	}
 	return h.mode
 }
 
-func (h hostOps) Gemm(m, n, k int, alpha float32, a, b cpu.Mat, beta float32, c []float32, ldc int) {
+func (h hostOps) Gemm(m, n, k int, alpha float32, a, b kernels.Mat, beta float32, c []float32, ldc int) {
 	da, db := h.uploadMat(a, h.opDType(a)), h.uploadMat(b, h.opDType(b))
-	dc := h.upload(c, cpu.F32)
+	dc := h.upload(c, kernels.F32)
 	must(h.d.Gemm(m, n, k, alpha, da, db, beta, dc, ldc))
 	h.download(c, dc)
 	da.Buf.Free()
@@ -146,14 +147,14 @@ func (h hostOps) Gemm(m, n, k int, alpha float32, a, b cpu.Mat, beta float32, c 
 	dc.Free()
 }
 
-func (h hostOps) Conv2d(p cpu.ConvParams, x []float32, w cpu.Mat, bias, y []float32) {
-	xt := cpu.F32
-	if h.mode != cpu.F32 {
+func (h hostOps) Conv2d(p kernels.ConvParams, x []float32, w kernels.Mat, bias, y []float32) {
+	xt := kernels.F32
+	if h.mode != kernels.F32 {
 		xt = h.mode
 	}
 	dx, dw := h.upload(x, xt), h.uploadMat(w, h.opDType(w))
-	db := h.upload(bias, cpu.F32)
-	dy := h.alloc(cpu.F32, len(y))
+	db := h.upload(bias, kernels.F32)
+	dy := h.alloc(kernels.F32, len(y))
 	must(h.d.Conv2d(p, dx, dw, db, dy))
 	h.download(y, dy)
 	for _, b := range []*Buffer{dx, dw.Buf, db, dy} {
@@ -161,7 +162,7 @@ func (h hostOps) Conv2d(p cpu.ConvParams, x []float32, w cpu.Mat, bias, y []floa
 	}
 }
 
-func (h hostOps) Attention(p cpu.AttnParams, q, k, v, o []float32) {
+func (h hostOps) Attention(p kernels.AttnParams, q, k, v, o []float32) {
 	t := h.mode
 	dq, dk, dv, do := h.upload(q, t), h.upload(k, t), h.upload(v, t), h.upload(o, t)
 	must(h.d.Attention(p, dq, dk, dv, do))
@@ -176,11 +177,11 @@ func aliased(a, b []float32) bool { return len(a) > 0 && len(b) > 0 && &a[0] == 
 // inout uploads x and returns the device input and output buffers (the same
 // buffer when y aliases x).
 func (h hostOps) inout(x, y []float32) (*Buffer, *Buffer) {
-	dx := h.upload(x, cpu.F32)
+	dx := h.upload(x, kernels.F32)
 	if aliased(x, y) {
 		return dx, dx
 	}
-	return dx, h.alloc(cpu.F32, len(y))
+	return dx, h.alloc(kernels.F32, len(y))
 }
 
 func (h hostOps) finish(y []float32, dx, dy *Buffer) {
@@ -193,7 +194,7 @@ func (h hostOps) finish(y []float32, dx, dy *Buffer) {
 
 func (h hostOps) GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool) {
 	dx, dy := h.inout(x, y)
-	dg, db := h.upload(gamma, cpu.F32), h.upload(beta, cpu.F32)
+	dg, db := h.upload(gamma, kernels.F32), h.upload(beta, kernels.F32)
 	must(h.d.GroupNorm(dx, dy, n, c, hw, groups, eps, dg, db, silu))
 	h.finish(y, dx, dy)
 	dg.Free()
@@ -202,7 +203,7 @@ func (h hostOps) GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, ga
 
 func (h hostOps) LayerNorm(x, y []float32, rows, cols int, eps float32, gamma, beta []float32) {
 	dx, dy := h.inout(x, y)
-	dg, db := h.upload(gamma, cpu.F32), h.upload(beta, cpu.F32)
+	dg, db := h.upload(gamma, kernels.F32), h.upload(beta, kernels.F32)
 	must(h.d.LayerNorm(dx, dy, rows, cols, eps, dg, db))
 	h.finish(y, dx, dy)
 	dg.Free()
@@ -215,43 +216,43 @@ func (h hostOps) Softmax(x, y []float32, rows, cols int) {
 	h.finish(y, dx, dy)
 }
 
-func (h hostOps) Activate(f cpu.Activation, x, y []float32) {
+func (h hostOps) Activate(f kernels.Activation, x, y []float32) {
 	dx, dy := h.inout(x, y[:len(x)])
 	must(h.d.Activate(f, dx, dy))
 	h.finish(y[:len(x)], dx, dy)
 }
 
 func (h hostOps) GEGLU(x, y []float32, rows, d int) {
-	dx := h.upload(x, cpu.F32)
-	dy := h.alloc(cpu.F32, rows*d)
+	dx := h.upload(x, kernels.F32)
+	dy := h.alloc(kernels.F32, rows*d)
 	must(h.d.GEGLU(dx, dy, rows, d))
 	h.finish(y[:rows*d], dx, dy)
 }
 
 func (h hostOps) Upsample2x(x, y []float32, nc, hh, w int) {
-	dx := h.upload(x, cpu.F32)
-	dy := h.alloc(cpu.F32, 4*nc*hh*w)
+	dx := h.upload(x, kernels.F32)
+	dy := h.alloc(kernels.F32, 4*nc*hh*w)
 	must(h.d.Upsample2x(dx, dy, nc, hh, w))
 	h.finish(y[:4*nc*hh*w], dx, dy)
 }
 
 func (h hostOps) TimestepEmbedding(t []float32, dim int, flip bool, shift, scale, maxPeriod float32, out []float32) {
-	dt := h.upload(t, cpu.F32)
-	do := h.alloc(cpu.F32, len(t)*dim)
+	dt := h.upload(t, kernels.F32)
+	do := h.alloc(kernels.F32, len(t)*dim)
 	must(h.d.TimestepEmbedding(dt, dim, flip, shift, scale, maxPeriod, do))
 	h.finish(out[:len(t)*dim], dt, do)
 }
 
 func TestConformanceF32(t *testing.T) {
-	kerneltest.Run(t, hostOps{testDev, cpu.F32}, kerneltest.Options{})
+	kerneltest.Run(t, hostOps{testDev, kernels.F32}, kerneltest.Options{})
 }
 
 func TestConformanceF16(t *testing.T) {
-	kerneltest.Run(t, hostOps{testDev, cpu.F16}, kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
+	kerneltest.Run(t, hostOps{testDev, kernels.F16}, kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
 }
 
 func TestConformanceBF16(t *testing.T) {
-	kerneltest.Run(t, hostOps{testDev, cpu.BF16}, kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
+	kerneltest.Run(t, hostOps{testDev, kernels.BF16}, kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
 }
 
 // ---------------------------------------------------------------------------
@@ -266,10 +267,10 @@ func uniform(r *rand.Rand, n int) []float32 {
 }
 
 // round returns x rounded to dtype t (as float32) and its 16-bit bits.
-func round(x []float32, t cpu.DType) ([]float32, []uint16) {
+func round(x []float32, t kernels.DType) ([]float32, []uint16) {
 	h := make([]uint16, len(x))
 	f := make([]float32, len(x))
-	if t == cpu.BF16 {
+	if t == kernels.BF16 {
 		cpu.F32ToBF16(h, x)
 		cpu.BF16ToF32(f, h)
 	} else {
@@ -279,7 +280,7 @@ func round(x []float32, t cpu.DType) ([]float32, []uint16) {
 	return f, h
 }
 
-func uploadU16(t *testing.T, dt cpu.DType, h []uint16) *Buffer {
+func uploadU16(t *testing.T, dt kernels.DType, h []uint16) *Buffer {
 	t.Helper()
 	b, err := testDev.Alloc(dt, len(h))
 	if err != nil {
@@ -293,7 +294,7 @@ func uploadU16(t *testing.T, dt cpu.DType, h []uint16) *Buffer {
 
 func uploadF32(t *testing.T, x []float32) *Buffer {
 	t.Helper()
-	b, err := testDev.Alloc(cpu.F32, len(x))
+	b, err := testDev.Alloc(kernels.F32, len(x))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func uploadF32(t *testing.T, x []float32) *Buffer {
 func fetch(t *testing.T, b *Buffer) []float32 {
 	t.Helper()
 	out := make([]float32, b.n)
-	if b.dtype == cpu.F32 {
+	if b.dtype == kernels.F32 {
 		if err := testDev.DownloadF32(out, b); err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +318,7 @@ func fetch(t *testing.T, b *Buffer) []float32 {
 	if err := testDev.DownloadU16(h, b); err != nil {
 		t.Fatal(err)
 	}
-	if b.dtype == cpu.BF16 {
+	if b.dtype == kernels.BF16 {
 		cpu.BF16ToF32(out, h)
 	} else {
 		cpu.F16ToF32(out, h)
@@ -325,11 +326,11 @@ func fetch(t *testing.T, b *Buffer) []float32 {
 	return out
 }
 
-func unit(t cpu.DType) float64 {
+func unit(t kernels.DType) float64 {
 	switch t {
-	case cpu.F16:
+	case kernels.F16:
 		return 0x1p-11
-	case cpu.BF16:
+	case kernels.BF16:
 		return 0x1p-8
 	}
 	return 0x1p-24
@@ -342,7 +343,7 @@ func unit(t cpu.DType) float64 {
 func TestGemmTensorCore(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	shapes := [][3]int{{130, 136, 40}, {67, 200, 80}, {129, 72, 160}, {257, 320, 320}, {16, 8, 8}, {1, 1000, 320}}
-	for _, dt := range []cpu.DType{cpu.F16, cpu.BF16} {
+	for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
 		for _, sh := range shapes {
 			for _, bt := range []bool{false, true} {
 				for _, outHalf := range []bool{false, true} {
@@ -358,7 +359,7 @@ func TestGemmTensorCore(t *testing.T) {
 	}
 }
 
-func gemmTCCase(t *testing.T, r *rand.Rand, dt cpu.DType, batch, m, n, k int, bt, outHalf bool) {
+func gemmTCCase(t *testing.T, r *rand.Rand, dt kernels.DType, batch, m, n, k int, bt, outHalf bool) {
 	lda, ldb := k, n
 	if bt {
 		ldb = k
@@ -373,7 +374,7 @@ func gemmTCCase(t *testing.T, r *rand.Rand, dt cpu.DType, batch, m, n, k int, bt
 	bf, bh := round(uniform(r, batch*sB), dt)
 	biasRows := m%2 == 1
 	bias := uniform(r, map[bool]int{true: m, false: n}[biasRows])
-	ct := cpu.F32
+	ct := kernels.F32
 	if outHalf {
 		ct = dt
 	}
@@ -388,7 +389,7 @@ func gemmTCCase(t *testing.T, r *rand.Rand, dt cpu.DType, batch, m, n, k int, bt
 	defer dA.Free()
 	defer dB.Free()
 	up := func(x []float32) *Buffer {
-		if ct == cpu.F32 {
+		if ct == kernels.F32 {
 			return uploadF32(t, x)
 		}
 		_, h := round(x, ct)
@@ -411,8 +412,8 @@ func gemmTCCase(t *testing.T, r *rand.Rand, dt cpu.DType, batch, m, n, k int, bt
 	got := fetch(t, dC)
 	want := make([]float32, len(c0))
 	for z := 0; z < batch; z++ {
-		a := cpu.F32Mat(af[z*sA:], lda, false)
-		b := cpu.F32Mat(bf[z*sB:], ldb, bt)
+		a := kernels.F32Mat(af[z*sA:], lda, false)
+		b := kernels.F32Mat(bf[z*sB:], ldb, bt)
 		prod := make([]float32, m*ldc)
 		cpu.GemmRef(m, n, k, 1, a, b, 0, prod, ldc)
 		for i := 0; i < m; i++ {
@@ -446,14 +447,14 @@ func gemmTCCase(t *testing.T, r *rand.Rand, dt cpu.DType, batch, m, n, k int, bt
 // against Conv2dRef on the same rounded inputs.
 func TestConvTensorCore(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	P := func(n, c, h, w, k, rs, st, pad int) cpu.ConvParams {
-		return cpu.ConvParams{N: n, C: c, H: h, W: w, K: k, R: rs, S: rs, StrideH: st, StrideW: st, PadH: pad, PadW: pad}
+	P := func(n, c, h, w, k, rs, st, pad int) kernels.ConvParams {
+		return kernels.ConvParams{N: n, C: c, H: h, W: w, K: k, R: rs, S: rs, StrideH: st, StrideW: st, PadH: pad, PadW: pad}
 	}
-	cases := []cpu.ConvParams{
+	cases := []kernels.ConvParams{
 		P(2, 32, 17, 19, 40, 3, 1, 1), P(1, 64, 16, 16, 136, 3, 2, 1), P(2, 3, 12, 9, 20, 3, 1, 1),
 		P(2, 40, 9, 11, 72, 1, 1, 0), P(1, 320, 8, 8, 320, 3, 1, 1),
 	}
-	for _, dt := range []cpu.DType{cpu.F16, cpu.BF16} {
+	for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
 		for _, p := range cases {
 			for _, outHalf := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%v/%+v/oh=%v", dt, p, outHalf), func(t *testing.T) {
@@ -463,14 +464,14 @@ func TestConvTensorCore(t *testing.T) {
 					bias := uniform(r, p.K)
 					ny := p.N * p.K * p.OutH() * p.OutW()
 					res := uniform(r, ny)
-					yt := cpu.F32
+					yt := kernels.F32
 					if outHalf {
 						yt = dt
 						res, _ = round(res, dt)
 					}
 					dx, dw, db := uploadU16(t, dt, xh), uploadU16(t, dt, wh), uploadF32(t, bias)
 					var dr *Buffer
-					if yt == cpu.F32 {
+					if yt == kernels.F32 {
 						dr = uploadF32(t, res)
 					} else {
 						_, rh := round(res, dt)
@@ -490,7 +491,7 @@ func TestConvTensorCore(t *testing.T) {
 					}
 					got := fetch(t, dy)
 					want := make([]float32, ny)
-					cpu.Conv2dRef(p, xf, cpu.F32Mat(wf, crs, false), bias, want)
+					cpu.Conv2dRef(p, xf, kernels.F32Mat(wf, crs, false), bias, want)
 					for i := range want {
 						want[i] += res[i]
 					}
@@ -518,12 +519,12 @@ func TestAttentionTensorCore(t *testing.T) {
 		pad          int
 	}
 	cases := []ac{{2, 2, 130, 130, false, 0}, {1, 3, 100, 77, false, 8}, {1, 2, 97, 97, true, 0}, {2, 1, 50, 120, true, 16}, {1, 1, 1, 1, false, 0}}
-	for _, dt := range []cpu.DType{cpu.F16, cpu.BF16} {
+	for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
 		for _, d := range []int{40, 64, 80, 160} {
 			for _, c := range cases {
 				t.Run(fmt.Sprintf("%v/d%d/%+v", dt, d, c), func(t *testing.T) {
 					hd := c.h * d
-					p := cpu.AttnParams{B: c.b, H: c.h, Sq: c.sq, Sk: c.sk, D: d, Scale: float32(1 / math.Sqrt(float64(d))),
+					p := kernels.AttnParams{B: c.b, H: c.h, Sq: c.sq, Sk: c.sk, D: d, Scale: float32(1 / math.Sqrt(float64(d))),
 						Causal: c.causal, QStride: hd + c.pad, KStride: hd + 2*c.pad, VStride: hd, OStride: hd + c.pad}
 					qf, qh := round(uniform(r, c.b*c.sq*p.QStride), dt)
 					kf, kh := round(uniform(r, c.b*c.sk*p.KStride), dt)
@@ -561,7 +562,7 @@ func TestAttentionTensorCore(t *testing.T) {
 // against the references on the rounded inputs (one rounding of the output allowed).
 func TestHalfStorageOps(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, dt := range []cpu.DType{cpu.F16, cpu.BF16} {
+	for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
 		u := unit(dt)
 		x, xh := round(uniform(r, 2*64*100), dt)
 		g, b := uniform(r, 64), uniform(r, 64)
@@ -582,7 +583,7 @@ func TestHalfStorageOps(t *testing.T) {
 		must(testDev.Softmax(dx, dy, 100, 128))
 		cpu.SoftmaxRef(x, want, 100, 128)
 		check("Softmax", 1e-7)
-		for _, f := range []cpu.Activation{cpu.SiLU, cpu.GELU, cpu.GELUTanh, cpu.QuickGELU} {
+		for _, f := range []kernels.Activation{kernels.SiLU, kernels.GELU, kernels.GELUTanh, kernels.QuickGELU} {
 			must(testDev.Activate(f, dx, dy))
 			cpu.ActivateRef(f, x, want)
 			check(fmt.Sprint("Activate ", f), 1e-6)
@@ -609,7 +610,7 @@ func TestAddConcatConvert(t *testing.T) {
 	const N, C, HW = 2, 5, 7
 	a, b := uniform(r, N*C*HW), uniform(r, N*C*HW)
 	da, db := uploadF32(t, a), uploadF32(t, b)
-	dy, _ := testDev.Alloc(cpu.F32, N*C*HW)
+	dy, _ := testDev.Alloc(kernels.F32, N*C*HW)
 	must(testDev.Add(da, db, dy, 0.5))
 	want := make([]float32, N*C*HW)
 	for i := range want {
@@ -631,7 +632,7 @@ func TestAddConcatConvert(t *testing.T) {
 	const cb = 3
 	c2 := uniform(r, N*cb*HW)
 	dc2 := uploadF32(t, c2)
-	dcat, _ := testDev.Alloc(cpu.F32, N*(C+cb)*HW)
+	dcat, _ := testDev.Alloc(kernels.F32, N*(C+cb)*HW)
 	must(testDev.Concat(da, dc2, dcat, N, C, cb, HW))
 	cat := make([]float32, 0, N*(C+cb)*HW)
 	for n := 0; n < N; n++ {
@@ -647,13 +648,13 @@ func TestAddConcatConvert(t *testing.T) {
 		vals[i] *= float32(math.Pow(2, float64(r.IntN(60)-30)))
 	}
 	dv := uploadF32(t, vals)
-	for _, dt := range []cpu.DType{cpu.F16, cpu.BF16} {
+	for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
 		dh, _ := testDev.Alloc(dt, len(vals))
 		must(testDev.Convert(dv, dh))
 		got := make([]uint16, len(vals))
 		must(testDev.DownloadU16(got, dh))
 		want := make([]uint16, len(vals))
-		if dt == cpu.F16 {
+		if dt == kernels.F16 {
 			cpu.F32ToF16(want, vals)
 		} else {
 			cpu.F32ToBF16(want, vals)
@@ -667,10 +668,10 @@ func TestAddConcatConvert(t *testing.T) {
 				bad++
 			}
 		}
-		back, _ := testDev.Alloc(cpu.F32, len(vals))
+		back, _ := testDev.Alloc(kernels.F32, len(vals))
 		must(testDev.Convert(dh, back))
 		wantBack := make([]float32, len(vals))
-		if dt == cpu.F16 {
+		if dt == kernels.F16 {
 			cpu.F16ToF32(wantBack, want)
 		} else {
 			cpu.BF16ToF32(wantBack, want)
@@ -692,7 +693,7 @@ func TestAllocator(t *testing.T) {
 	round := func() {
 		var bs []*Buffer
 		for _, n := range sizes {
-			b, err := testDev.Alloc(cpu.F16, n)
+			b, err := testDev.Alloc(kernels.F16, n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -718,7 +719,7 @@ func TestAllocator(t *testing.T) {
 		t.Errorf("bytes in use %d after the rounds, %d before", after.InUse, before.InUse)
 	}
 	huge := int(testDev.TotalMemory()) // F32: 4x the device memory
-	_, err := testDev.Alloc(cpu.F32, huge)
+	_, err := testDev.Alloc(kernels.F32, huge)
 	if err == nil {
 		t.Fatal("allocating 4x the device memory succeeded")
 	}

@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"unsafe"
 
-	"github.com/roentgo/roentgo/kernels/cpu"
+	"github.com/roentgo/roentgo/kernels"
 	"gorgonia.org/cu"
 )
 
@@ -319,10 +319,10 @@ func (a *args) i32(v int) *args {
 	}
 	return a.put(uint64(uint32(int32(v))), 4)
 }
-func (a *args) i64(v int) *args         { return a.put(uint64(int64(v)), 8) }
-func (a *args) f32(v float32) *args     { return a.put(uint64(*(*uint32)(unsafe.Pointer(&v))), 4) }
-func (a *args) flag(v bool) *args       { return a.i32(btoi(v)) }
-func (a *args) dtype(t cpu.DType) *args { return a.i32(int(t)) }
+func (a *args) i64(v int) *args             { return a.put(uint64(int64(v)), 8) }
+func (a *args) f32(v float32) *args         { return a.put(uint64(*(*uint32)(unsafe.Pointer(&v))), 4) }
+func (a *args) flag(v bool) *args           { return a.i32(btoi(v)) }
+func (a *args) dtype(t kernels.DType) *args { return a.i32(int(t)) }
 
 func btoi(v bool) int {
 	if v {

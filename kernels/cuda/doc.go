@@ -23,7 +23,9 @@
 // With -tags cuda it adds Device: one CUDA context bound to one locked OS
 // thread, through which every driver call goes; lazily loaded, cached modules
 // and functions; one stream; a caching allocator; and launchers with
-// kernels/cpu-like signatures over device buffers. The driver API comes from
+// kernels/cpu-like signatures over device buffers. The vocabulary they share
+// with kernels/cpu (DType, ConvParams, AttnParams, Activation, the op enums,
+// MergeDims) comes from package kernels; kernels/cpu is imported only by tests. The driver API comes from
 // gorgonia.org/cu (root package only), whose package initialiser calls
 // cuInit and exits the process when no driver or GPU is present, so a binary
 // built with -tags cuda needs a machine with an NVIDIA GPU and driver. Building

@@ -5,7 +5,7 @@ package cuda
 import (
 	"fmt"
 
-	"github.com/roentgo/roentgo/kernels/cpu"
+	"github.com/roentgo/roentgo/kernels"
 )
 
 // This file holds the launchers: kernels/cpu-like signatures over device
@@ -14,7 +14,7 @@ import (
 // with "cuda: ...". Inputs and outputs are device buffers whose dtype selects
 // the kernel; bias, gamma and beta vectors are F32.
 
-func dtName(t cpu.DType) string { return t.String() }
+func dtName(t kernels.DType) string { return t.String() }
 
 func need(op, what string, b *Buffer, n int) {
 	if b == nil {
@@ -29,13 +29,13 @@ func needF32(op, what string, b *Buffer, n int) {
 	if b == nil {
 		return
 	}
-	if b.dtype != cpu.F32 {
+	if b.dtype != kernels.F32 {
 		panic(fmt.Sprintf("cuda: %s: %s must be f32, is %v", op, what, b.dtype))
 	}
 	need(op, what, b, n)
 }
 
-func sameDType(op string, bs ...*Buffer) cpu.DType {
+func sameDType(op string, bs ...*Buffer) kernels.DType {
 	t := bs[0].dtype
 	for _, b := range bs[1:] {
 		if b.dtype != t {
@@ -47,7 +47,7 @@ func sameDType(op string, bs ...*Buffer) cpu.DType {
 
 func cdiv(a, b int) int { return (a + b - 1) / b }
 
-// Mat is a device matrix operand, as kernels/cpu.Mat: the stored matrix is
+// Mat is a device matrix operand, as kernels.Mat: the stored matrix is
 // row-major with row stride Stride (elements) in Buf (any dtype); Trans makes
 // the logical operand its transpose.
 type Mat struct {
@@ -115,10 +115,10 @@ func (d *Device) GemmBatched(batch, m, n, k int, alpha float32, a Mat, strideA i
 // gemmUsesTensorCores reports whether GemmEx would take the mma.sync path for p.
 func gemmUsesTensorCores(p GemmParams) bool {
 	ta, tb := p.A.Buf.dtype, p.B.Buf.dtype
-	if p.SIMT || ta != tb || ta == cpu.F32 || p.A.Trans {
+	if p.SIMT || ta != tb || ta == kernels.F32 || p.A.Trans {
 		return false
 	}
-	if p.C.dtype != cpu.F32 && p.C.dtype != ta {
+	if p.C.dtype != kernels.F32 && p.C.dtype != ta {
 		return false
 	}
 	if !p.A.Buf.aligned16() || !p.B.Buf.aligned16() {
@@ -173,7 +173,7 @@ func (d *Device) GemmEx(p GemmParams) error {
 			layout = "nt"
 		}
 		out := "of32"
-		if p.C.dtype != cpu.F32 {
+		if p.C.dtype != kernels.F32 {
 			out = "oh"
 		}
 		tile := 128
@@ -206,14 +206,14 @@ func (d *Device) GemmEx(p GemmParams) error {
 // Conv2d computes the convolution of x [N, C, H, W] with w [K, C*R*S] into
 // y [N, K, OutH, OutW], plus bias (F32, length K, may be nil); see
 // kernels/cpu.Conv2dRef.
-func (d *Device) Conv2d(p cpu.ConvParams, x *Buffer, w Mat, bias, y *Buffer) error {
+func (d *Device) Conv2d(p kernels.ConvParams, x *Buffer, w Mat, bias, y *Buffer) error {
 	return d.Conv2dEx(p, x, w, bias, nil, y, false)
 }
 
 // Conv2dEx is Conv2d with an optional residual r (y's layout and dtype) added
 // in the epilogue, and simt forcing the SIMT kernel. F16/BF16 x and w of the
 // same dtype with 1x1 or 3x3 kernels run on tensor cores (y F32 or that dtype).
-func (d *Device) Conv2dEx(p cpu.ConvParams, x *Buffer, w Mat, bias, r, y *Buffer, simt bool) error {
+func (d *Device) Conv2dEx(p kernels.ConvParams, x *Buffer, w Mat, bias, r, y *Buffer, simt bool) error {
 	const op = "Conv2d"
 	if p.N < 0 || p.C < 1 || p.H < 1 || p.W < 1 || p.K < 1 || p.R < 1 || p.S < 1 ||
 		p.StrideH < 1 || p.StrideW < 1 || p.PadH < 0 || p.PadW < 0 {
@@ -248,11 +248,11 @@ func (d *Device) Conv2dEx(p cpu.ConvParams, x *Buffer, w Mat, bias, r, y *Buffer
 	}
 	npq := p.N * oh * ow
 	a := new(args)
-	tc := !simt && x.dtype != cpu.F32 && x.dtype == w.Buf.dtype && p.R == p.S && (p.R == 1 || p.R == 3) &&
-		(y.dtype == cpu.F32 || y.dtype == x.dtype)
+	tc := !simt && x.dtype != kernels.F32 && x.dtype == w.Buf.dtype && p.R == p.S && (p.R == 1 || p.R == 3) &&
+		(y.dtype == kernels.F32 || y.dtype == x.dtype)
 	if tc {
 		out := "of32"
-		if y.dtype != cpu.F32 {
+		if y.dtype != kernels.F32 {
 			out = "oh"
 		}
 		name := fmt.Sprintf("conv2d_%s_k%d_%s", dtName(x.dtype), p.R, out)
@@ -281,16 +281,16 @@ var attnTensorCoreDims = map[int]bool{40: true, 64: true, 80: true, 160: true}
 // layout with row strides. F16/BF16 with D in {40, 64, 80, 160}, 16-byte
 // aligned buffers and strides multiple of 8 use the tensor-core flash kernel;
 // otherwise the SIMT kernel (D <= 256). o must not overlap q, k or v.
-func (d *Device) Attention(p cpu.AttnParams, q, k, v, o *Buffer) error {
+func (d *Device) Attention(p kernels.AttnParams, q, k, v, o *Buffer) error {
 	return d.attention(p, q, k, v, o, false)
 }
 
 // AttentionSIMT is Attention forced onto the SIMT kernel (for checking).
-func (d *Device) AttentionSIMT(p cpu.AttnParams, q, k, v, o *Buffer) error {
+func (d *Device) AttentionSIMT(p kernels.AttnParams, q, k, v, o *Buffer) error {
 	return d.attention(p, q, k, v, o, true)
 }
 
-func (d *Device) attention(p cpu.AttnParams, q, k, v, o *Buffer, simt bool) error {
+func (d *Device) attention(p kernels.AttnParams, q, k, v, o *Buffer, simt bool) error {
 	const op = "Attention"
 	if p.B < 0 || p.H < 0 || p.Sq < 0 || p.Sk < 0 || p.D < 1 {
 		panic("cuda: Attention: negative size or D < 1 in AttnParams")
@@ -318,7 +318,7 @@ func (d *Device) attention(p cpu.AttnParams, q, k, v, o *Buffer, simt bool) erro
 		panic("cuda: Attention: B or H > 65535")
 	}
 	a := new(args)
-	tc := !simt && dt != cpu.F32 && attnTensorCoreDims[p.D] &&
+	tc := !simt && dt != kernels.F32 && attnTensorCoreDims[p.D] &&
 		q.aligned16() && k.aligned16() && v.aligned16() && o.aligned16() &&
 		qs%8 == 0 && ks%8 == 0 && vs%8 == 0 && os%8 == 0
 	if tc {
@@ -374,7 +374,7 @@ func (d *Device) GroupNorm(x, y *Buffer, n, c, hw, groups int, eps float32, gamm
 	// runs: frees take effect at once (see allocator), so a block allocated
 	// at run time could be one that queued work still reads. Freeing it right
 	// after queueing is safe: whoever gets it next queues after these kernels.
-	ws, err := d.Alloc(cpu.F32, 4*splits*ng)
+	ws, err := d.Alloc(kernels.F32, 4*splits*ng)
 	if err != nil {
 		return err
 	}
@@ -432,7 +432,7 @@ func (d *Device) ewGrid(n int) [3]int {
 
 // Activate applies f elementwise to the first n = x.Len() elements: y[i] = f(x[i])
 // (see kernels/cpu.ActivateRef). y may alias x.
-func (d *Device) Activate(f cpu.Activation, x, y *Buffer) error {
+func (d *Device) Activate(f kernels.Activation, x, y *Buffer) error {
 	dt := sameDType("Activate", x, y)
 	n := x.n
 	need("Activate", "y", y, n)

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/roentgo/roentgo/kernels/cpu"
+	"github.com/roentgo/roentgo/kernels"
 )
 
 // Launchers of the strided kernels over views (elementwise.cu): the semantics
 // of kernels/cpu.CopyStrided, UnaryRef and BinaryRef. Strides count elements
 // from each buffer's first element; a stride of 0 broadcasts an input. The
-// dimensions are merged where every operand is contiguous (see cpu.MergeDims), and
+// dimensions are merged where every operand is contiguous (see kernels.MergeDims), and
 // at most 6 may remain.
 
 // addStrided appends rank, n, the sizes and every operand's strides to a.
@@ -34,7 +34,7 @@ func needStrided(op, what string, b *Buffer, shape, st []int) {
 	if b == nil {
 		panic(fmt.Sprintf("cuda: %s: %s is nil", op, what))
 	}
-	if e := cpu.Span(shape, st); b.n < e {
+	if e := kernels.Span(shape, st); b.n < e {
 		panic(fmt.Sprintf("cuda: %s: %s has %d elements, shape %v with strides %v needs %d",
 			op, what, b.n, shape, st, e))
 	}
@@ -84,9 +84,9 @@ func (d *Device) CopyStrided(shape []int, dst *Buffer, dstStrides []int, src *Bu
 // otherwise y must not overlap x.
 //
 //	for every index i of shape: y[i·ys] = op(alpha, beta, x[i·xs])
-func (d *Device) Unary(op cpu.UnaryOp, alpha, beta float32, shape []int, y *Buffer, ys []int, x *Buffer, xs []int) error {
+func (d *Device) Unary(op kernels.UnaryOp, alpha, beta float32, shape []int, y *Buffer, ys []int, x *Buffer, xs []int) error {
 	const name = "Unary"
-	if op > cpu.URecip {
+	if op > kernels.URecip {
 		panic(fmt.Sprintf("cuda: Unary: unknown op %d", op))
 	}
 	n := checkStrided(name, shape, ys, xs)
@@ -108,9 +108,9 @@ func (d *Device) Unary(op cpu.UnaryOp, alpha, beta float32, shape []int, y *Buff
 // must not overlap them.
 //
 //	for every index i of shape: y[i·ys] = op(a[i·as], b[i·bs])
-func (d *Device) Binary(op cpu.BinaryOp, shape []int, y *Buffer, ys []int, a *Buffer, as []int, b *Buffer, bs []int) error {
+func (d *Device) Binary(op kernels.BinaryOp, shape []int, y *Buffer, ys []int, a *Buffer, as []int, b *Buffer, bs []int) error {
 	const name = "Binary"
-	if op > cpu.BMin {
+	if op > kernels.BMin {
 		panic(fmt.Sprintf("cuda: Binary: unknown op %d", op))
 	}
 	n := checkStrided(name, shape, ys, as, bs)
@@ -127,7 +127,7 @@ func (d *Device) Binary(op cpu.BinaryOp, shape []int, y *Buffer, ys []int, a *Bu
 }
 
 // Fill sets the first n elements of b (n <= b.Len()) to v converted to b's
-// dtype (round to nearest even, as kernels/cpu.F32ToF16Scalar and F32ToBF16Scalar).
+// dtype (round to nearest even, as kernels.F32ToF16Scalar and F32ToBF16Scalar).
 func (d *Device) Fill(b *Buffer, n int, v float32) error {
 	if n < 0 {
 		panic(fmt.Sprintf("cuda: Fill: negative count %d", n))
@@ -139,12 +139,12 @@ func (d *Device) Fill(b *Buffer, n int, v float32) error {
 	var bits uint32
 	name := "fill_b16"
 	switch b.dtype {
-	case cpu.F32:
+	case kernels.F32:
 		bits, name = math.Float32bits(v), "fill_b32"
-	case cpu.F16:
-		bits = uint32(cpu.F32ToF16Scalar(v))
-	case cpu.BF16:
-		bits = uint32(cpu.F32ToBF16Scalar(v))
+	case kernels.F16:
+		bits = uint32(kernels.F32ToF16Scalar(v))
+	case kernels.BF16:
+		bits = uint32(kernels.F32ToBF16Scalar(v))
 	default:
 		panic(fmt.Sprintf("cuda: Fill: unsupported dtype %v", b.dtype))
 	}

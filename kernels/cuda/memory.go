@@ -8,7 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/roentgo/roentgo/kernels/cpu"
+	"github.com/roentgo/roentgo/kernels"
 	"gorgonia.org/cu"
 )
 
@@ -19,7 +19,7 @@ type Buffer struct {
 	dev   *Device
 	ptr   cu.DevicePtr
 	n     int
-	dtype cpu.DType
+	dtype kernels.DType
 	class int64 // allocator size class; 0 for views
 	freed bool
 }
@@ -28,7 +28,7 @@ type Buffer struct {
 func (b *Buffer) Len() int { return b.n }
 
 // DType returns the element type.
-func (b *Buffer) DType() cpu.DType { return b.dtype }
+func (b *Buffer) DType() kernels.DType { return b.dtype }
 
 // Bytes returns the size of the elements in bytes.
 func (b *Buffer) Bytes() int64 { return int64(b.n) * int64(elemSize(b.dtype)) }
@@ -41,12 +41,8 @@ func (b *Buffer) View(off, n int) *Buffer {
 	return &Buffer{dev: b.dev, ptr: b.ptr + cu.DevicePtr(int64(off)*int64(elemSize(b.dtype))), n: n, dtype: b.dtype}
 }
 
-func elemSize(t cpu.DType) int {
-	if t == cpu.F32 {
-		return 4
-	}
-	return 2
-}
+// elemSize returns the size of one element of dtype t in bytes.
+func elemSize(t kernels.DType) int { return t.Size() }
 
 func (b *Buffer) aligned16() bool { return b == nil || uintptr(b.ptr)%16 == 0 }
 
@@ -174,7 +170,7 @@ func (a *allocator) releaseCached() error {
 func (a *allocator) releaseAll() error { return a.releaseCached() }
 
 // Alloc returns a buffer of n elements of dtype t. Its contents are undefined.
-func (d *Device) Alloc(t cpu.DType, n int) (*Buffer, error) {
+func (d *Device) Alloc(t kernels.DType, n int) (*Buffer, error) {
 	if n < 0 {
 		panic("cuda: Alloc: negative length")
 	}
@@ -228,7 +224,7 @@ func (d *Device) Trim() error {
 	})
 }
 
-func checkCopy(op string, b *Buffer, t cpu.DType, n int) {
+func checkCopy(op string, b *Buffer, t kernels.DType, n int) {
 	if b.dtype != t {
 		panic(fmt.Sprintf("cuda: %s: buffer is %v, host data is %v", op, b.dtype, t))
 	}
@@ -242,7 +238,7 @@ func checkCopy(op string, b *Buffer, t cpu.DType, n int) {
 // may be reused as soon as UploadF32 returns; the copy itself completes in
 // stream order (before any kernel queued later).
 func (d *Device) UploadF32(dst *Buffer, src []float32) error {
-	checkCopy("UploadF32", dst, cpu.F32, len(src))
+	checkCopy("UploadF32", dst, kernels.F32, len(src))
 	if len(src) == 0 {
 		return nil
 	}
@@ -253,7 +249,7 @@ func (d *Device) UploadF32(dst *Buffer, src []float32) error {
 
 // UploadU16 is UploadF32 for F16/BF16 buffers (raw 16-bit words).
 func (d *Device) UploadU16(dst *Buffer, src []uint16) error {
-	if dst.dtype == cpu.F32 {
+	if dst.dtype == kernels.F32 {
 		panic("cuda: UploadU16 into an F32 buffer")
 	}
 	if len(src) > dst.n {
@@ -271,7 +267,7 @@ func (d *Device) UploadU16(dst *Buffer, src []uint16) error {
 // waits for the stream (so also for all work queued before it). It returns the
 // first error of earlier queued work, if any.
 func (d *Device) DownloadF32(dst []float32, src *Buffer) error {
-	checkCopy("DownloadF32", src, cpu.F32, len(dst))
+	checkCopy("DownloadF32", src, kernels.F32, len(dst))
 	if len(dst) == 0 {
 		return nil
 	}
@@ -288,7 +284,7 @@ func (d *Device) DownloadF32(dst []float32, src *Buffer) error {
 
 // DownloadU16 is DownloadF32 for F16/BF16 buffers.
 func (d *Device) DownloadU16(dst []uint16, src *Buffer) error {
-	if src.dtype == cpu.F32 {
+	if src.dtype == kernels.F32 {
 		panic("cuda: DownloadU16 from an F32 buffer")
 	}
 	if len(dst) > src.n {

@@ -3,7 +3,7 @@ package cuda
 import (
 	"fmt"
 
-	"github.com/roentgo/roentgo/kernels/cpu"
+	"github.com/roentgo/roentgo/kernels"
 )
 
 // Shape and stride handling of the strided kernels (copy_strided_*,
@@ -48,10 +48,10 @@ type stridedDims struct {
 	strides [][maxStridedDims]int // one per operand
 }
 
-// packStrided merges the dimensions of shape (see cpu.MergeDims) and lays them out
+// packStrided merges the dimensions of shape (see kernels.MergeDims) and lays them out
 // for the kernels. It panics when more than 6 dimensions remain.
 func packStrided(op string, shape []int, strides ...[]int) stridedDims {
-	ms, mst := cpu.MergeDims(shape, strides...)
+	ms, mst := kernels.MergeDims(shape, strides...)
 	if len(ms) > maxStridedDims {
 		panic(fmt.Sprintf("cuda: %s: more than %d dimensions after merging (shape %v, strides %v merge to %v)",
 			op, maxStridedDims, shape, strides, ms))

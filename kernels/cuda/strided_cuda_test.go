@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roentgo/roentgo/kernels"
 	"github.com/roentgo/roentgo/kernels/cpu"
 	"github.com/roentgo/roentgo/kernels/kerneltest"
 )
@@ -74,9 +75,9 @@ func stridedInputs(r *rand.Rand, n int, lo, hi float64) []float32 {
 
 // toDevice uploads x (rounded to dtype t first, returned as float32) as a
 // buffer of dtype t.
-func toDevice(t *testing.T, x []float32, dt cpu.DType) (*Buffer, []float32) {
+func toDevice(t *testing.T, x []float32, dt kernels.DType) (*Buffer, []float32) {
 	t.Helper()
-	if dt == cpu.F32 {
+	if dt == kernels.F32 {
 		return uploadF32(t, x), x
 	}
 	f, h := round(x, dt)
@@ -84,8 +85,8 @@ func toDevice(t *testing.T, x []float32, dt cpu.DType) (*Buffer, []float32) {
 }
 
 // roundTo rounds x to dtype dt in place (no-op for F32).
-func roundTo(x []float32, dt cpu.DType) {
-	if dt != cpu.F32 {
+func roundTo(x []float32, dt kernels.DType) {
+	if dt != kernels.F32 {
 		f, _ := round(x, dt)
 		copy(x, f)
 	}
@@ -94,11 +95,11 @@ func roundTo(x []float32, dt cpu.DType) {
 // ulpTol is one ulp of dtype dt relative, plus its smallest subnormal step;
 // F32 transcendentals get 2 ulp (the device's double-precision functions and
 // Go's math may differ by an ulp of float64, which can move the float32 rounding).
-func ulpTol(dt cpu.DType, transcendental bool) (atol, rtol float64) {
+func ulpTol(dt kernels.DType, transcendental bool) (atol, rtol float64) {
 	switch dt {
-	case cpu.F16:
+	case kernels.F16:
 		return 0x1p-24, 0x1p-10
-	case cpu.BF16:
+	case kernels.BF16:
 		return 1e-38, 0x1p-7
 	}
 	if transcendental {
@@ -107,9 +108,9 @@ func ulpTol(dt cpu.DType, transcendental bool) (atol, rtol float64) {
 	return 1e-38, 0x1p-23
 }
 
-func isTranscendental(op cpu.UnaryOp) bool {
+func isTranscendental(op kernels.UnaryOp) bool {
 	switch op {
-	case cpu.UExp, cpu.ULog, cpu.URsqrt, cpu.USin, cpu.UCos, cpu.UTanh, cpu.USigmoid, cpu.UPow:
+	case kernels.UExp, kernels.ULog, kernels.URsqrt, kernels.USin, kernels.UCos, kernels.UTanh, kernels.USigmoid, kernels.UPow:
 		return true
 	}
 	return false
@@ -117,7 +118,7 @@ func isTranscendental(op cpu.UnaryOp) bool {
 
 const stridedSentinel = -7.5 // exact in every dtype: elements the kernel must not touch
 
-func sentinelBuffer(t *testing.T, dt cpu.DType, n int) *Buffer {
+func sentinelBuffer(t *testing.T, dt kernels.DType, n int) *Buffer {
 	t.Helper()
 	b, err := testDev.Alloc(dt, n)
 	if err != nil {
@@ -140,15 +141,15 @@ func sentinels(n int) []float32 {
 // against UnaryRef on the rounded inputs, rounded once to y's dtype.
 func TestUnaryStrided(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	dts := [][2]cpu.DType{{cpu.F32, cpu.F32}, {cpu.F16, cpu.F32}, {cpu.F32, cpu.BF16}, {cpu.BF16, cpu.F16}, {cpu.F16, cpu.F16}}
-	for op := cpu.UCopy; op <= cpu.URecip; op++ {
+	dts := [][2]kernels.DType{{kernels.F32, kernels.F32}, {kernels.F16, kernels.F32}, {kernels.F32, kernels.BF16}, {kernels.BF16, kernels.F16}, {kernels.F16, kernels.F16}}
+	for op := kernels.UCopy; op <= kernels.URecip; op++ {
 		var alpha, beta float32
 		switch op {
-		case cpu.UAffine:
+		case kernels.UAffine:
 			alpha, beta = -1.25, 0.5
-		case cpu.UClamp:
+		case kernels.UClamp:
 			alpha, beta = 0, 0.75 // clamp(-0) = +0, as Go's max(-0, +0)
-		case cpu.UPow:
+		case kernels.UPow:
 			alpha = 1.5
 		}
 		for di, dt := range dts {
@@ -156,7 +157,7 @@ func TestUnaryStrided(t *testing.T) {
 				if v.shape[0] >= 1000000 && di > 1 {
 					continue // the large view for two dtype pairs only (host reference time)
 				}
-				ny, nx := cpu.Span(v.shape, v.strides[0]), cpu.Span(v.shape, v.strides[1])
+				ny, nx := kernels.Span(v.shape, v.strides[0]), kernels.Span(v.shape, v.strides[1])
 				dx, x := toDevice(t, stridedInputs(r, nx, -0.5, 3), dt[0])
 				dy := sentinelBuffer(t, dt[1], ny)
 				must(testDev.Unary(op, alpha, beta, v.shape, dy, v.strides[0], dx, v.strides[1]))
@@ -177,13 +178,13 @@ func TestUnaryStrided(t *testing.T) {
 // mixed dtypes against BinaryRef, in place too (y = a, y = b).
 func TestBinaryStrided(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
-	dts := [][3]cpu.DType{{cpu.F32, cpu.F32, cpu.F32}, {cpu.F16, cpu.BF16, cpu.F32}, {cpu.F32, cpu.F16, cpu.F16},
-		{cpu.BF16, cpu.BF16, cpu.BF16}, {cpu.BF16, cpu.F32, cpu.F16}}
-	for op := cpu.BAdd; op <= cpu.BMin; op++ {
+	dts := [][3]kernels.DType{{kernels.F32, kernels.F32, kernels.F32}, {kernels.F16, kernels.BF16, kernels.F32}, {kernels.F32, kernels.F16, kernels.F16},
+		{kernels.BF16, kernels.BF16, kernels.BF16}, {kernels.BF16, kernels.F32, kernels.F16}}
+	for op := kernels.BAdd; op <= kernels.BMin; op++ {
 		for _, dt := range dts {
 			for _, v := range binaryViews {
-				ny := cpu.Span(v.shape, v.strides[0])
-				na, nb := cpu.Span(v.shape, v.strides[1]), cpu.Span(v.shape, v.strides[2])
+				ny := kernels.Span(v.shape, v.strides[0])
+				na, nb := kernels.Span(v.shape, v.strides[1]), kernels.Span(v.shape, v.strides[2])
 				da, a := toDevice(t, stridedInputs(r, na, -2, 2), dt[0])
 				db, b := toDevice(t, stridedInputs(r, nb, -2, 2), dt[1])
 				dy := sentinelBuffer(t, dt[2], ny)
@@ -203,13 +204,13 @@ func TestBinaryStrided(t *testing.T) {
 		for _, inplaceB := range []bool{false, true} {
 			shape := []int{2, 3, 4, 5}
 			ys, as, bs := []int{60, 20, 5, 1}, []int{60, 20, 5, 1}, []int{0, 1, 0, 0}
-			dtA, dtB := cpu.F16, cpu.F32
+			dtA, dtB := kernels.F16, kernels.F32
 			if inplaceB {
 				as, bs = []int{1, 2, 6, 24}, ys
-				dtA, dtB = cpu.F32, cpu.BF16
+				dtA, dtB = kernels.F32, kernels.BF16
 			}
-			da, a := toDevice(t, stridedInputs(r, cpu.Span(shape, as), -2, 2), dtA)
-			db, b := toDevice(t, stridedInputs(r, cpu.Span(shape, bs), -2, 2), dtB)
+			da, a := toDevice(t, stridedInputs(r, kernels.Span(shape, as), -2, 2), dtA)
+			db, b := toDevice(t, stridedInputs(r, kernels.Span(shape, bs), -2, 2), dtB)
 			dy, want, wdt := da, a, dtA
 			if inplaceB {
 				dy, want, wdt = db, b, dtB
@@ -230,8 +231,8 @@ func TestBinaryStrided(t *testing.T) {
 	za := []float32{nz, 0, nz, 0, nan, 1, nz, inf, inf, 2}
 	zb := []float32{0, nz, nz, 0, 1, nan, 0, -inf, inf, 0}
 	dza, dzb := uploadF32(t, za), uploadF32(t, zb)
-	dzy, _ := testDev.Alloc(cpu.F32, len(za))
-	for op := cpu.BAdd; op <= cpu.BMin; op++ {
+	dzy, _ := testDev.Alloc(kernels.F32, len(za))
+	for op := kernels.BAdd; op <= kernels.BMin; op++ {
 		must(testDev.Binary(op, []int{len(za)}, dzy, []int{1}, dza, []int{1}, dzb, []int{1}))
 		got := fetch(t, dzy)
 		for i := range za {
@@ -253,7 +254,7 @@ func TestBinaryStrided(t *testing.T) {
 func TestCopyStridedAndFill(t *testing.T) {
 	r := rand.New(rand.NewPCG(25, 26))
 	for _, v := range unaryViews {
-		nd, ns := cpu.Span(v.shape, v.strides[0]), cpu.Span(v.shape, v.strides[1])
+		nd, ns := kernels.Span(v.shape, v.strides[0]), kernels.Span(v.shape, v.strides[1])
 		// 4-byte: random bit patterns (NaN payloads included) through an F32 buffer.
 		src := make([]float32, ns)
 		for i := range src {
@@ -278,7 +279,7 @@ func TestCopyStridedAndFill(t *testing.T) {
 		dsrc.Free()
 		ddst.Free()
 		// 2-byte.
-		for _, dt := range []cpu.DType{cpu.F16, cpu.BF16} {
+		for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
 			s16 := make([]uint16, ns)
 			for i := range s16 {
 				s16[i] = uint16(r.Uint32())
@@ -319,11 +320,11 @@ func TestCopyStridedAndFill(t *testing.T) {
 				}
 			}
 			b.Free()
-			for _, dt := range []cpu.DType{cpu.F16, cpu.BF16} {
-				sent := cpu.F32ToF16Scalar(stridedSentinel)
-				wantBits := cpu.F32ToF16Scalar(v)
-				if dt == cpu.BF16 {
-					sent, wantBits = cpu.F32ToBF16Scalar(stridedSentinel), cpu.F32ToBF16Scalar(v)
+			for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
+				sent := kernels.F32ToF16Scalar(stridedSentinel)
+				wantBits := kernels.F32ToF16Scalar(v)
+				if dt == kernels.BF16 {
+					sent, wantBits = kernels.F32ToBF16Scalar(stridedSentinel), kernels.F32ToBF16Scalar(v)
 				}
 				h := make([]uint16, n+5)
 				for i := range h {
@@ -350,8 +351,8 @@ func TestCopyStridedAndFill(t *testing.T) {
 
 // TestStridedLauncherMisuse checks the launchers' panics.
 func TestStridedLauncherMisuse(t *testing.T) {
-	f32, _ := testDev.Alloc(cpu.F32, 12)
-	f16, _ := testDev.Alloc(cpu.F16, 12)
+	f32, _ := testDev.Alloc(kernels.F32, 12)
+	f16, _ := testDev.Alloc(kernels.F16, 12)
 	defer f32.Free()
 	defer f16.Free()
 	cases := []struct {
@@ -361,35 +362,35 @@ func TestStridedLauncherMisuse(t *testing.T) {
 		{"CopyStrided: mixed dtypes", func() { _ = testDev.CopyStrided([]int{12}, f32, []int{1}, f16, []int{1}) }},
 		{"CopyStrided: dst is nil", func() { _ = testDev.CopyStrided([]int{12}, nil, []int{1}, f32, []int{1}) }},
 		{"Unary: y has 12 elements", func() {
-			_ = testDev.Unary(cpu.UExp, 0, 0, []int{13}, f32, []int{1}, f32, []int{1})
+			_ = testDev.Unary(kernels.UExp, 0, 0, []int{13}, f32, []int{1}, f32, []int{1})
 		}},
 		{"Unary: x has 12 elements", func() {
-			_ = testDev.Unary(cpu.UExp, 0, 0, []int{3, 4}, f32, []int{4, 1}, f16, []int{1, 4})
+			_ = testDev.Unary(kernels.UExp, 0, 0, []int{3, 4}, f32, []int{4, 1}, f16, []int{1, 4})
 		}},
 		{"Unary: operand 1 has 1 strides", func() {
-			_ = testDev.Unary(cpu.UExp, 0, 0, []int{3, 4}, f32, []int{4, 1}, f16, []int{1})
+			_ = testDev.Unary(kernels.UExp, 0, 0, []int{3, 4}, f32, []int{4, 1}, f16, []int{1})
 		}},
 		{"Binary: negative stride", func() {
-			_ = testDev.Binary(cpu.BAdd, []int{3}, f32, []int{1}, f32, []int{-1}, f16, []int{1})
+			_ = testDev.Binary(kernels.BAdd, []int{3}, f32, []int{1}, f32, []int{-1}, f16, []int{1})
 		}},
 		{"Binary: output stride 0", func() {
-			_ = testDev.Binary(cpu.BAdd, []int{3}, f32, []int{0}, f32, []int{1}, f16, []int{1})
+			_ = testDev.Binary(kernels.BAdd, []int{3}, f32, []int{0}, f32, []int{1}, f16, []int{1})
 		}},
-		{"Binary: b is nil", func() { _ = testDev.Binary(cpu.BAdd, []int{3}, f32, []int{1}, f32, []int{1}, nil, []int{1}) }},
+		{"Binary: b is nil", func() { _ = testDev.Binary(kernels.BAdd, []int{3}, f32, []int{1}, f32, []int{1}, nil, []int{1}) }},
 		{"Binary: more than 6 dimensions after merging", func() {
 			shape := []int{1, 1, 1, 1, 1, 1, 1}
 			for i := range shape {
 				shape[i] = 2
 			}
 			st := []int{1, 2, 4, 8, 16, 32, 64}
-			big, _ := testDev.Alloc(cpu.F32, 128)
+			big, _ := testDev.Alloc(kernels.F32, 128)
 			defer big.Free()
-			_ = testDev.Binary(cpu.BAdd, shape, big, []int{64, 32, 16, 8, 4, 2, 1}, big, st, big, st)
+			_ = testDev.Binary(kernels.BAdd, shape, big, []int{64, 32, 16, 8, 4, 2, 1}, big, st, big, st)
 		}},
 		{"Fill: b has 12 elements, needs 13", func() { _ = testDev.Fill(f32, 13, 1) }},
 		{"Unary: unknown op 99", func() { _ = testDev.Unary(99, 0, 0, []int{3}, f32, []int{1}, f32, []int{1}) }},
 		{"Binary: unknown op 6", func() {
-			_ = testDev.Binary(cpu.BMin+1, []int{3}, f32, []int{1}, f32, []int{1}, f32, []int{1})
+			_ = testDev.Binary(kernels.BMin+1, []int{3}, f32, []int{1}, f32, []int{1}, f32, []int{1})
 		}},
 	}
 	for _, c := range cases {

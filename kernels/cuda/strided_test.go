@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/roentgo/roentgo/kernels/cpu"
+	"github.com/roentgo/roentgo/kernels"
 )
 
 // rowMajorOffsets lists, for every multi-index of shape in row-major order, the
@@ -77,13 +77,13 @@ func TestMergeDims(t *testing.T) {
 		{[]int{0, 5}, [][]int{{5, 1}}, []int{0}},
 	}
 	for _, c := range fixed {
-		got, _ := cpu.MergeDims(c.shape, c.strides...)
+		got, _ := kernels.MergeDims(c.shape, c.strides...)
 		if !slices.Equal(got, c.want) {
-			t.Errorf("cpu.MergeDims(%v, %v) shape %v, want %v", c.shape, c.strides, got, c.want)
+			t.Errorf("kernels.MergeDims(%v, %v) shape %v, want %v", c.shape, c.strides, got, c.want)
 		}
-		got2, gst := cpu.MergeDims(c.shape, c.strides...)
+		got2, gst := kernels.MergeDims(c.shape, c.strides...)
 		if !slices.Equal(rowMajorOffsets(got2, gst...), rowMajorOffsets(c.shape, c.strides...)) {
-			t.Errorf("cpu.MergeDims(%v, %v): merged offsets differ", c.shape, c.strides)
+			t.Errorf("kernels.MergeDims(%v, %v): merged offsets differ", c.shape, c.strides)
 		}
 	}
 	r := rand.New(rand.NewPCG(3, 4))
@@ -105,7 +105,7 @@ func TestMergeDims(t *testing.T) {
 		for k := range strides {
 			keepSt[k] = slices.Clone(strides[k])
 		}
-		ms, mst := cpu.MergeDims(shape, strides...)
+		ms, mst := kernels.MergeDims(shape, strides...)
 		name := fmt.Sprintf("shape %v strides %v -> %v %v", shape, strides, ms, mst)
 		if !slices.Equal(shape, keepShape) || !slices.EqualFunc(strides, keepSt, slices.Equal[[]int]) {
 			t.Fatalf("%s: inputs modified", name)
@@ -157,7 +157,7 @@ func TestMergeDims(t *testing.T) {
 			for i := k; i < len(want); i += nop {
 				mx = max(mx, want[i])
 			}
-			if e := cpu.Span(shape, st); e != mx+1 {
+			if e := kernels.Span(shape, st); e != mx+1 {
 				t.Fatalf("%s: stridedExtent of operand %d = %d, max offset + 1 = %d", name, k, e, mx+1)
 			}
 		}

@@ -1,6 +1,9 @@
 package kerneltest
 
-import "github.com/roentgo/roentgo/kernels/cpu"
+import (
+	"github.com/roentgo/roentgo/kernels"
+	"github.com/roentgo/roentgo/kernels/cpu"
+)
 
 // Ops is the set of kernel operations a device implements, with the signatures
 // and semantics of kernels/cpu (each documented on its ...Ref function there). A
@@ -11,13 +14,13 @@ type Ops interface {
 	// Caps describes what the implementation supports and how precisely.
 	Caps() Caps
 
-	Gemm(m, n, k int, alpha float32, a, b cpu.Mat, beta float32, c []float32, ldc int)
-	Conv2d(p cpu.ConvParams, x []float32, w cpu.Mat, bias, y []float32)
-	Attention(p cpu.AttnParams, q, k, v, o []float32)
+	Gemm(m, n, k int, alpha float32, a, b kernels.Mat, beta float32, c []float32, ldc int)
+	Conv2d(p kernels.ConvParams, x []float32, w kernels.Mat, bias, y []float32)
+	Attention(p kernels.AttnParams, q, k, v, o []float32)
 	GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool)
 	LayerNorm(x, y []float32, rows, cols int, eps float32, gamma, beta []float32)
 	Softmax(x, y []float32, rows, cols int)
-	Activate(f cpu.Activation, x, y []float32)
+	Activate(f kernels.Activation, x, y []float32)
 	GEGLU(x, y []float32, rows, d int)
 	Upsample2x(x, y []float32, nc, h, w int)
 	TimestepEmbedding(t []float32, dim int, flipSinToCos bool, shift, scale, maxPeriod float32, out []float32)
@@ -28,13 +31,13 @@ type Caps struct {
 	// WeightDTypes lists the storage types of Mat operands (Gemm operands and
 	// Conv2d weights) it accepts. F32 is always tested; F16 and BF16 cases run
 	// only when listed.
-	WeightDTypes []cpu.DType
+	WeightDTypes []kernels.DType
 	// Compute is the precision in which the matrix products (Gemm, Conv2d,
 	// Attention) multiply: F32, or F16/BF16 for devices that round operands to 16
 	// bits (tensor cores), always accumulating in float32. It scales those
 	// tolerances by the unit roundoff of the type. The normalisations and
 	// elementwise ops are held to float32 accuracy regardless.
-	Compute cpu.DType
+	Compute kernels.DType
 	// TolScale multiplies every tolerance (0 means 1); a device with looser
 	// transcendental functions may raise it, and says so in its test.
 	TolScale float64
@@ -42,8 +45,8 @@ type Caps struct {
 	NoInPlace bool
 }
 
-func (c Caps) supports(dt cpu.DType) bool {
-	if dt == cpu.F32 {
+func (c Caps) supports(dt kernels.DType) bool {
+	if dt == kernels.F32 {
 		return true
 	}
 	for _, d := range c.WeightDTypes {
@@ -62,11 +65,11 @@ func (c Caps) scale() float64 {
 }
 
 // unitRoundoff returns 2^-p for a type with p significant bits.
-func unitRoundoff(dt cpu.DType) float64 {
+func unitRoundoff(dt kernels.DType) float64 {
 	switch dt {
-	case cpu.F16:
+	case kernels.F16:
 		return 0x1p-11
-	case cpu.BF16:
+	case kernels.BF16:
 		return 0x1p-8
 	}
 	return 0x1p-24
@@ -82,21 +85,21 @@ func (RefOps) Name() string { return "ref" }
 
 // Caps returns F32 compute with all weight types.
 func (RefOps) Caps() Caps {
-	return Caps{WeightDTypes: []cpu.DType{cpu.F32, cpu.F16, cpu.BF16}, Compute: cpu.F32}
+	return Caps{WeightDTypes: []kernels.DType{kernels.F32, kernels.F16, kernels.BF16}, Compute: kernels.F32}
 }
 
 // Gemm calls cpu.GemmRef.
-func (RefOps) Gemm(m, n, k int, alpha float32, a, b cpu.Mat, beta float32, c []float32, ldc int) {
+func (RefOps) Gemm(m, n, k int, alpha float32, a, b kernels.Mat, beta float32, c []float32, ldc int) {
 	cpu.GemmRef(m, n, k, alpha, a, b, beta, c, ldc)
 }
 
 // Conv2d calls cpu.Conv2dRef.
-func (RefOps) Conv2d(p cpu.ConvParams, x []float32, w cpu.Mat, bias, y []float32) {
+func (RefOps) Conv2d(p kernels.ConvParams, x []float32, w kernels.Mat, bias, y []float32) {
 	cpu.Conv2dRef(p, x, w, bias, y)
 }
 
 // Attention calls cpu.AttentionRef.
-func (RefOps) Attention(p cpu.AttnParams, q, k, v, o []float32) { cpu.AttentionRef(p, q, k, v, o) }
+func (RefOps) Attention(p kernels.AttnParams, q, k, v, o []float32) { cpu.AttentionRef(p, q, k, v, o) }
 
 // GroupNorm calls cpu.GroupNormRef.
 func (RefOps) GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool) {
@@ -112,7 +115,7 @@ func (RefOps) LayerNorm(x, y []float32, rows, cols int, eps float32, gamma, beta
 func (RefOps) Softmax(x, y []float32, rows, cols int) { cpu.SoftmaxRef(x, y, rows, cols) }
 
 // Activate calls cpu.ActivateRef.
-func (RefOps) Activate(f cpu.Activation, x, y []float32) { cpu.ActivateRef(f, x, y) }
+func (RefOps) Activate(f kernels.Activation, x, y []float32) { cpu.ActivateRef(f, x, y) }
 
 // GEGLU calls cpu.GEGLURef.
 func (RefOps) GEGLU(x, y []float32, rows, d int) { cpu.GEGLURef(x, y, rows, d) }

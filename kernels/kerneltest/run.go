@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/roentgo/roentgo/kernels"
 	"github.com/roentgo/roentgo/kernels/cpu"
 )
 
@@ -113,7 +114,7 @@ func clone(x []float32) []float32 { return append([]float32(nil), x...) }
 
 // mat returns a random logical rows x cols operand with values in [-1, 1): stored
 // transposed when trans, with pad extra elements per stored row, in dtype dt.
-func mat(r *rand.Rand, rows, cols int, dt cpu.DType, trans bool, pad int) cpu.Mat {
+func mat(r *rand.Rand, rows, cols int, dt kernels.DType, trans bool, pad int) kernels.Mat {
 	sr, sc := rows, cols
 	if trans {
 		sr, sc = cols, rows
@@ -121,16 +122,16 @@ func mat(r *rand.Rand, rows, cols int, dt cpu.DType, trans bool, pad int) cpu.Ma
 	stride := sc + pad
 	f := uniform(r, sr*stride, -1, 1)
 	switch dt {
-	case cpu.F16:
+	case kernels.F16:
 		h := make([]uint16, len(f))
 		cpu.F32ToF16(h, f)
-		return cpu.HalfMat(h, dt, stride, trans)
-	case cpu.BF16:
+		return kernels.HalfMat(h, dt, stride, trans)
+	case kernels.BF16:
 		h := make([]uint16, len(f))
 		cpu.F32ToBF16(h, f)
-		return cpu.HalfMat(h, dt, stride, trans)
+		return kernels.HalfMat(h, dt, stride, trans)
 	}
-	return cpu.F32Mat(f, stride, trans)
+	return kernels.F32Mat(f, stride, trans)
 }
 
 // productTol returns the tolerance of a sum of k products of magnitude <= mag:
@@ -143,9 +144,9 @@ func (s *suite) productTol(k int, mag float64) (atol, rtol float64) {
 }
 
 // dtypes returns the weight dtypes to test: F32 and those the device supports.
-func (s *suite) dtypes() []cpu.DType {
-	var d []cpu.DType
-	for _, dt := range []cpu.DType{cpu.F32, cpu.F16, cpu.BF16} {
+func (s *suite) dtypes() []kernels.DType {
+	var d []kernels.DType
+	for _, dt := range []kernels.DType{kernels.F32, kernels.F16, kernels.BF16} {
 		if s.caps.supports(dt) {
 			d = append(d, dt)
 		}
@@ -158,7 +159,7 @@ func (s *suite) gemm(t *testing.T) {
 		name           string
 		m, n, k        int
 		ta, tb         bool
-		da, db         cpu.DType
+		da, db         kernels.DType
 		alpha, beta    float32
 		padA, padB, pC int
 		big            bool
@@ -218,13 +219,13 @@ func tf(b bool) string {
 func (s *suite) conv2d(t *testing.T) {
 	type cc struct {
 		name string
-		p    cpu.ConvParams
-		dt   cpu.DType
+		p    kernels.ConvParams
+		dt   kernels.DType
 		bias bool
 		big  bool
 	}
-	P := func(n, c, h, w, k, r, s, sh, sw, ph, pw int) cpu.ConvParams {
-		return cpu.ConvParams{N: n, C: c, H: h, W: w, K: k, R: r, S: s, StrideH: sh, StrideW: sw, PadH: ph, PadW: pw}
+	P := func(n, c, h, w, k, r, s, sh, sw, ph, pw int) kernels.ConvParams {
+		return kernels.ConvParams{N: n, C: c, H: h, W: w, K: k, R: r, S: s, StrideH: sh, StrideW: sw, PadH: ph, PadW: pw}
 	}
 	cases := []cc{
 		{name: "1x1-trivial", p: P(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0), bias: true},
@@ -290,7 +291,7 @@ func (s *suite) attention(t *testing.T) {
 	for _, c := range cases {
 		s.run(t, "Attention", c.name, c.big, func(t *testing.T, r *rand.Rand) {
 			hd := c.h * c.d
-			p := cpu.AttnParams{B: c.b, H: c.h, Sq: c.sq, Sk: c.sk, D: c.d, Scale: c.scale, Causal: c.causal}
+			p := kernels.AttnParams{B: c.b, H: c.h, Sq: c.sq, Sk: c.sk, D: c.d, Scale: c.scale, Causal: c.causal}
 			if p.Scale == 0 {
 				p.Scale = float32(1 / math.Sqrt(float64(c.d)))
 			}
@@ -459,10 +460,10 @@ func (s *suite) softmax(t *testing.T) {
 
 var activations = []struct {
 	name string
-	f    cpu.Activation
+	f    kernels.Activation
 }{
-	{"identity", cpu.Identity}, {"silu", cpu.SiLU}, {"gelu", cpu.GELU},
-	{"gelutanh", cpu.GELUTanh}, {"quickgelu", cpu.QuickGELU},
+	{"identity", kernels.Identity}, {"silu", kernels.SiLU}, {"gelu", kernels.GELU},
+	{"gelutanh", kernels.GELUTanh}, {"quickgelu", kernels.QuickGELU},
 }
 
 // actTol is the tolerance of the activations on inputs of standard deviation 3:
