@@ -8,6 +8,20 @@ import (
 // has dtype dt, it returns a new handle on the same storage (no copy). Float to
 // I64 truncates toward zero; F32 to F16/BF16 rounds to nearest even.
 func (t *Tensor) To(dt DType) *Tensor {
+	out := t.toImpl(dt)
+	if !needsGrad(t) {
+		return out
+	}
+	src := t.DType()
+	return record(out, "To", []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		if src == I64 {
+			return []*Tensor{nil}
+		}
+		return []*Tensor{g.Contiguous()}
+	})
+}
+
+func (t *Tensor) toImpl(dt DType) *Tensor {
 	st := t.s("To")
 	if st.dtype == dt {
 		return t.view(t.shape.Clone(), append([]int(nil), t.strides...), t.offset)
@@ -24,6 +38,7 @@ func (t *Tensor) To(dt DType) *Tensor {
 // with t's dtype and shape. Copies to the CPU wait for the work queued on t's
 // device.
 func (t *Tensor) ToDevice(d Device) *Tensor {
+	noRule("ToDevice", t)
 	st := t.s("ToDevice")
 	if st.device == d {
 		return t.view(t.shape.Clone(), append([]int(nil), t.strides...), t.offset)

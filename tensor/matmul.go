@@ -65,6 +65,51 @@ func batchStride(shape Shape, strides []int) (int, bool) {
 // views (e.g. o.Transpose(-2, -1) of a contiguous tensor) are used in place,
 // without copies.
 func (t *Tensor) MatMul(o *Tensor) *Tensor {
+	out := t.matmulImpl(o)
+	if !needsGrad(t, o) {
+		return out
+	}
+	st, so := save(t), save(o)
+	return record(out, "MatMul", []*Tensor{t, o}, []savedValue{st, so}, func(g *Tensor) []*Tensor {
+		return matmulGrads(g, st.t, so.t)
+	})
+}
+
+// matmulGrads returns the gradients of a [..., m, k] x b [..., k, n] from g
+// [..., m, n]: g b^T and a^T g, summed over broadcast batch dimensions; a
+// 1-D a or b is a row or a column, as in MatMul.
+func matmulGrads(g, a, b *Tensor) []*Tensor {
+	a2, b2, g2 := a.Detach(), b.Detach(), g.Detach()
+	defer func() { a2.Release(); b2.Release(); g2.Release() }()
+	if a.Rank() == 1 {
+		a2.Release()
+		a2 = a.Unsqueeze(0)
+		t := g2.Unsqueeze(-2)
+		g2.Release()
+		g2 = t
+	}
+	if b.Rank() == 1 {
+		b2.Release()
+		b2 = b.Unsqueeze(1)
+		t := g2.Unsqueeze(-1)
+		g2.Release()
+		g2 = t
+	}
+	bt, at := b2.Transpose(-2, -1), a2.Transpose(-2, -1)
+	defer bt.Release()
+	defer at.Release()
+	ga := g2.matmulImpl(bt)
+	gb := at.matmulImpl(g2)
+	ra, rb := sumTo(ga, a2.shape), sumTo(gb, b2.shape)
+	ga.Release()
+	gb.Release()
+	fa, fb := ra.Reshape(a.shape...), rb.Reshape(b.shape...)
+	ra.Release()
+	rb.Release()
+	return []*Tensor{fa, fb}
+}
+
+func (t *Tensor) matmulImpl(o *Tensor) *Tensor {
 	dev := sameDevice("MatMul", t, o)
 	if t.Rank() == 0 || o.Rank() == 0 {
 		panic(fmt.Sprintf("tensor: MatMul: scalar operand (shapes %v and %v)", t.shape, o.shape))

@@ -18,6 +18,34 @@ import (
 // Linear returns x w^T + b: x [..., in], w [out, in] (F32/F16/BF16, used in place,
 // transposed views included), b [out] or nil; the result is [..., out].
 func Linear(x, w, b *Tensor) *Tensor {
+	out := linearImpl(x, w, b)
+	if !needsGrad(x, w, b) {
+		return out
+	}
+	sx, sw := save(x), save(w)
+	hasBias := b != nil
+	return record(out, "Linear", []*Tensor{x, w, b}, []savedValue{sx, sw}, func(g *Tensor) []*Tensor {
+		// g [..., out]; dx = g w, dw = g^T x over all rows, db = sum of g's rows.
+		in, outF := sw.t.Dim(1), sw.t.Dim(0)
+		g2 := g.Reshape(-1, outF)
+		defer g2.Release()
+		x2 := sx.t.Reshape(-1, in)
+		defer x2.Release()
+		dx2 := g2.matmulImpl(sw.t)
+		dx := dx2.Reshape(sx.t.shape...)
+		dx2.Release()
+		gt := g2.Transpose(0, 1)
+		dw := gt.matmulImpl(x2)
+		gt.Release()
+		var db *Tensor
+		if hasBias {
+			db = g2.Sum(0, false)
+		}
+		return []*Tensor{dx, dw, db}
+	})
+}
+
+func linearImpl(x, w, b *Tensor) *Tensor {
 	dev := sameDevice("Linear", x, w, b)
 	if w.Rank() != 2 || x.Rank() < 1 || x.Dim(-1) != w.Dim(1) {
 		panic(fmt.Sprintf("tensor: Linear: x %v and weight %v (want x [..., in], w [out, in])", x.shape, w.shape))
@@ -79,6 +107,8 @@ func ConvSquare(stride, pad int) ConvOpts {
 // x [N, C, H, W] with w [K, C, R, S] (F32/F16/BF16) plus b [K] (or nil): the
 // result is [N, K, OH, OW] with OH = (H + 2 PadH - R)/StrideH + 1, likewise OW.
 func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
+	noRule("Conv2d", x, w, b)
+
 	dev := sameDevice("Conv2d", x, w, b)
 	if x.Rank() != 4 || w.Rank() != 4 || x.Dim(1) != w.Dim(1) {
 		panic(fmt.Sprintf("tensor: Conv2d: x %v and weight %v (want x [N, C, H, W], w [K, C, R, S])", x.shape, w.shape))
@@ -122,6 +152,8 @@ func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 // with silu set it applies SiLU to the result (the fused GroupNorm+SiLU of the
 // U-Net and VAE ResNet blocks).
 func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32, silu bool) *Tensor {
+	noRule("GroupNorm", x, gamma, beta)
+
 	dev := sameDevice("GroupNorm", x, gamma, beta)
 	if x.Rank() < 2 || groups < 1 || x.Dim(1)%groups != 0 {
 		panic(fmt.Sprintf("tensor: GroupNorm: x %v with %d groups (want [N, C, ...], C divisible by groups)", x.shape, groups))
@@ -152,6 +184,8 @@ func checkVec(op, name string, v *Tensor, n int) {
 // LayerNorm normalises x [..., D] over its last dimension, then scales by gamma
 // [D] and shifts by beta [D] (either may be nil).
 func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
+	noRule("LayerNorm", x, gamma, beta)
+
 	dev := sameDevice("LayerNorm", x, gamma, beta)
 	if x.Rank() < 1 {
 		panic("tensor: LayerNorm: scalar input")
@@ -174,6 +208,8 @@ func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 
 // Softmax returns the softmax of x over its last dimension.
 func Softmax(x *Tensor) *Tensor {
+	noRule("Softmax", x)
+
 	if x.Rank() < 1 {
 		panic("tensor: Softmax: scalar input")
 	}
@@ -187,6 +223,8 @@ func Softmax(x *Tensor) *Tensor {
 }
 
 func activate(f cpu.Activation, x *Tensor) *Tensor {
+	noRule("activation", x)
+
 	xc, rx := computeContig(x)
 	defer rx()
 	y := newTensor(x.Device(), xc.DType(), x.shape, false)
@@ -209,6 +247,8 @@ func QuickGELU(x *Tensor) *Tensor { return activate(cpu.QuickGELU, x) }
 // GEGLU splits x [..., 2d] into halves a, g along the last dimension and returns
 // a * gelu(g), [..., d] (diffusers' GEGLU after its projection).
 func GEGLU(x *Tensor) *Tensor {
+	noRule("GEGLU", x)
+
 	if x.Rank() < 1 || x.Dim(-1)%2 != 0 {
 		panic(fmt.Sprintf("tensor: GEGLU: x %v, want an even last dimension", x.shape))
 	}
@@ -227,6 +267,8 @@ func GEGLU(x *Tensor) *Tensor {
 // Upsample2xNearest doubles the height and width of x [N, C, H, W] by repeating
 // each pixel (nearest neighbour): the result is [N, C, 2H, 2W].
 func Upsample2xNearest(x *Tensor) *Tensor {
+	noRule("Upsample2xNearest", x)
+
 	if x.Rank() != 4 {
 		panic(fmt.Sprintf("tensor: Upsample2xNearest: x %v, want [N, C, H, W]", x.shape))
 	}
@@ -246,6 +288,8 @@ func Upsample2xNearest(x *Tensor) *Tensor {
 // exponent's denominator (half - shift), scale multiplies the arguments, and
 // maxPeriod is the longest period (10000 in Stable Diffusion).
 func TimestepEmbedding(t *Tensor, dim int, flipSinToCos bool, downscaleFreqShift, scale, maxPeriod float32) *Tensor {
+	noRule("TimestepEmbedding", t)
+
 	if t.Rank() != 1 || dim < 1 {
 		panic(fmt.Sprintf("tensor: TimestepEmbedding: t %v, dim %d (want t [N], dim >= 1)", t.shape, dim))
 	}
@@ -281,6 +325,8 @@ func attnOperand(x *Tensor) (*Tensor, int, func()) {
 // Operands whose rows are not dense (e.g. Narrow views of a fused qkv projection
 // [B, S, 3*H*D]) are used in place.
 func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
+	noRule("Attention", q, k, v)
+
 	dev := sameDevice("Attention", q, k, v)
 	if q.Rank() != 3 || k.Rank() != 3 || v.Rank() != 3 || heads < 1 ||
 		q.Dim(2)%heads != 0 || k.Dim(2) != q.Dim(2) || v.Dim(2) != q.Dim(2) ||
@@ -312,6 +358,8 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 // the I64 ids [...]: the result is [..., D] in the compute dtype. It panics if
 // an id is out of range.
 func Embedding(ids, w *Tensor) *Tensor {
+	noRule("Embedding", w)
+
 	dev := sameDevice("Embedding", ids, w)
 	if ids.DType() != I64 || w.Rank() != 2 {
 		panic(fmt.Sprintf("tensor: Embedding: ids %v %v, table %v (want I64 ids, table [V, D])", ids.DType(), ids.shape, w.shape))
@@ -331,4 +379,19 @@ func Embedding(ids, w *Tensor) *Tensor {
 		src.Release()
 	}
 	return out
+}
+
+// MSELoss returns mean((pred - target)^2) over all elements as a
+// 0-dimensional tensor (torch.nn.functional.mse_loss with reduction
+// "mean"), differentiable through pred and target.
+func MSELoss(pred, target *Tensor) *Tensor {
+	if !pred.shape.Equal(target.shape) {
+		panic(fmt.Sprintf("tensor: MSELoss: pred %v and target %v differ in shape", pred.shape, target.shape))
+	}
+	d := pred.Sub(target)
+	sq := d.Square()
+	d.Release()
+	loss := sq.MeanAll()
+	sq.Release()
+	return loss
 }

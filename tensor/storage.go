@@ -24,7 +24,15 @@ type storage struct {
 	i64 []int64
 	dh  *devHandle // accelerator memory (float dtypes on an accelerator)
 
-	refs   atomic.Int64
+	refs atomic.Int64
+	// version counts the in-place writes into the buffer (checkWritable
+	// bumps it), so that autograd can tell a value it saved for a backward
+	// rule from one overwritten since.
+	version atomic.Uint64
+	// saved counts the handles autograd holds on the buffer for backward
+	// rules (part of refs), which in-place ops may write through: the
+	// version check then reports it at Backward.
+	saved  atomic.Int64
 	pooled bool // the buffer is owned by the library and may be recycled
 	keep   any  // keeps external memory (a memory-mapped file) reachable
 }

@@ -17,6 +17,10 @@ type Tensor struct {
 	shape   Shape
 	strides []int
 	offset  int
+	// ag is the autograd state: set on leaves marked trainable and on the
+	// outputs of ops recorded while some input needed a gradient; nil for
+	// everything else, so inference carries no autograd cost.
+	ag *gradInfo
 }
 
 // newTensor returns a fresh contiguous tensor over a new buffer of the given

@@ -73,6 +73,11 @@ func viewStrides(oldShape Shape, oldStrides []int, newShape Shape) []int {
 // It panics when the layout of t does not allow a view (use Reshape, which copies
 // then).
 func (t *Tensor) View(shape ...int) *Tensor {
+	out := t.viewImpl(shape...)
+	return recordReshape("View", t, out)
+}
+
+func (t *Tensor) viewImpl(shape ...int) *Tensor {
 	ns := inferShape("View", shape, t.Numel())
 	st := viewStrides(t.shape, t.strides, ns)
 	if st == nil {
@@ -84,6 +89,11 @@ func (t *Tensor) View(shape ...int) *Tensor {
 // Reshape returns t with the given shape (one size may be -1): a view when the
 // layout allows it, otherwise a contiguous copy.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
+	out := t.reshapeImpl(shape...)
+	return recordReshape("Reshape", t, out)
+}
+
+func (t *Tensor) reshapeImpl(shape ...int) *Tensor {
 	ns := inferShape("Reshape", shape, t.Numel())
 	if st := viewStrides(t.shape, t.strides, ns); st != nil {
 		return t.view(ns, st, t.offset)
@@ -114,6 +124,21 @@ func (t *Tensor) Flatten(start, end int) *Tensor {
 // Slice returns the view of t with indices [start, end) along dim (negative start
 // and end count from the end of the dimension, as in Python).
 func (t *Tensor) Slice(dim, start, end int) *Tensor {
+	out := t.sliceImpl(dim, start, end)
+	if !needsGrad(t) {
+		return out
+	}
+	in, d := t.shape.Clone(), normDim("Slice", dim, len(t.shape))
+	s := start
+	if s < 0 {
+		s += in[d]
+	}
+	return record(out, "Slice", []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		return []*Tensor{padInto(g, in, d, s)}
+	})
+}
+
+func (t *Tensor) sliceImpl(dim, start, end int) *Tensor {
 	d := normDim("Slice", dim, len(t.shape))
 	n := t.shape[d]
 	s, e := start, end
@@ -144,6 +169,23 @@ func (t *Tensor) Narrow(dim, start, length int) *Tensor {
 // Select returns the view of t at index i along dim, with that dimension removed
 // (torch.select; x.Select(0, i) is x[i]). Negative i counts from the end.
 func (t *Tensor) Select(dim, i int) *Tensor {
+	out := t.selectImpl(dim, i)
+	if !needsGrad(t) {
+		return out
+	}
+	in, d := t.shape.Clone(), normDim("Select", dim, len(t.shape))
+	j := i
+	if j < 0 {
+		j += in[d]
+	}
+	return record(out, "Select", []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		u := g.Unsqueeze(d)
+		defer u.Release()
+		return []*Tensor{padInto(u, in, d, j)}
+	})
+}
+
+func (t *Tensor) selectImpl(dim, i int) *Tensor {
 	d := normDim("Select", dim, len(t.shape))
 	n := t.shape[d]
 	j := i
@@ -161,6 +203,20 @@ func (t *Tensor) Select(dim, i int) *Tensor {
 // Permute returns the view of t with dimensions reordered: dimension i of the
 // result is dimension dims[i] of t.
 func (t *Tensor) Permute(dims ...int) *Tensor {
+	out := t.permuteImpl(dims...)
+	if !needsGrad(t) {
+		return out
+	}
+	inv := make([]int, len(dims))
+	for i, d := range dims {
+		inv[normDim("Permute", d, len(dims))] = i
+	}
+	return record(out, "Permute", []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		return []*Tensor{g.Permute(inv...)}
+	})
+}
+
+func (t *Tensor) permuteImpl(dims ...int) *Tensor {
 	r := len(t.shape)
 	if len(dims) != r {
 		panic(fmt.Sprintf("tensor: Permute: %d dims %v for shape %v", len(dims), dims, t.shape))
@@ -181,6 +237,16 @@ func (t *Tensor) Permute(dims ...int) *Tensor {
 
 // Transpose returns the view of t with dimensions d0 and d1 swapped.
 func (t *Tensor) Transpose(d0, d1 int) *Tensor {
+	out := t.transposeImpl(d0, d1)
+	if !needsGrad(t) {
+		return out
+	}
+	return record(out, "Transpose", []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		return []*Tensor{g.Transpose(d0, d1)}
+	})
+}
+
+func (t *Tensor) transposeImpl(d0, d1 int) *Tensor {
 	r := len(t.shape)
 	a, b := normDim("Transpose", d0, r), normDim("Transpose", d1, r)
 	ns, st := t.shape.Clone(), append([]int(nil), t.strides...)
@@ -192,6 +258,11 @@ func (t *Tensor) Transpose(d0, d1 int) *Tensor {
 // Squeeze returns the view of t without the given dimensions, which must have
 // size 1; with no dims, it removes every dimension of size 1.
 func (t *Tensor) Squeeze(dims ...int) *Tensor {
+	out := t.squeezeImpl(dims...)
+	return recordReshape("Squeeze", t, out)
+}
+
+func (t *Tensor) squeezeImpl(dims ...int) *Tensor {
 	drop := make([]bool, len(t.shape))
 	if len(dims) == 0 {
 		for i, d := range t.shape {
@@ -219,6 +290,11 @@ func (t *Tensor) Squeeze(dims ...int) *Tensor {
 // Unsqueeze returns the view of t with a new dimension of size 1 at dim (dim may
 // be Rank(); negative counts from the end of the result, as in PyTorch).
 func (t *Tensor) Unsqueeze(dim int) *Tensor {
+	out := t.unsqueezeImpl(dim)
+	return recordReshape("Unsqueeze", t, out)
+}
+
+func (t *Tensor) unsqueezeImpl(dim int) *Tensor {
 	d := normDim("Unsqueeze", dim, len(t.shape)+1)
 	ns := append(t.shape[:d:d], append(Shape{1}, t.shape[d:]...)...)
 	inner := 1
@@ -233,6 +309,17 @@ func (t *Tensor) Unsqueeze(dim int) *Tensor {
 // repeat with stride 0, new leading dimensions may be added, and -1 keeps a size.
 // The result must not be written to.
 func (t *Tensor) Expand(shape ...int) *Tensor {
+	out := t.expandImpl(shape...)
+	if !needsGrad(t) {
+		return out
+	}
+	in := t.shape.Clone()
+	return record(out, "Expand", []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		return []*Tensor{sumTo(g, in)}
+	})
+}
+
+func (t *Tensor) expandImpl(shape ...int) *Tensor {
 	r := len(shape)
 	if r < len(t.shape) {
 		panic(fmt.Sprintf("tensor: Expand: shape %v has fewer dims than %v", shape, t.shape))
@@ -262,11 +349,16 @@ func (t *Tensor) Expand(shape ...int) *Tensor {
 }
 
 // broadcastTo is Expand to shape s.
-func (t *Tensor) broadcastTo(s Shape) *Tensor { return t.Expand(s...) }
+func (t *Tensor) broadcastTo(s Shape) *Tensor { return t.expandImpl(s...) }
 
 // Contiguous returns t if it is already dense in row-major order (as a new handle
 // on the same storage), otherwise a contiguous copy.
 func (t *Tensor) Contiguous() *Tensor {
+	out := t.contiguousImpl()
+	return recordIdentity("Contiguous", t, out)
+}
+
+func (t *Tensor) contiguousImpl() *Tensor {
 	if t.IsContiguous() {
 		return t.view(t.shape.Clone(), append([]int(nil), t.strides...), t.offset)
 	}
@@ -275,6 +367,11 @@ func (t *Tensor) Contiguous() *Tensor {
 
 // Clone returns a contiguous copy of t with its own storage.
 func (t *Tensor) Clone() *Tensor {
+	out := t.cloneImpl()
+	return recordIdentity("Clone", t, out)
+}
+
+func (t *Tensor) cloneImpl() *Tensor {
 	st := t.s("Clone")
 	out := newTensor(st.device, st.dtype, t.shape, false)
 	backendFor(st.device).copy(out, t)
@@ -298,9 +395,15 @@ func (t *Tensor) CopyFrom(src *Tensor) *Tensor {
 	return t
 }
 
-// checkWritable panics if t is a broadcast view (two indices sharing one element).
+// checkWritable panics if t is a broadcast view (two indices sharing one
+// element), and counts the in-place write that follows in the storage's
+// version (see autograd's saved values). A tensor recorded by autograd that
+// needs a gradient must not be written in place.
 func checkWritable(op string, t *Tensor) {
-	t.s(op)
+	t.s(op).version.Add(1)
+	if t.ag != nil && t.ag.requires && t.ag.node == nil && gradEnabled() {
+		panic(fmt.Sprintf("tensor: %s: in-place write into a leaf tensor that requires a gradient (%s); update parameters under NoGrad", op, t.ag.describe()))
+	}
 	for i, s := range t.strides {
 		if s == 0 && t.shape[i] > 1 {
 			panic(fmt.Sprintf("tensor: %s: destination of shape %v is a broadcast view (strides %v)", op, t.shape, t.strides))
@@ -333,12 +436,29 @@ func Cat(dim int, ts ...*Tensor) *Tensor {
 	out := newTensor(dev, first.DType(), ns, false)
 	at := 0
 	for _, t := range ts {
-		v := out.Narrow(d, at, t.shape[d])
+		v := out.sliceImpl(d, at, at+t.shape[d])
 		backendFor(dev).copy(v, t)
 		v.Release()
 		at += t.shape[d]
 	}
-	return out
+	if !needsGrad(ts...) {
+		return out
+	}
+	sizes := make([]int, len(ts))
+	for i, t := range ts {
+		sizes[i] = t.shape[d]
+	}
+	return record(out, "Cat", ts, nil, func(g *Tensor) []*Tensor {
+		gs := make([]*Tensor, len(sizes))
+		at := 0
+		for i, n := range sizes {
+			v := g.sliceImpl(d, at, at+n)
+			gs[i] = v.Contiguous()
+			v.Release()
+			at += n
+		}
+		return gs
+	})
 }
 
 // Stack stacks tensors of equal shape along a new dimension dim.
@@ -405,3 +525,37 @@ func (t *Tensor) Split(sizes []int, dim int) []*Tensor {
 // T2 returns the view of t with its last two dimensions swapped (the matrix
 // transpose of each batch element).
 func (t *Tensor) T2() *Tensor { return t.Transpose(-2, -1) }
+
+// recordReshape records a view with another shape over the same elements in
+// the same order (View, Reshape, Squeeze, Unsqueeze): the gradient is g
+// reshaped back.
+func recordReshape(op string, t, out *Tensor) *Tensor {
+	if !needsGrad(t) {
+		return out
+	}
+	in := t.shape.Clone()
+	return record(out, op, []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		return []*Tensor{g.Reshape(in...)}
+	})
+}
+
+// recordIdentity records an op whose output equals its input (Contiguous,
+// Clone): the gradient is g.
+func recordIdentity(op string, t, out *Tensor) *Tensor {
+	if !needsGrad(t) {
+		return out
+	}
+	return record(out, op, []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		return []*Tensor{g.Contiguous()}
+	})
+}
+
+// padInto returns zeros of shape with g copied at [start, start+g's size)
+// along dim d: the gradient of a slice.
+func padInto(g *Tensor, shape Shape, d, start int) *Tensor {
+	z := ZerosOn(g.Device(), g.DType(), shape...)
+	v := z.sliceImpl(d, start, start+g.shape[d])
+	v.CopyFrom(g)
+	v.Release()
+	return z
+}
