@@ -380,8 +380,9 @@ func (t *Tensor) cloneImpl() *Tensor {
 
 // CopyFrom copies src (broadcast to t's shape, converted to t's dtype) into t in
 // place; t may be a view (e.g. a Slice of a larger tensor) but not a broadcast one.
-// It returns t.
+// It returns t. It has no backward rule (Cat and padding ops do).
 func (t *Tensor) CopyFrom(src *Tensor) *Tensor {
+	noRule("CopyFrom", t, src)
 	dev := sameDevice("CopyFrom", t, src)
 	checkWritable("CopyFrom", t)
 	if src.DType() != t.DType() {
