@@ -179,6 +179,14 @@ func save(t *Tensor) savedValue {
 	return savedValue{t: t.Detach(), version: t.st.version.Load()}
 }
 
+// keep is save for a tensor the op made only for its rule: the caller's
+// handle is released, the saved one stays.
+func keep(t *Tensor) savedValue {
+	s := save(t)
+	t.Release()
+	return s
+}
+
 // record makes out the result of a recorded op: op names it, inputs are the
 // op's tensor operands in the order backward returns their gradients, saved
 // the values backward reads (which it receives through the closure as the

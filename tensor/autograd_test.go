@@ -100,6 +100,26 @@ func TestGradFiniteDifferences(t *testing.T) {
 			return inputs{leaf(r, 1, 0, 2, 3, 4), leaf(r, 1, 0, 5, 4), leaf(r, 1, 0, 5)}
 		}, func(in inputs) *Tensor { return Linear(in[0], in[1], in[2]) }},
 		{"MSELoss", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 2, 3), leaf(r, 1, 0, 2, 3)} }, func(in inputs) *Tensor { return MSELoss(in[0], in[1]) }},
+		{"GroupNorm SiLU", func(r *rand.Rand) inputs {
+			return inputs{leaf(r, 1, 0.3, 2, 4, 3, 2), leaf(r, 0.5, 1, 4), leaf(r, 1, 0, 4)}
+		}, func(in inputs) *Tensor {
+			return GroupNorm(in[0], 2, in[1], in[2], 1e-5, true)
+		}},
+		{"GroupNorm plain", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 2, 6, 5), leaf(r, 0.5, 1, 6), leaf(r, 1, 0, 6)} }, func(in inputs) *Tensor {
+			return GroupNorm(in[0], 3, in[1], in[2], 1e-6, false)
+		}},
+		{"LayerNorm", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 7), leaf(r, 0.5, 1, 7), leaf(r, 1, 0, 7)} }, func(in inputs) *Tensor {
+			return LayerNorm(in[0], in[1], in[2], 1e-5)
+		}},
+		{"Softmax", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 5)} }, func(in inputs) *Tensor { return Softmax(in[0]) }},
+		{"Activations", func(r *rand.Rand) inputs { return inputs{leaf(r, 2, 0, 8)} }, func(in inputs) *Tensor {
+			return Cat(0, SiLU(in[0]), GELU(in[0]), GELUTanh(in[0]), QuickGELU(in[0]))
+		}},
+		{"GEGLU", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 8)} }, func(in inputs) *Tensor { return GEGLU(in[0]) }},
+		{"Upsample", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 1, 2, 3, 2)} }, func(in inputs) *Tensor { return Upsample2xNearest(in[0]) }},
+		{"Embedding", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 5, 3)} }, func(in inputs) *Tensor {
+			return Embedding(FromInt64([]int64{4, 1, 4, 0}, 2, 2), in[0])
+		}},
 		{"AddInPlace rebase", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 4), leaf(r, 1, 0, 4)} }, func(in inputs) *Tensor {
 			h := in[0].Mul(in[0]) // saves its inputs, not its output
 			h.AddInPlace(in[1])
@@ -290,10 +310,10 @@ func TestBackwardErrors(t *testing.T) {
 		t.Fatalf("in-place write into a saved output: %v", err)
 	}
 	// Ops without a rule refuse to record instead of cutting the graph.
-	requirePanic(t, "no rule", func() { Softmax(x.Unsqueeze(0)) })
+	requirePanic(t, "no rule Max", func() { x.Max(0, false) })
 	requirePanic(t, "no rule Abs", func() { x.Abs() })
 	// Under NoGrad they run.
-	NoGrad(func() { Softmax(x.Unsqueeze(0)).Release() })
+	NoGrad(func() { x.Abs().Release() })
 
 	// Detach cuts the graph: only the attached path contributes.
 	x.ZeroGrad()

@@ -152,8 +152,6 @@ func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 // with silu set it applies SiLU to the result (the fused GroupNorm+SiLU of the
 // U-Net and VAE ResNet blocks).
 func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32, silu bool) *Tensor {
-	noRule("GroupNorm", x, gamma, beta)
-
 	dev := sameDevice("GroupNorm", x, gamma, beta)
 	if x.Rank() < 2 || groups < 1 || x.Dim(1)%groups != 0 {
 		panic(fmt.Sprintf("tensor: GroupNorm: x %v with %d groups (want [N, C, ...], C divisible by groups)", x.shape, groups))
@@ -169,10 +167,41 @@ func GroupNorm(x *Tensor, groups int, gamma, beta *Tensor, eps float32, silu boo
 	bc, rb := f32Contig(beta)
 	defer rb()
 	y := newTensor(dev, xc.DType(), x.shape, false)
-	if y.Numel() > 0 {
-		backendFor(dev).groupNorm(xc, y, n, c, hw, groups, eps, gc, bc, silu)
+	if !needsGrad(x, gamma, beta) || y.Numel() == 0 {
+		if y.Numel() > 0 {
+			backendFor(dev).groupNorm(xc, y, n, c, hw, groups, eps, gc, bc, silu)
+		}
+		return y
 	}
-	return y
+	// Recording: the forward saves the statistics backward needs.
+	cpuOnly("GroupNorm", dev)
+	mean, rstd := newTensor(CPU, F32, Shape{n * groups}, false), newTensor(CPU, F32, Shape{n * groups}, false)
+	m := n * c * hw
+	cpu.GroupNormSave(f32n(xc, m), f32n(y, m), n, c, hw, groups, eps, f32n(gc, c), f32n(bc, c), silu, f32s(mean), f32s(rstd))
+	sx, sg, sb := save(xc), save(gc), save(bc)
+	smean, srstd := keep(mean), keep(rstd)
+	sv := []savedValue{sx, smean, srstd}
+	if gc != nil {
+		sv = append(sv, sg)
+	}
+	if bc != nil {
+		sv = append(sv, sb)
+	}
+	return record(y, "GroupNorm", []*Tensor{x, gamma, beta}, sv, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		dx := newTensor(CPU, F32, sx.t.shape, false)
+		var dg, db *Tensor
+		if sg.t != nil {
+			dg = newTensor(CPU, F32, Shape{c}, false)
+		}
+		if sb.t != nil {
+			db = newTensor(CPU, F32, Shape{c}, false)
+		}
+		cpu.GroupNormBackward(f32n(sx.t, m), f32n(gy, m), f32s(dx), n, c, hw, groups, f32s(smean.t), f32s(srstd.t),
+			f32n(sg.t, c), f32n(sb.t, c), silu, f32n(dg, c), f32n(db, c))
+		return []*Tensor{dx, dg, db}
+	})
 }
 
 func checkVec(op, name string, v *Tensor, n int) {
@@ -184,8 +213,6 @@ func checkVec(op, name string, v *Tensor, n int) {
 // LayerNorm normalises x [..., D] over its last dimension, then scales by gamma
 // [D] and shifts by beta [D] (either may be nil).
 func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
-	noRule("LayerNorm", x, gamma, beta)
-
 	dev := sameDevice("LayerNorm", x, gamma, beta)
 	if x.Rank() < 1 {
 		panic("tensor: LayerNorm: scalar input")
@@ -200,36 +227,87 @@ func LayerNorm(x, gamma, beta *Tensor, eps float32) *Tensor {
 	bc, rb := f32Contig(beta)
 	defer rb()
 	y := newTensor(dev, xc.DType(), x.shape, false)
-	if y.Numel() > 0 {
-		backendFor(dev).layerNorm(xc, y, x.Numel()/d, d, eps, gc, bc)
+	rows := x.Numel() / max(d, 1)
+	if !needsGrad(x, gamma, beta) || y.Numel() == 0 {
+		if y.Numel() > 0 {
+			backendFor(dev).layerNorm(xc, y, rows, d, eps, gc, bc)
+		}
+		return y
 	}
-	return y
+	cpuOnly("LayerNorm", dev)
+	mean, rstd := newTensor(CPU, F32, Shape{rows}, false), newTensor(CPU, F32, Shape{rows}, false)
+	m := rows * d
+	cpu.LayerNormSave(f32n(xc, m), f32n(y, m), rows, d, eps, f32n(gc, d), f32n(bc, d), f32s(mean), f32s(rstd))
+	sx, sg := save(xc), save(gc)
+	smean, srstd := keep(mean), keep(rstd)
+	sv := []savedValue{sx, smean, srstd}
+	if gc != nil {
+		sv = append(sv, sg)
+	}
+	hasGamma, hasBeta := gamma != nil, beta != nil
+	return record(y, "LayerNorm", []*Tensor{x, gamma, beta}, sv, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		dx := newTensor(CPU, F32, sx.t.shape, false)
+		var dg, db *Tensor
+		if hasGamma {
+			dg = newTensor(CPU, F32, Shape{d}, false)
+		}
+		if hasBeta {
+			db = newTensor(CPU, F32, Shape{d}, false)
+		}
+		cpu.LayerNormBackward(f32n(sx.t, m), f32n(gy, m), f32s(dx), rows, d, f32s(smean.t), f32s(srstd.t), f32n(sg.t, d), f32n(dg, d), f32n(db, d))
+		return []*Tensor{dx, dg, db}
+	})
 }
 
 // Softmax returns the softmax of x over its last dimension.
 func Softmax(x *Tensor) *Tensor {
-	noRule("Softmax", x)
-
 	if x.Rank() < 1 {
 		panic("tensor: Softmax: scalar input")
 	}
 	xc, rx := computeContig(x)
 	defer rx()
 	y := newTensor(x.Device(), xc.DType(), x.shape, false)
-	if d := x.Dim(-1); y.Numel() > 0 {
+	d := x.Dim(-1)
+	if y.Numel() > 0 {
 		backendFor(x.Device()).softmax(xc, y, x.Numel()/d, d)
 	}
-	return y
+	if !needsGrad(x) {
+		return y
+	}
+	cpuOnly("Softmax", x.Device())
+	sy := save(y)
+	return record(y, "Softmax", []*Tensor{x}, []savedValue{sy}, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		n := sy.t.Numel()
+		dx := newTensor(CPU, F32, sy.t.shape, false)
+		if n > 0 {
+			cpu.SoftmaxBackward(f32n(sy.t, n), f32n(gy, n), f32s(dx), n/d, d)
+		}
+		return []*Tensor{dx}
+	})
 }
 
 func activate(f cpu.Activation, x *Tensor) *Tensor {
-	noRule("activation", x)
-
 	xc, rx := computeContig(x)
 	defer rx()
 	y := newTensor(x.Device(), xc.DType(), x.shape, false)
 	backendFor(x.Device()).activate(f, xc, y)
-	return y
+	if !needsGrad(x) {
+		return y
+	}
+	cpuOnly("activation", x.Device())
+	sx := save(xc)
+	return record(y, "activation", []*Tensor{x}, []savedValue{sx}, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		n := sx.t.Numel()
+		dx := newTensor(CPU, F32, sx.t.shape, false)
+		cpu.ActivateBackward(f, f32n(sx.t, n), f32n(gy, n), f32s(dx))
+		return []*Tensor{dx}
+	})
 }
 
 // SiLU returns x * sigmoid(x).
@@ -247,8 +325,6 @@ func QuickGELU(x *Tensor) *Tensor { return activate(cpu.QuickGELU, x) }
 // GEGLU splits x [..., 2d] into halves a, g along the last dimension and returns
 // a * gelu(g), [..., d] (diffusers' GEGLU after its projection).
 func GEGLU(x *Tensor) *Tensor {
-	noRule("GEGLU", x)
-
 	if x.Rank() < 1 || x.Dim(-1)%2 != 0 {
 		panic(fmt.Sprintf("tensor: GEGLU: x %v, want an even last dimension", x.shape))
 	}
@@ -258,17 +334,29 @@ func GEGLU(x *Tensor) *Tensor {
 	ys := x.Shape()
 	ys[len(ys)-1] = d
 	y := newTensor(x.Device(), xc.DType(), ys, false)
-	if rows := y.Numel() / max(d, 1); d > 0 && rows > 0 {
+	rows := y.Numel() / max(d, 1)
+	if d > 0 && rows > 0 {
 		backendFor(x.Device()).geglu(xc, y, rows, d)
 	}
-	return y
+	if !needsGrad(x) {
+		return y
+	}
+	cpuOnly("GEGLU", x.Device())
+	sx := save(xc)
+	return record(y, "GEGLU", []*Tensor{x}, []savedValue{sx}, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		dx := newTensor(CPU, F32, sx.t.shape, false)
+		if d > 0 && rows > 0 {
+			cpu.GEGLUBackward(f32n(sx.t, rows*2*d), f32n(gy, rows*d), f32s(dx), rows, d)
+		}
+		return []*Tensor{dx}
+	})
 }
 
 // Upsample2xNearest doubles the height and width of x [N, C, H, W] by repeating
 // each pixel (nearest neighbour): the result is [N, C, 2H, 2W].
 func Upsample2xNearest(x *Tensor) *Tensor {
-	noRule("Upsample2xNearest", x)
-
 	if x.Rank() != 4 {
 		panic(fmt.Sprintf("tensor: Upsample2xNearest: x %v, want [N, C, H, W]", x.shape))
 	}
@@ -279,7 +367,19 @@ func Upsample2xNearest(x *Tensor) *Tensor {
 	if y.Numel() > 0 {
 		backendFor(x.Device()).upsample2x(xc, y, n*c, h, w)
 	}
-	return y
+	if !needsGrad(x) {
+		return y
+	}
+	cpuOnly("Upsample2xNearest", x.Device())
+	return record(y, "Upsample2xNearest", []*Tensor{x}, nil, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		dx := newTensor(CPU, F32, Shape{n, c, h, w}, false)
+		if dx.Numel() > 0 {
+			cpu.Upsample2xBackward(f32n(gy, n*c*4*h*w), f32s(dx), n*c, h, w)
+		}
+		return []*Tensor{dx}
+	})
 }
 
 // TimestepEmbedding returns the sinusoidal embeddings [N, dim] of the timesteps
@@ -358,8 +458,6 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 // the I64 ids [...]: the result is [..., D] in the compute dtype. It panics if
 // an id is out of range.
 func Embedding(ids, w *Tensor) *Tensor {
-	noRule("Embedding", w)
-
 	dev := sameDevice("Embedding", ids, w)
 	if ids.DType() != I64 || w.Rank() != 2 {
 		panic(fmt.Sprintf("tensor: Embedding: ids %v %v, table %v (want I64 ids, table [V, D])", ids.DType(), ids.shape, w.shape))
@@ -372,13 +470,33 @@ func Embedding(ids, w *Tensor) *Tensor {
 		if id < 0 || int(id) >= v {
 			panic(fmt.Sprintf("tensor: Embedding: id %d out of range [0, %d)", id, v))
 		}
-		src := w.Select(0, int(id))
+		src := w.selectImpl(0, int(id))
 		dst := out.view(Shape{w.Dim(1)}, []int{1}, i*w.Dim(1))
 		dst.CopyFrom(src)
 		dst.Release()
 		src.Release()
 	}
-	return out
+	if !needsGrad(w) {
+		return out
+	}
+	cpuOnly("Embedding", dev)
+	ids64 := append([]int64(nil), idc.st.i64[idc.offset:idc.offset+idc.Numel()]...)
+	dim, vocab := w.Dim(1), v
+	return record(out, "Embedding", []*Tensor{nil, w}, nil, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		dw := newTensor(CPU, F32, Shape{vocab, dim}, false)
+		cpu.EmbeddingBackward(ids64, f32n(gy, len(ids64)*dim), dim, vocab, f32s(dw))
+		return []*Tensor{nil, dw}
+	})
+}
+
+// cpuOnly panics when an op is recorded for autograd on a device whose
+// backward kernels do not exist yet.
+func cpuOnly(op string, dev Device) {
+	if dev != CPU {
+		panic(fmt.Sprintf("tensor: %s: gradients are computed on the CPU only for now (the op ran on %v); train on the CPU", op, dev))
+	}
 }
 
 // MSELoss returns mean((pred - target)^2) over all elements as a

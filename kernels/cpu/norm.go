@@ -15,17 +15,23 @@ import (
 // (plus the sigmoid when silu), with the mean split into a float32 part subtracted
 // exactly and a remainder folded into the offset.
 func GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool) {
+	groupNorm("GroupNorm", x, y, n, c, hw, groups, eps, gamma, beta, silu, nil, nil)
+}
+
+// groupNorm is GroupNorm; when mean and rstd are not nil (GroupNormSave) it also
+// stores each (batch, group)'s mean and 1/sqrt(var+eps) there, rounded to float32.
+func groupNorm(op string, x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool, mean, rstd []float32) {
 	if groups <= 0 || c%groups != 0 {
-		panic(fmt.Sprintf("cpu: GroupNorm: %d channels do not split into %d groups", c, groups))
+		panic(fmt.Sprintf("cpu: %s: %d channels do not split into %d groups", op, c, groups))
 	}
 	size := n * c * hw
-	checkLen("GroupNorm", "x", len(x), size)
-	checkLen("GroupNorm", "y", len(y), size)
+	checkLen(op, "x", len(x), size)
+	checkLen(op, "y", len(y), size)
 	if gamma != nil {
-		checkLen("GroupNorm", "gamma", len(gamma), c)
+		checkLen(op, "gamma", len(gamma), c)
 	}
 	if beta != nil {
-		checkLen("GroupNorm", "beta", len(beta), c)
+		checkLen(op, "beta", len(beta), c)
 	}
 	cg := c / groups
 	cnt := cg * hw
@@ -36,10 +42,13 @@ func GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []
 		for t := lo; t < hi; t++ {
 			b, g := t/groups, t%groups
 			base := (b*c + g*cg) * hw
-			mean, variance := meanVar(x[base : base+cnt])
+			mu, variance := meanVar(x[base : base+cnt])
 			inv := 1 / math.Sqrt(variance+float64(eps))
-			mh := float32(mean)
-			ml := mean - float64(mh)
+			if mean != nil {
+				mean[t], rstd[t] = float32(mu), float32(inv)
+			}
+			mh := float32(mu)
+			ml := mu - float64(mh)
 			for ch := g * cg; ch < (g+1)*cg; ch++ {
 				ga, be := 1.0, 0.0
 				if gamma != nil {
@@ -71,9 +80,15 @@ func GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []
 // x. gamma and beta (length cols) may be nil. Rows are split over ParallelFor; the
 // statistics are computed as in GroupNorm.
 func LayerNorm(x, y []float32, rows, cols int, eps float32, gamma, beta []float32) {
+	layerNorm("LayerNorm", x, y, rows, cols, eps, gamma, beta, nil, nil)
+}
+
+// layerNorm is LayerNorm; when mean and rstd are not nil (LayerNormSave) it also
+// stores each row's mean and 1/sqrt(var+eps) there, rounded to float32.
+func layerNorm(op string, x, y []float32, rows, cols int, eps float32, gamma, beta, mean, rstd []float32) {
 	size := rows * cols
-	checkLen("LayerNorm", "x", len(x), size)
-	checkLen("LayerNorm", "y", len(y), size)
+	checkLen(op, "x", len(x), size)
+	checkLen(op, "y", len(y), size)
 	if cols == 0 {
 		return
 	}
@@ -84,16 +99,19 @@ func LayerNorm(x, y []float32, rows, cols int, eps float32, gamma, beta []float3
 		if beta == nil {
 			beta = filled(cols, 0)
 		}
-		checkLen("LayerNorm", "gamma", len(gamma), cols)
-		checkLen("LayerNorm", "beta", len(beta), cols)
+		checkLen(op, "gamma", len(gamma), cols)
+		checkLen(op, "beta", len(beta), cols)
 	}
 	ParallelFor(rows, max(1, 16384/cols), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row, out := x[r*cols:(r+1)*cols], y[r*cols:(r+1)*cols]
-			mean, variance := meanVar(row)
+			mu, variance := meanVar(row)
 			inv := 1 / math.Sqrt(variance+float64(eps))
-			mh := float32(mean)
-			b := float32(-(mean - float64(mh)) * inv)
+			if mean != nil {
+				mean[r], rstd[r] = float32(mu), float32(inv)
+			}
+			mh := float32(mu)
+			b := float32(-(mu - float64(mh)) * inv)
 			if gamma == nil {
 				vecAffine(row, out, mh, float32(inv), b)
 			} else {
