@@ -37,7 +37,22 @@
 // config is an error before anything is allocated.
 //
 // b.Params() lists every parameter created, in order of creation, for saving
-// (SaveSafetensors) and later for gradients.
+// (SaveSafetensors) and training.
+//
+// # Training
+//
+// A ParamSet (NewParamSet(model, b.Params())) is the trainable-parameter
+// registry: every parameter by its diffusers name, frozen or trainable
+// (Freeze, Unfreeze and Only take name patterns, see MatchName), and for
+// each trainable one a Trainable holding the model's tensor (the value, F32,
+// F16 or BF16 on any device), its F32 master copy on the host, which the
+// optimisers of package nn/optim update, and its F32 gradient. Masters of
+// 16-bit or device values are separate copies written back, rounded, by
+// SyncValue; a parameter memory-mapped read-only from a file is replaced by
+// a writable copy in the model. CollectGrads moves the gradients of
+// autograd's Backward into the set (scaled, for gradient accumulation);
+// SaveWeights, SaveMasters and LoadMasters write and read the weights in the
+// diffusers layout.
 //
 // # Layers
 //

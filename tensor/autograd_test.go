@@ -120,6 +120,28 @@ func TestGradFiniteDifferences(t *testing.T) {
 		{"Embedding", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 5, 3)} }, func(in inputs) *Tensor {
 			return Embedding(FromInt64([]int64{4, 1, 4, 0}, 2, 2), in[0])
 		}},
+		{"Conv2d 3x3 pad 1", func(r *rand.Rand) inputs {
+			return inputs{leaf(r, 1, 0, 2, 3, 5, 4), leaf(r, 0.3, 0, 4, 3, 3, 3), leaf(r, 1, 0, 4)}
+		}, func(in inputs) *Tensor {
+			return Conv2d(in[0], in[1], in[2], ConvSquare(1, 1))
+		}},
+		{"Conv2d stride 2", func(r *rand.Rand) inputs {
+			return inputs{leaf(r, 1, 0, 1, 2, 7, 6), leaf(r, 0.3, 0, 3, 2, 3, 3), leaf(r, 1, 0, 3)}
+		}, func(in inputs) *Tensor {
+			return Conv2d(in[0], in[1], in[2], ConvSquare(2, 1))
+		}},
+		{"Conv2d 1x1 no bias", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 2, 3, 2, 3), leaf(r, 0.5, 0, 5, 3, 1, 1)} }, func(in inputs) *Tensor {
+			return Conv2d(in[0], in[1], nil, ConvOpts{})
+		}},
+		{"Attention self", func(r *rand.Rand) inputs {
+			return inputs{leaf(r, 1, 0, 2, 5, 8), leaf(r, 1, 0, 2, 5, 8), leaf(r, 1, 0, 2, 5, 8)}
+		}, func(in inputs) *Tensor {
+			return Attention(in[0], in[1], in[2], 2, 0, false)
+		}},
+		{"Attention cross fused views", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 1, 4, 6), leaf(r, 1, 0, 1, 3, 12)} }, func(in inputs) *Tensor {
+			k, v := in[1].Narrow(2, 0, 6), in[1].Narrow(2, 6, 6)
+			return Attention(in[0], k, v, 3, 0.7, false)
+		}},
 		{"AddInPlace rebase", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 4), leaf(r, 1, 0, 4)} }, func(in inputs) *Tensor {
 			h := in[0].Mul(in[0]) // saves its inputs, not its output
 			h.AddInPlace(in[1])
@@ -314,6 +336,15 @@ func TestBackwardErrors(t *testing.T) {
 	requirePanic(t, "no rule Abs", func() { x.Abs() })
 	// Under NoGrad they run.
 	NoGrad(func() { x.Abs().Release() })
+
+	// Reading values out (Float32s, Item, SaveSafetensors' bytes) works on
+	// tensors that require a gradient and records nothing that matters.
+	if got := x.Float32s(); len(got) != 3 {
+		t.Fatalf("Float32s of a leaf: %v", got)
+	}
+	if b := appendBytes(nil, x); len(b) != 12 {
+		t.Fatalf("appendBytes of a leaf: %d bytes", len(b))
+	}
 
 	// Detach cuts the graph: only the attached path contributes.
 	x.ZeroGrad()

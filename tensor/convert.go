@@ -38,7 +38,17 @@ func (t *Tensor) toImpl(dt DType) *Tensor {
 // with t's dtype and shape. Copies to the CPU wait for the work queued on t's
 // device.
 func (t *Tensor) ToDevice(d Device) *Tensor {
-	noRule("ToDevice", t)
+	out := t.toDeviceImpl(d)
+	if !needsGrad(t) {
+		return out
+	}
+	src := t.Device()
+	return record(out, "ToDevice", []*Tensor{t}, nil, func(g *Tensor) []*Tensor {
+		return []*Tensor{g.ToDevice(src)}
+	})
+}
+
+func (t *Tensor) toDeviceImpl(d Device) *Tensor {
 	st := t.s("ToDevice")
 	if st.device == d {
 		return t.view(t.shape.Clone(), append([]int(nil), t.strides...), t.offset)

@@ -279,3 +279,9 @@ func fromFloat64s(dt DType, vals []float64, shape ...int) *Tensor {
 	}
 	return t
 }
+
+// ReadOnly reports whether t's elements live in read-only memory: tensors of
+// an Archive alias the file's read-only mapping (LoadSafetensors), and any
+// write into them (an in-place op, an optimiser step) would crash the
+// process. Copy such a tensor (Clone) before writing.
+func (t *Tensor) ReadOnly() bool { return t.s("ReadOnly").keep != nil }
