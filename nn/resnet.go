@@ -144,15 +144,7 @@ func PadRightBottom(x *tensor.Tensor, bottom, right int) *tensor.Tensor {
 	if x.Rank() != 4 || bottom < 0 || right < 0 {
 		panic(fmt.Sprintf("nn: PadRightBottom: x %v, bottom %d, right %d", x.Shape(), bottom, right))
 	}
-	n, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
-	dev := x.Device()
-	p := tensor.ZerosOn(dev, tensor.ComputeDType(dev), n, c, h+bottom, w+right)
-	ph := p.Narrow(2, 0, h)
-	inner := ph.Narrow(3, 0, w)
-	inner.CopyFrom(x)
-	inner.Release()
-	ph.Release()
-	return p
+	return tensor.Pad2d(x, 0, bottom, 0, right)
 }
 
 // Upsample2D is diffusers' Upsample2D with use_conv: nearest-neighbour

@@ -138,9 +138,17 @@ func TestGradFiniteDifferences(t *testing.T) {
 		}, func(in inputs) *Tensor {
 			return Attention(in[0], in[1], in[2], 2, 0, false)
 		}},
+		{"Attention causal", func(r *rand.Rand) inputs {
+			return inputs{leaf(r, 1, 0, 2, 4, 6), leaf(r, 1, 0, 2, 4, 6), leaf(r, 1, 0, 2, 4, 6)}
+		}, func(in inputs) *Tensor {
+			return Attention(in[0], in[1], in[2], 3, 0, true)
+		}},
 		{"Attention cross fused views", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 1, 4, 6), leaf(r, 1, 0, 1, 3, 12)} }, func(in inputs) *Tensor {
 			k, v := in[1].Narrow(2, 0, 6), in[1].Narrow(2, 6, 6)
 			return Attention(in[0], k, v, 3, 0.7, false)
+		}},
+		{"Pad2d Clamp", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 1, 2, 3, 2)} }, func(in inputs) *Tensor {
+			return Pad2d(in[0], 1, 2, 0, 1).Clamp(-0.7, 0.8)
 		}},
 		{"AddInPlace rebase", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 4), leaf(r, 1, 0, 4)} }, func(in inputs) *Tensor {
 			h := in[0].Mul(in[0]) // saves its inputs, not its output

@@ -376,13 +376,34 @@ func (t *Tensor) Sigmoid() *Tensor {
 	})
 }
 
-// Clamp returns t limited to [lo, hi] (NaN stays NaN).
+// Clamp returns t limited to [lo, hi] (NaN stays NaN). Gradient: g where
+// lo <= t <= hi, else 0.
 func (t *Tensor) Clamp(lo, hi float32) *Tensor {
 	if lo > hi {
 		panic(fmt.Sprintf("tensor: Clamp: lo %v > hi %v", lo, hi))
 	}
-	noRule("Clamp", t)
-	return unaryOp("Clamp", cpu.UClamp, lo, hi, t)
+	out := unaryOp("Clamp", cpu.UClamp, lo, hi, t)
+	if !needsGrad(t) {
+		return out
+	}
+	cpuOnly("Clamp", t.Device())
+	sx := save(t)
+	return record(out, "Clamp", []*Tensor{t}, []savedValue{sx}, func(g *Tensor) []*Tensor {
+		// PyTorch's rule: g where lo <= x <= hi, else 0 (NaN x passes g).
+		xs := sx.t.Float32s()
+		gc, rg := computeContig(g)
+		defer rg()
+		dx := newTensor(CPU, F32, sx.t.shape, false)
+		d, gv := f32s(dx), f32n(gc, len(xs))
+		for i, v := range xs {
+			if v < lo || v > hi {
+				d[i] = 0
+			} else {
+				d[i] = gv[i]
+			}
+		}
+		return []*Tensor{dx}
+	})
 }
 
 // Reductions.

@@ -107,8 +107,6 @@ func ConvSquare(stride, pad int) ConvOpts {
 // x [N, C, H, W] with w [K, C, R, S] (F32/F16/BF16) plus b [K] (or nil): the
 // result is [N, K, OH, OW] with OH = (H + 2 PadH - R)/StrideH + 1, likewise OW.
 func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
-	noRule("Conv2d", x, w, b)
-
 	dev := sameDevice("Conv2d", x, w, b)
 	if x.Rank() != 4 || w.Rank() != 4 || x.Dim(1) != w.Dim(1) {
 		panic(fmt.Sprintf("tensor: Conv2d: x %v and weight %v (want x [N, C, H, W], w [K, C, R, S])", x.shape, w.shape))
@@ -144,7 +142,28 @@ func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 	defer rb()
 	y := newTensor(dev, xc.DType(), Shape{p.N, p.K, p.OutH(), p.OutW()}, false)
 	backendFor(dev).conv2d(p, xc, wc, bc, y)
-	return y
+	if !needsGrad(x, w, b) {
+		return y
+	}
+	cpuOnly("Conv2d", dev)
+	sx, sw := save(xc), save(wc)
+	hasBias := b != nil
+	return record(y, "Conv2d", []*Tensor{x, w, b}, []savedValue{sx, sw}, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		dyv := f32n(gy, gy.Numel())
+		dx := newTensor(CPU, F32, sx.t.shape, false)
+		wm := matArg{t: sw.t, off: sw.t.offset, stride: p.C * p.R * p.S}.mat()
+		cpu.Conv2dBackwardData(p, dyv, wm, f32s(dx))
+		dw := newTensor(CPU, F32, sw.t.shape, false)
+		cpu.Conv2dBackwardWeight(p, f32n(sx.t, sx.t.Numel()), dyv, f32s(dw))
+		var db *Tensor
+		if hasBias {
+			db = newTensor(CPU, F32, Shape{p.K}, false)
+			cpu.Conv2dBackwardBias(p, dyv, f32s(db))
+		}
+		return []*Tensor{dx, dw, db}
+	})
 }
 
 // GroupNorm normalises x [N, C, ...] over groups of C/groups channels (and all
@@ -425,8 +444,6 @@ func attnOperand(x *Tensor) (*Tensor, int, func()) {
 // Operands whose rows are not dense (e.g. Narrow views of a fused qkv projection
 // [B, S, 3*H*D]) are used in place.
 func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
-	noRule("Attention", q, k, v)
-
 	dev := sameDevice("Attention", q, k, v)
 	if q.Rank() != 3 || k.Rank() != 3 || v.Rank() != 3 || heads < 1 ||
 		q.Dim(2)%heads != 0 || k.Dim(2) != q.Dim(2) || v.Dim(2) != q.Dim(2) ||
@@ -450,8 +467,27 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	defer rv()
 	p := cpu.AttnParams{B: b, H: heads, Sq: sq, Sk: sk, D: d, Scale: scale, Causal: causal,
 		QStride: qs, KStride: ks, VStride: vs, OStride: hd}
-	backendFor(dev).attention(p, qc, kc, vc, out)
-	return out
+	if !needsGrad(q, k, v) {
+		backendFor(dev).attention(p, qc, kc, vc, out)
+		return out
+	}
+	// Recording: dense operands, and the forward saves each row's
+	// log-sum-exp so that backward recomputes the probabilities tile by tile.
+	cpuOnly("Attention", dev)
+	qd, kd, vd := q.Contiguous(), k.Contiguous(), v.Contiguous()
+	p.QStride, p.KStride, p.VStride = hd, hd, hd
+	lse := newTensor(CPU, F32, Shape{b * heads * sq}, false)
+	cpu.AttentionWithLSE(p, f32s(qd), f32s(kd), f32s(vd), f32s(out), f32s(lse))
+	sq_, sk_, sv_, so, sl := keep(qd), keep(kd), keep(vd), save(out), keep(lse)
+	return record(out, "Attention", []*Tensor{q, k, v}, []savedValue{sq_, sk_, sv_, so, sl}, func(g *Tensor) []*Tensor {
+		gy, rg := computeContig(g)
+		defer rg()
+		dq := newTensor(CPU, F32, Shape{b, sq, hd}, false)
+		dk := newTensor(CPU, F32, Shape{b, sk, hd}, false)
+		dv := newTensor(CPU, F32, Shape{b, sk, hd}, false)
+		cpu.AttentionBackward(p, f32s(gy), f32s(sq_.t), f32s(sk_.t), f32s(sv_.t), f32s(so.t), f32s(sl.t), f32s(dq), f32s(dk), f32s(dv))
+		return []*Tensor{dq, dk, dv}
+	})
 }
 
 // Embedding returns the rows of the table w [V, D] (any float dtype) selected by
@@ -488,6 +524,41 @@ func Embedding(ids, w *Tensor) *Tensor {
 		dw := newTensor(CPU, F32, Shape{vocab, dim}, false)
 		cpu.EmbeddingBackward(ids64, f32n(gy, len(ids64)*dim), dim, vocab, f32s(dw))
 		return []*Tensor{nil, dw}
+	})
+}
+
+// Pad2d returns x [..., H, W] with zero rows added above (top) and below
+// (bottom) and zero columns left and right: [..., top+H+bottom,
+// left+W+right] (torch.nn.functional.pad with constant 0 on the last two
+// dimensions). Gradient: the corresponding window of g.
+func Pad2d(x *Tensor, top, bottom, left, right int) *Tensor {
+	if x.Rank() < 2 || top < 0 || bottom < 0 || left < 0 || right < 0 {
+		panic(fmt.Sprintf("tensor: Pad2d: x %v, padding %d %d %d %d (want rank >= 2, paddings >= 0)", x.shape, top, bottom, left, right))
+	}
+	r := x.Rank()
+	h, w := x.shape[r-2], x.shape[r-1]
+	ps := x.shape.Clone()
+	ps[r-2], ps[r-1] = top+h+bottom, left+w+right
+	dev := x.Device()
+	out := ZerosOn(dev, ComputeDType(dev), ps...)
+	rows := out.sliceImpl(r-2, top, top+h)
+	inner := rows.sliceImpl(r-1, left, left+w)
+	xc, rx := asCompute(x)
+	backendFor(dev).copy(inner, xc)
+	if rx {
+		xc.Release()
+	}
+	inner.Release()
+	rows.Release()
+	if !needsGrad(x) {
+		return out
+	}
+	return record(out, "Pad2d", []*Tensor{x}, nil, func(g *Tensor) []*Tensor {
+		a := g.sliceImpl(r-2, top, top+h)
+		defer a.Release()
+		b := a.sliceImpl(r-1, left, left+w)
+		defer b.Release()
+		return []*Tensor{b.Contiguous()}
 	})
 }
 

@@ -68,3 +68,28 @@ func NoPanic(t testing.TB, what string, f func()) {
 	}()
 	f()
 }
+
+// RequireGradClose compares a gradient with its golden value the way the
+// training golden data asks (../shared/golden/README-train.md): the largest
+// elementwise difference must be at most rel times the golden tensor's 2-norm;
+// for a parameter whose true gradient is zero (zero set), every element must
+// be at most 1e-6 in magnitude instead. It returns the difference relative to
+// the norm (0 for zero-gradient parameters).
+func RequireGradClose(t testing.TB, name string, got, want []float32, zero bool, rel float64) float64 {
+	t.Helper()
+	require.Equal(t, len(want), len(got), "%s: gradient size", name)
+	if zero {
+		for i, v := range got {
+			require.LessOrEqual(t, math.Abs(float64(v)), 1e-6, "%s[%d]: the true gradient is zero", name, i)
+		}
+		return 0
+	}
+	var norm, diff float64
+	for i := range want {
+		norm += float64(want[i]) * float64(want[i])
+		diff = math.Max(diff, math.Abs(float64(got[i])-float64(want[i])))
+	}
+	r := diff / math.Sqrt(norm)
+	require.LessOrEqual(t, r, rel, "%s: max |g - golden| = %g, %g of the golden gradient's norm", name, diff, r)
+	return r
+}

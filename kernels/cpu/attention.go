@@ -98,6 +98,12 @@ func attnCheck(p AttnParams, q, k, v, o []float32) (qs, ks, vs, os int) {
 // with memory O(Sk x tile) per goroutine: no Sq x Sk score matrix is formed.
 // o must not overlap q, k or v.
 func Attention(p AttnParams, q, k, v, o []float32) {
+	attention(p, q, k, v, o, nil)
+}
+
+// attention is Attention, storing the log-sum-exp of each query's scores in
+// lse [B, H, Sq] when lse is not nil (AttentionWithLSE).
+func attention(p AttnParams, q, k, v, o, lse []float32) {
 	qs, ks, vs, os := attnCheck(p, q, k, v, o)
 	if p.B == 0 || p.H == 0 || p.Sq == 0 {
 		return
@@ -107,6 +113,7 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 		for i := 0; i < p.B*p.Sq; i++ {
 			clear(o[i*os : i*os+p.H*D])
 		}
+		attnFillLSE(lse, p.B*p.H*p.Sq)
 		return
 	}
 	tq := attnTileRows(p)
@@ -147,8 +154,12 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 		for t := t0; t < t1; t++ {
 			i0 := t * tq
 			rows := min(tq, p.Sq-i0)
+			var lt []float32
+			if lse != nil {
+				lt = lse[(b*p.H+h)*p.Sq+i0:][:rows]
+			}
 			attnTile(p, visible, i0, rows, kp, vp, vm, q[b*p.Sq*qs+i0*qs+h*D:], qs, o[b*p.Sq*os+i0*os+h*D:], os,
-				st, ot, mx, sum)
+				st, ot, mx, sum, lt)
 		}
 		attnScratch.Put(buf)
 	})
@@ -158,14 +169,16 @@ func Attention(p AttnParams, q, k, v, o []float32) {
 // at the tile's first row (row strides qs, os); kp is K and vp is V^T of the
 // head packed (for at least the keys the tile sees; vp is used only when it
 // holds exactly those, else V^T is read from vm); st, ot, mx and sum are scratch.
+// When lse is not nil, the log-sum-exp of the scores of query i0+r goes to lse[r].
 func attnTile(p AttnParams, visible func(int) int, i0, rows int, kp, vp PackedA, vm Mat, q []float32, qs int, o []float32, os int,
-	st, ot, mx, sum []float32) {
+	st, ot, mx, sum, lse []float32) {
 	D, Sk := p.D, p.Sk
 	nk := visible(i0 + rows - 1)
 	if nk == 0 {
 		for r := 0; r < rows; r++ {
 			clear(o[r*os : r*os+D])
 		}
+		attnFillLSE(lse, rows)
 		return
 	}
 	ld := attnLd(rows)
@@ -204,6 +217,9 @@ func attnTile(p AttnParams, visible func(int) int, i0, rows int, kp, vp PackedA,
 		GemmPackedSerial(D, rows, nk, 1, vp, F32Mat(st, ld, false), 0, ot, rows)
 	} else { // causal: fewer keys than the packed V^T holds
 		GemmSerial(D, rows, nk, 1, vm, F32Mat(st, ld, false), 0, ot, rows)
+	}
+	if lse != nil {
+		attnTileLSE(lse, mx, sum, rows, visible, i0)
 	}
 	// o[r, :] = O^T[:, r] / sum[r], 8 queries at a time so that both sides stay in L1.
 	for r := 0; r < rows; r++ {
