@@ -248,15 +248,20 @@ var ErrModifiedInPlace = errors.New("a value saved for the gradient was modified
 // value saved for a rule was modified in place since. Rules run without
 // recording (no higher-order gradients).
 func Backward(loss *Tensor, opts ...BackwardOptions) error {
-	var o BackwardOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
 	if loss == nil || loss.st == nil {
 		return errors.New("tensor: Backward: the loss is nil or released")
 	}
 	if loss.Numel() != 1 {
 		return fmt.Errorf("tensor: Backward: the loss has shape %v; expected a scalar (one element): reduce it first (MeanAll, SumAll)", loss.shape)
+	}
+	return backward(loss, nil, opts)
+}
+
+// backward back-propagates seed (ones when nil) from loss.
+func backward(loss, seed *Tensor, opts []BackwardOptions) error {
+	var o BackwardOptions
+	if len(opts) > 0 {
+		o = opts[0]
 	}
 	if !loss.RequiresGrad() {
 		return errors.New("tensor: Backward: the loss does not require a gradient: no input needing one (SetRequiresGrad) reached it, or it was computed under NoGrad")
@@ -302,7 +307,13 @@ func Backward(loss *Tensor, opts ...BackwardOptions) error {
 	}
 	noGrad.Add(1)
 	defer noGrad.Add(-1)
-	grads := map[*gradInfo]*Tensor{loss.ag: OnesOn(loss.Device(), ComputeDType(loss.Device()), loss.shape...)}
+	var first *Tensor
+	if seed != nil {
+		first = seed.Contiguous()
+	} else {
+		first = OnesOn(loss.Device(), ComputeDType(loss.Device()), loss.shape...)
+	}
+	grads := map[*gradInfo]*Tensor{loss.ag: first}
 	for i := len(order) - 1; i >= 0; i-- {
 		g := order[i]
 		gr := grads[g]
@@ -413,4 +424,75 @@ func sumTo(g *Tensor, shape Shape) *Tensor {
 		}
 	}
 	return cur
+}
+
+// BackwardFrom is Backward for a non-scalar output: it back-propagates the
+// gradient grad (out's shape) from out (torch's out.backward(grad)).
+func BackwardFrom(out, grad *Tensor, opts ...BackwardOptions) error {
+	if out == nil || out.st == nil || grad == nil || grad.st == nil {
+		return errors.New("tensor: BackwardFrom: nil or released output or gradient")
+	}
+	if !grad.shape.Equal(out.shape) {
+		return fmt.Errorf("tensor: BackwardFrom: gradient of shape %v for an output of shape %v", grad.shape, out.shape)
+	}
+	return backward(out, grad, opts)
+}
+
+// Checkpoint returns f(inputs) without keeping anything f computes for the
+// gradient (gradient checkpointing): f runs once without recording, and
+// Backward runs it again, recording, to get the gradients of the inputs and
+// of every parameter f uses that requires one. Peak memory during the
+// forward drops to the checkpointed blocks' outputs; the price is one more
+// forward of each block. f must be deterministic and use the inputs only
+// through its argument; its result is treated as needing a gradient while
+// grad mode is on (use it for training: in inference it only costs a node).
+// The gradients equal those without checkpointing (the same ops run in the
+// same order).
+func Checkpoint(f func(in []*Tensor) *Tensor, inputs ...*Tensor) *Tensor {
+	if !gradEnabled() {
+		return f(inputs)
+	}
+	var out *Tensor
+	NoGrad(func() { out = f(inputs) })
+	saved := make([]savedValue, len(inputs))
+	needs := make([]bool, len(inputs))
+	for i, t := range inputs {
+		saved[i] = save(t)
+		needs[i] = t != nil && t.ag != nil && t.ag.requires
+	}
+	return record(out, "Checkpoint", inputs, saved, func(g *Tensor) []*Tensor {
+		// Recompute with recording on (Backward runs rules without).
+		in := make([]*Tensor, len(saved))
+		for i, s := range saved {
+			if s.t == nil {
+				continue
+			}
+			in[i] = s.t.Detach()
+			if needs[i] {
+				in[i].SetRequiresGrad(true)
+			}
+		}
+		depth := noGrad.Swap(0)
+		y := f(in)
+		var err error
+		if y.RequiresGrad() {
+			err = backward(y, g, nil)
+		}
+		noGrad.Store(depth)
+		y.Release()
+		if err != nil {
+			panic(fmt.Sprintf("tensor: Checkpoint: recomputing the block: %v", err))
+		}
+		grads := make([]*Tensor, len(in))
+		for i, t := range in {
+			if t != nil && needs[i] {
+				grads[i] = t.Grad()
+				t.ag.grad = nil
+			}
+			if t != nil {
+				t.Release()
+			}
+		}
+		return grads
+	})
 }

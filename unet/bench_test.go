@@ -226,6 +226,12 @@ func BenchmarkTrainStep(b *testing.B) {
 		benchTrain(b, m, 16)
 	})
 	b.Run("SD15/F32/32x32", func(b *testing.B) { benchTrain(b, realSize(b, "sd15_config.json", tensor.F32), 32) })
+	b.Run("SD15/F32/32x32/checkpointing", func(b *testing.B) {
+		m := realSize(b, "sd15_config.json", tensor.F32)
+		m.GradientCheckpointing = true
+		defer func() { m.GradientCheckpointing = false }()
+		benchTrain(b, m, 32)
+	})
 }
 
 // benchTrain times forward + backward of m at batch 1 with size x size

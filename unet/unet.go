@@ -52,6 +52,13 @@ type Model struct {
 	ConvNormOut   *nn.GroupNorm
 	ConvOut       *nn.Conv2d
 
+	// GradientCheckpointing runs every ResNet and transformer block through
+	// tensor.Checkpoint (as diffusers' enable_gradient_checkpointing does):
+	// training keeps only the blocks' outputs for backward and recomputes
+	// the rest, for less memory and about one more forward per step. It
+	// changes nothing without autograd (inference).
+	GradientCheckpointing bool
+
 	closer io.Closer                           // the weights' source (Load)
 	hook   func(name string, t *tensor.Tensor) // tests: observes block outputs
 }
@@ -225,10 +232,10 @@ func (m *Model) Forward(sample, timesteps, ctx *tensor.Tensor) *tensor.Tensor {
 	// Down: every output is a skip connection, kept until an up block consumes it.
 	skips := []*tensor.Tensor{h}
 	for i, d := range m.DownBlocks {
-		h, skips = d.forward(h, temb, ctx, skips)
+		h, skips = d.forward(h, temb, ctx, skips, m.GradientCheckpointing)
 		m.observe(fmt.Sprintf("down_blocks.%d", i), h)
 	}
-	h = m.MidBlock.forward(h, temb, ctx)
+	h = m.MidBlock.forward(h, temb, ctx, m.GradientCheckpointing)
 	m.observe("mid_block", h)
 	for i, u := range m.UpBlocks {
 		k := len(skips) - len(u.Resnets)
@@ -239,7 +246,7 @@ func (m *Model) Forward(sample, timesteps, ctx *tensor.Tensor) *tensor.Tensor {
 			// The next skip's size: 2x, or the odd size it had on the way down.
 			oh, ow = skips[k-1].Dim(2), skips[k-1].Dim(3)
 		}
-		h = u.forward(h, res, temb, ctx, oh, ow)
+		h = u.forward(h, res, temb, ctx, oh, ow, m.GradientCheckpointing)
 		m.observe(fmt.Sprintf("up_blocks.%d", i), h)
 	}
 	temb.Release()
@@ -260,11 +267,11 @@ func (m *Model) observe(name string, t *tensor.Tensor) {
 
 // forward runs the block on h (a skip connection, not released), appending its
 // outputs to skips; it returns the last output (itself a skip) and the skips.
-func (d *DownBlock) forward(h, temb, ctx *tensor.Tensor, skips []*tensor.Tensor) (*tensor.Tensor, []*tensor.Tensor) {
+func (d *DownBlock) forward(h, temb, ctx *tensor.Tensor, skips []*tensor.Tensor, ck bool) (*tensor.Tensor, []*tensor.Tensor) {
 	for j, r := range d.Resnets {
-		y := r.Forward(h, temb)
+		y := run2(ck, r.Forward, h, temb)
 		if d.Attentions != nil {
-			a := d.Attentions[j].Forward(y, ctx)
+			a := run2(ck, d.Attentions[j].Forward, y, ctx)
 			y.Release()
 			y = a
 		}
@@ -279,11 +286,11 @@ func (d *DownBlock) forward(h, temb, ctx *tensor.Tensor, skips []*tensor.Tensor)
 }
 
 // forward returns the mid block applied to h (a skip connection, not released).
-func (mb *MidBlock) forward(h, temb, ctx *tensor.Tensor) *tensor.Tensor {
-	r := mb.Resnets[0].Forward(h, temb)
-	a := mb.Attention.Forward(r, ctx)
+func (mb *MidBlock) forward(h, temb, ctx *tensor.Tensor, ck bool) *tensor.Tensor {
+	r := run2(ck, mb.Resnets[0].Forward, h, temb)
+	a := run2(ck, mb.Attention.Forward, r, ctx)
 	r.Release()
-	y := mb.Resnets[1].Forward(a, temb)
+	y := run2(ck, mb.Resnets[1].Forward, a, temb)
 	a.Release()
 	return y
 }
@@ -291,7 +298,7 @@ func (mb *MidBlock) forward(h, temb, ctx *tensor.Tensor) *tensor.Tensor {
 // forward runs the block on h, consuming the skip connections res from the last
 // to the first; h and res are released. With an upsampler the output is
 // resized to [oh, ow].
-func (u *UpBlock) forward(h *tensor.Tensor, res []*tensor.Tensor, temb, ctx *tensor.Tensor, oh, ow int) *tensor.Tensor {
+func (u *UpBlock) forward(h *tensor.Tensor, res []*tensor.Tensor, temb, ctx *tensor.Tensor, oh, ow int, ck bool) *tensor.Tensor {
 	if len(res) != len(u.Resnets) {
 		panic(fmt.Sprintf("unet: up block with %d resnets given %d skip connections", len(u.Resnets), len(res)))
 	}
@@ -300,10 +307,10 @@ func (u *UpBlock) forward(h *tensor.Tensor, res []*tensor.Tensor, temb, ctx *ten
 		c := tensor.Cat(1, h, s) // [N, C + Cskip, H, W]
 		h.Release()
 		s.Release()
-		h = r.Forward(c, temb)
+		h = run2(ck, r.Forward, c, temb)
 		c.Release()
 		if u.Attentions != nil {
-			a := u.Attentions[j].Forward(h, ctx)
+			a := run2(ck, u.Attentions[j].Forward, h, ctx)
 			h.Release()
 			h = a
 		}
@@ -314,4 +321,12 @@ func (u *UpBlock) forward(h *tensor.Tensor, res []*tensor.Tensor, temb, ctx *ten
 		h = y
 	}
 	return h
+}
+
+// run2 returns f(a, b), through tensor.Checkpoint when ck is set.
+func run2(ck bool, f func(a, b *tensor.Tensor) *tensor.Tensor, a, b *tensor.Tensor) *tensor.Tensor {
+	if !ck {
+		return f(a, b)
+	}
+	return tensor.Checkpoint(func(in []*tensor.Tensor) *tensor.Tensor { return f(in[0], in[1]) }, a, b)
 }
