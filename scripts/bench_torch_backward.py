@@ -43,6 +43,7 @@ ATTN = [  # name, B, H, Sq, Sk, D
     ("self_B2_H8_S256_D160", 2, 8, 256, 256, 160),
     ("self_B2_H5_S4096_D64", 2, 5, 4096, 4096, 64),
     ("vae_B1_H1_S1024_D512", 1, 1, 1024, 1024, 512),
+    ("vae_B1_H1_S4096_D512", 1, 1, 4096, 4096, 512),
 ]
 
 
@@ -76,11 +77,13 @@ def main():
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds per case")
     ap.add_argument("--only", default="", help="run only cases whose name contains this")
     ap.add_argument("--kind", default="all", choices=["all", "conv", "attn"], help="which cases to run")
+    ap.add_argument("--quiet", action="store_true", help="no header line")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, mkldnn {torch.backends.mkldnn.is_available()}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    if not args.quiet:
+        print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, mkldnn {torch.backends.mkldnn.is_available()}, "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     conv_bwd = torch.ops.aten.convolution_backward
     for name, n, c, h, w, k, r, st, pad in CONV:
         if args.only not in name or args.kind == "attn":

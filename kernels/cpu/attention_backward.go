@@ -99,9 +99,15 @@ func attnTileLSE(lse, mx, sum []float32, rows int, visible func(int) int, i0 int
 	}
 }
 
-// attnBwdTileRows returns the query tile height of the backward for p.
+// attnBwdTileRows returns the query tile height of the backward for p: score
+// tiles of about attnBwdScratchFloats, but at least D queries, so that the
+// products accumulating dK and dV (over the tile's queries) do at least 2*D
+// flops per element of the accumulators they read and write (at D = 512 the
+// accumulators of a head do not fit in the caches: with 64-query tiles at
+// Sk = 4096 the backward ran at 140 to 170 GFLOP/s on 2 cores, with
+// 512-query tiles at 185 to 190).
 func attnBwdTileRows(p AttnParams) int {
-	tq := attnBwdScratchFloats / max(p.Sk, 1)
+	tq := max(attnBwdScratchFloats/max(p.Sk, 1), p.D)
 	tq = min(max(tq, attnMinRows), attnMaxRows, max(p.Sq, 1))
 	nt := (p.Sq + tq - 1) / tq
 	return (p.Sq + nt - 1) / nt
@@ -225,12 +231,35 @@ func AttentionBackward(p AttnParams, do, q, k, v, o, lse, dq, dk, dv []float32) 
 		}
 		return max(0, min(Sk, i+Sk-Sq+1))
 	}
+	// dK and dV accumulate in their natural layout [Sk, D] (straight into dk
+	// and dv with one group per head) when D is a multiple of the
+	// micro-kernel's panel width; else as dK^T and dV^T [D, Sk] (the products
+	// then have D rows, which waste less of the micro-tiles at D = 40 or 80:
+	// with 32-wide panels, 40 columns take 64), transposed at the end.
+	//
+	// With several groups per head, each task accumulates into its own
+	// partial dK, dV, and the groups share the head's packed K, V and K^T,
+	// packed first (at D = 512 and Sk = 1024, packing them per task took a
+	// fifth of the time).
+	natural := D%pickKernel().nr == 0
+	part := 2 * D * Sk // dK then dV (or their transposes)
+	var packN int
+	addPack := func(n int) int {
+		o := packN
+		packN += (n + 15) &^ 15
+		return o
+	}
+	pk, pv, pkt := attnBwdPackLayout(p, Sk, addPack)
+	nd, npart, npack := (p.B*p.H*Sq+15)&^15, 0, 0
+	if groups > 1 {
+		npart, npack = p.B*p.H*groups*part, p.B*p.H*packN
+	}
+	gbuf := attnBwdGet(&attnBwdPartialBufs, nd+npart+npack)
+	defer attnBwdPartialBufs.Put(gbuf)
+	dall, partial, packs := (*gbuf)[:nd], (*gbuf)[nd:nd+npart], (*gbuf)[nd+npart:]
 	// Dv_i = rowsum(dO_i * O_i) for every (batch, head, query), first, in one
 	// pass along the rows of do and o (in the tiles, the dot products of
 	// rows of one head, 4*H*D bytes apart, ran at memory latency).
-	dbuf := attnBwdGet(&attnBwdPartialBufs, p.B*p.H*Sq)
-	defer attnBwdPartialBufs.Put(dbuf)
-	dall := *dbuf
 	ParallelFor(p.B*Sq, max(1, (1<<14)/hd), func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			b, i := r/Sq, r%Sq
@@ -239,37 +268,13 @@ func AttentionBackward(p AttnParams, do, q, k, v, o, lse, dq, dk, dv []float32) 
 			}
 		}
 	})
-	// dK and dV accumulate in their natural layout [Sk, D] (straight into dk
-	// and dv with one group per head) when D is a multiple of the
-	// micro-kernel's panel width; else as dK^T and dV^T [D, Sk] (the products
-	// then have D rows, which waste less of the micro-tiles at D = 40 or 80:
-	// with 32-wide panels, 40 columns take 64), transposed at the end.
-	natural := D%pickKernel().nr == 0
-	part := 2 * D * Sk // dK then dV (or their transposes)
-	var partial *[]float32
-	if groups > 1 {
-		partial = attnBwdGet(&attnBwdPartialBufs, p.B*p.H*groups*part)
-		defer attnBwdPartialBufs.Put(partial)
-	}
-	// With several groups per head, the groups share the head's packed K, V
-	// and K^T, packed first (at D = 512 and Sk = 1024, packing them per task
-	// took a fifth of the time).
 	var shared [][3]PackedA // per head: K, V, K^T
 	if groups > 1 {
-		var packN int
-		add := func(n int) int {
-			o := packN
-			packN += (n + 15) &^ 15
-			return o
-		}
-		pk, pv, pkt := attnBwdPackLayout(p, Sk, add)
-		packs := attnBwdGet(&attnBwdPartialBufs, p.B*p.H*packN)
-		defer attnBwdPartialBufs.Put(packs)
 		shared = make([][3]PackedA, p.B*p.H)
 		ParallelTasks(p.B*p.H*3, func(i int) {
 			bh, which := i/3, i%3
 			b, h := bh/p.H, bh%p.H
-			ps := (*packs)[bh*packN : (bh+1)*packN]
+			ps := packs[bh*packN : (bh+1)*packN]
 			switch which {
 			case 0:
 				shared[bh][0] = PackASerial(ps[pk:], Sk, D, F32Mat(k[b*Sk*ks+h*D:], ks, false))
@@ -303,7 +308,7 @@ func AttentionBackward(p AttnParams, do, q, k, v, o, lse, dq, dk, dv []float32) 
 		case groups == 1:
 			acc = s[lay.acc : lay.acc+part]
 		default:
-			acc = (*partial)[task*part : (task+1)*part]
+			acc = partial[task*part : (task+1)*part]
 		}
 		if !direct {
 			clear(acc)
@@ -354,7 +359,7 @@ func AttentionBackward(p AttnParams, do, q, k, v, o, lse, dq, dk, dv []float32) 
 		ParallelTasks(p.B*p.H*blocks, func(i int) {
 			bh, j0 := i/blocks, i%blocks*keys
 			b, h := bh/p.H, bh%p.H
-			pb := (*partial)[bh*groups*part : (bh+1)*groups*part]
+			pb := partial[bh*groups*part : (bh+1)*groups*part]
 			for j := j0; j < min(j0+keys, Sk); j++ {
 				for m, out := range [2][]float32{dk[(b*Sk+j)*ks+h*D:][:D], dv[(b*Sk+j)*vs+h*D:][:D]} {
 					o := m*Sk*D + j*D
@@ -377,7 +382,7 @@ func AttentionBackward(p AttnParams, do, q, k, v, o, lse, dq, dk, dv []float32) 
 		if m == 1 {
 			out, st = dv[b*Sk*vs+h*D:], vs
 		}
-		attnBwdWriteKV((*partial)[bh*groups*part:(bh+1)*groups*part], groups, D, Sk, m, blk*16, out, st)
+		attnBwdWriteKV(partial[bh*groups*part:(bh+1)*groups*part], groups, D, Sk, m, blk*16, out, st)
 	})
 }
 

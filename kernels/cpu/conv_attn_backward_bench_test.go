@@ -109,7 +109,7 @@ func BenchmarkConv2dBackwardBias(b *testing.B) {
 
 // attnBwdBenchCases are the attention shapes of BenchmarkAttention whose
 // gradients a Stable Diffusion training step computes, and the VAE's single
-// 512-wide head (at a 256x256 image).
+// 512-wide head (at 256x256 and 512x512 images).
 var attnBwdBenchCases = []struct {
 	name string
 	p    AttnParams
@@ -120,6 +120,7 @@ var attnBwdBenchCases = []struct {
 	{"self_B2_H8_S256_D160", AttnParams{B: 2, H: 8, Sq: 256, Sk: 256, D: 160}},
 	{"self_B2_H5_S4096_D64", AttnParams{B: 2, H: 5, Sq: 4096, Sk: 4096, D: 64}},
 	{"vae_B1_H1_S1024_D512", AttnParams{B: 1, H: 1, Sq: 1024, Sk: 1024, D: 512}},
+	{"vae_B1_H1_S4096_D512", AttnParams{B: 1, H: 1, Sq: 4096, Sk: 4096, D: 512}},
 }
 
 // attnBwdFlops is the nominal flop count of the backward, 2.5 times the
