@@ -226,16 +226,11 @@ func (o *AdamW) Save(path string, metadata map[string]string) error {
 // parameters this optimiser does not have is an error naming it, and
 // nothing changes.
 func (o *AdamW) Load(path string) error {
-	f, err := statefile.Open("optim: AdamW.Load", path)
+	f, mr, err := openState("optim: AdamW.Load", path, "adamw")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	mr := &metaReader{get: f.Meta, fmt: f.Errorf}
-	checkKind(mr, "adamw")
-	if mr.err != nil {
-		return mr.err
-	}
 	cfg := AdamWConfig{Beta1: mr.float("beta1"), Beta2: mr.float("beta2"), Eps: mr.float("eps"), WeightDecay: mr.float("weight_decay")}
 	steps := readSteps(mr, o.params)
 	if mr.err != nil {

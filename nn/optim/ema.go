@@ -192,16 +192,11 @@ func (e *EMA) Save(path string, metadata map[string]string) error {
 // a tensor of another shape or dtype, or has tensors of other parameters is
 // an error naming it, and nothing changes.
 func (e *EMA) Load(path string) error {
-	f, err := statefile.Open("optim: EMA.Load", path)
+	f, mr, err := openState("optim: EMA.Load", path, "ema")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	mr := &metaReader{get: f.Meta, fmt: f.Errorf}
-	checkKind(mr, "ema")
-	if mr.err != nil {
-		return mr.err
-	}
 	cfg := EMAConfig{Decay: mr.float("decay"), MinDecay: mr.float("min_decay"), UpdateAfterStep: mr.int("update_after_step"),
 		UseWarmup: mr.bool("use_ema_warmup"), InvGamma: mr.float("inv_gamma"), Power: mr.float("power")}
 	step := mr.int("optimization_step")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/roentgo/roentgo/kernels/cpu"
 	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/nn/internal/statefile"
 	"github.com/roentgo/roentgo/tensor"
 )
 
@@ -230,6 +231,22 @@ func (m *metaReader) fail(format string, args ...any) {
 const stateKind = "roentgo.state"
 
 // checkKind verifies that the file's stateKind is want.
+// openState opens a state file and checks that it holds kind's state; the
+// caller closes the file.
+func openState(op, path, kind string) (*statefile.File, *metaReader, error) {
+	f, err := statefile.Open(op, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	mr := &metaReader{get: f.Meta, fmt: f.Errorf}
+	checkKind(mr, kind)
+	if mr.err != nil {
+		f.Close()
+		return nil, nil, mr.err
+	}
+	return f, mr, nil
+}
+
 func checkKind(m *metaReader, want string) {
 	got, ok := m.get(stateKind)
 	switch {

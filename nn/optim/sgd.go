@@ -202,16 +202,11 @@ func (o *SGD) Save(path string, metadata map[string]string) error {
 // one for a parameter this optimiser does not have is an error naming it,
 // and nothing changes.
 func (o *SGD) Load(path string) error {
-	f, err := statefile.Open("optim: SGD.Load", path)
+	f, mr, err := openState("optim: SGD.Load", path, "sgd")
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	mr := &metaReader{get: f.Meta, fmt: f.Errorf}
-	checkKind(mr, "sgd")
-	if mr.err != nil {
-		return mr.err
-	}
 	cfg := SGDConfig{Momentum: mr.float("momentum"), Dampening: mr.float("dampening"),
 		WeightDecay: mr.float("weight_decay"), Nesterov: mr.bool("nesterov")}
 	if mr.err != nil {
