@@ -431,7 +431,7 @@ func squeezeKeep(out *Tensor, d int, keepdim bool) *Tensor {
 }
 
 func reduceAll(name string, op cpu.ReduceOp, t *Tensor) *Tensor {
-	flat := t.Reshape(-1)
+	flat := t.reshapeImpl(-1) // internal: records nothing
 	r := reduceOp(name, op, flat, 0, false)
 	flat.Release()
 	return r

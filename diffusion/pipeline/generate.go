@@ -593,9 +593,15 @@ func (s *selectSource) Uniform(dst []float32, from, to float32) {
 	s.draw(dst, func(all []float32) { s.g.Uniform(all, from, to) })
 }
 
-// finite reports whether every value of the F32 host tensor t is finite.
+// finite reports whether every value of the F32 host tensor t is finite. It
+// reads the latents in place (they are contiguous F32 on the host), so the
+// per-step check allocates nothing.
 func finite(t *tensor.Tensor) bool {
-	for _, v := range t.Float32s() {
+	vals := func() []float32 { return t.Float32s() }
+	if t.DType() == tensor.F32 && t.Device() == tensor.CPU && t.IsContiguous() {
+		vals = t.F32Data
+	}
+	for _, v := range vals() {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return false
 		}

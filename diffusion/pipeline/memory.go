@@ -37,22 +37,22 @@ const workFactor = 64
 // high.
 const decodeFactor = 8
 
-// levelValues returns, per U-Net level, channels x latent pixels at that
-// level for a latent of lh x lw.
-func (p *Pipeline) levelValues(lh, lw int) []float64 {
-	boc := p.UNet.Config.BlockOutChannels
-	out := make([]float64, len(boc))
-	h, w := float64(lh), float64(lw)
-	for i, c := range boc {
-		out[i] = float64(c) * h * w
-		h, w = float64(int(h+1)/2), float64(int(w+1)/2)
+// levelPixels returns the latent pixels at each U-Net level for a latent of
+// lh x lw (each level halves the size, rounding up).
+func (p *Pipeline) levelPixels(lh, lw int) []float64 {
+	out := make([]float64, len(p.UNet.Config.BlockOutChannels))
+	h, w := lh, lw
+	for i := range out {
+		out[i] = float64(h * w)
+		h, w = (h+1)/2, (w+1)/2
 	}
 	return out
 }
 
 // unetBytes estimates the U-Net's memory for rows latents of lh x lw.
 func (p *Pipeline) unetBytes(rows, lh, lw int) float64 {
-	lv := p.levelValues(lh, lw)
+	px := p.levelPixels(lh, lw)
+	boc := p.UNet.Config.BlockOutChannels
 	lpb := p.UNet.Config.LayersPerBlock
 	perLevel := func(i int) float64 {
 		if len(lpb) == 0 {
@@ -64,13 +64,14 @@ func (p *Pipeline) unetBytes(rows, lh, lw int) float64 {
 		return float64(lpb[min(i, len(lpb)-1)])
 	}
 	skips, widest := 0.0, 0.0
-	for i, v := range lv {
+	for i, n := range px {
+		v := float64(boc[i]) * n // this level's channels x pixels
 		if i == 0 {
 			skips += v // conv_in
 		}
 		skips += perLevel(i) * v
-		if i+1 < len(lv) {
-			skips += lv[i+1] / float64(p.UNet.Config.BlockOutChannels[i+1]) * float64(p.UNet.Config.BlockOutChannels[i]) // downsampler
+		if i+1 < len(px) {
+			skips += float64(boc[i]) * px[i+1] // the downsampler's output
 		}
 		widest = max(widest, v)
 	}

@@ -1,7 +1,7 @@
 // AVX2/FMA versions of the float32 elementary functions of mathfast.go, for
-// #include in the assembly files of this package (normact_backward_amd64.s). The
-// constants are file-local (<>) to each including file. act_amd64.s carries its
-// own copies of the same constants and macros (actOne<>, EXP, PHI).
+// #include in the assembly files of this package (act_amd64.s,
+// normact_backward_amd64.s). The constants are file-local (<>) to each
+// including file.
 
 #define MF_BCAST(name, bits) \
 	DATA name<>+0(SB)/4, $bits; \
