@@ -3,6 +3,7 @@ package tensor
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"sync/atomic"
 )
 
@@ -59,8 +60,17 @@ type node struct {
 	// backward returns the gradient of each input (nil where not needed)
 	// from the gradient g of the output; it must not keep g.
 	backward func(g *Tensor) []*Tensor
-	freed    bool
+	// backwardMulti, when set, replaces backward for a rule that returns
+	// each input's gradient as several contributions, in the order they
+	// are to be added (Checkpoint: those of the recomputed block's ops).
+	backwardMulti func(g *Tensor) [][]*Tensor
+	// seq orders nodes by creation; Backward runs rules in decreasing seq.
+	seq   uint64
+	freed bool
 }
+
+// nodeSeq numbers recorded nodes in creation order.
+var nodeSeq atomic.Uint64
 
 // savedValue is a value a backward rule reads, with the version its storage
 // had when it was saved.
@@ -204,7 +214,7 @@ func record(out *Tensor, op string, inputs []*Tensor, saved []savedValue, backwa
 // recordInfos is record with the inputs' autograd states given directly
 // (in-place ops, whose destination's state is replaced).
 func recordInfos(out *Tensor, op string, inputs []*gradInfo, saved []savedValue, backward func(g *Tensor) []*Tensor) *Tensor {
-	out.ag = &gradInfo{requires: true, node: &node{op: op, inputs: inputs, saved: saved, backward: backward}}
+	out.ag = &gradInfo{requires: true, node: &node{op: op, inputs: inputs, saved: saved, backward: backward, seq: nodeSeq.Add(1)}}
 	return out
 }
 
@@ -259,52 +269,61 @@ func Backward(loss *Tensor, opts ...BackwardOptions) error {
 
 // backward back-propagates seed (ones when nil) from loss.
 func backward(loss, seed *Tensor, opts []BackwardOptions) error {
+	_, err := backwardCollect(loss, seed, opts, nil)
+	return err
+}
+
+// backwardCollect is backward that, for the leaves in collect, returns the
+// gradient contributions each received (in the order the rules produced
+// them) instead of adding them into the leaves' Grad.
+//
+// Summation order. Rules run in decreasing creation order of their nodes
+// (a topological order), and a tensor's gradient is the left fold of its
+// contributions in the order they arrive. Checkpoint hands the outer graph
+// the contributions of its recomputed block one by one rather than their
+// sum, so a checkpointed model adds exactly the same numbers in exactly the
+// same order as the plain one: its gradients are bit-identical.
+func backwardCollect(loss, seed *Tensor, opts []BackwardOptions, collect []*gradInfo) ([][]*Tensor, error) {
 	var o BackwardOptions
 	if len(opts) > 0 {
 		o = opts[0]
 	}
 	if !loss.RequiresGrad() {
-		return errors.New("tensor: Backward: the loss does not require a gradient: no input needing one (SetRequiresGrad) reached it, or it was computed under NoGrad")
+		return nil, errors.New("tensor: Backward: the loss does not require a gradient: no input needing one (SetRequiresGrad) reached it, or it was computed under NoGrad")
 	}
-	// Reverse topological order of the nodes reachable from the loss.
-	var order []*gradInfo
-	seen := map[*gradInfo]bool{}
-	type frame struct {
-		g    *gradInfo
-		next int
-	}
-	stack := []frame{{g: loss.ag}}
-	seen[loss.ag] = true
+	// The nodes and leaves reachable from the loss.
+	var nodes, leaves []*gradInfo
+	seen := map[*gradInfo]bool{loss.ag: true}
+	stack := []*gradInfo{loss.ag}
 	for len(stack) > 0 {
-		f := &stack[len(stack)-1]
-		if f.g.node == nil || f.next >= len(f.g.node.inputs) {
-			order = append(order, f.g)
-			stack = stack[:len(stack)-1]
+		g := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if g.node == nil {
+			leaves = append(leaves, g)
 			continue
 		}
-		in := f.g.node.inputs[f.next]
-		f.next++
-		if in != nil && !seen[in] {
-			seen[in] = true
-			stack = append(stack, frame{g: in})
+		nodes = append(nodes, g)
+		for _, in := range g.node.inputs {
+			if in != nil && !seen[in] {
+				seen[in] = true
+				stack = append(stack, in)
+			}
 		}
 	}
 	// Check before computing anything.
-	for _, g := range order {
+	for _, g := range nodes {
 		n := g.node
-		if n == nil {
-			continue
-		}
 		if n.freed {
-			return fmt.Errorf("tensor: Backward: %s: %w", n.op, ErrGraphFreed)
+			return nil, fmt.Errorf("tensor: Backward: %s: %w", n.op, ErrGraphFreed)
 		}
 		for i, s := range n.saved {
 			if s.t != nil && s.t.st.version.Load() != s.version {
-				return fmt.Errorf("tensor: Backward: %s: saved value %d (shape %v): %w (version %d, saved at %d)",
+				return nil, fmt.Errorf("tensor: Backward: %s: saved value %d (shape %v): %w (version %d, saved at %d)",
 					n.op, i, s.t.shape, ErrModifiedInPlace, s.t.st.version.Load(), s.version)
 			}
 		}
 	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].node.seq > nodes[j].node.seq })
 	noGrad.Add(1)
 	defer noGrad.Add(-1)
 	var first *Tensor
@@ -313,44 +332,81 @@ func backward(loss, seed *Tensor, opts []BackwardOptions) error {
 	} else {
 		first = OnesOn(loss.Device(), ComputeDType(loss.Device()), loss.shape...)
 	}
+	collected := make(map[*gradInfo]int, len(collect))
+	for i, g := range collect {
+		collected[g] = i
+	}
+	lists := make([][]*Tensor, len(collect))
 	grads := map[*gradInfo]*Tensor{loss.ag: first}
-	for i := len(order) - 1; i >= 0; i-- {
-		g := order[i]
+	add := func(in *gradInfo, c *Tensor) {
+		if i, ok := collected[in]; ok {
+			lists[i] = append(lists[i], c)
+			return
+		}
+		if prev := grads[in]; prev != nil {
+			grads[in] = accumulate(prev, c)
+		} else {
+			grads[in] = c
+		}
+	}
+	if i, ok := collected[loss.ag]; ok { // the loss is itself a collected leaf
+		lists[i] = append(lists[i], first)
+		delete(grads, loss.ag)
+	}
+	for _, g := range nodes {
 		gr := grads[g]
 		delete(grads, g)
 		if gr == nil {
 			continue
 		}
-		if g.node == nil { // a leaf: its gradient owns its storage
-			if g.grad == nil {
-				g.grad = own(gr)
-			} else {
-				g.grad = accumulate(g.grad, gr)
-			}
-			continue
-		}
 		n := g.node
-		ins := n.backward(gr)
-		gr.Release()
-		for k, in := range n.inputs {
-			if k >= len(ins) || ins[k] == nil {
-				continue
+		if n.backwardMulti != nil {
+			ins := n.backwardMulti(gr)
+			gr.Release()
+			for k, in := range n.inputs {
+				if k >= len(ins) {
+					continue
+				}
+				for _, c := range ins[k] {
+					if in == nil {
+						c.Release()
+					} else {
+						add(in, c)
+					}
+				}
 			}
-			if in == nil {
-				ins[k].Release()
-				continue
-			}
-			if prev := grads[in]; prev != nil {
-				grads[in] = accumulate(prev, ins[k])
-			} else {
-				grads[in] = ins[k]
+		} else {
+			ins := n.backward(gr)
+			gr.Release()
+			for k, in := range n.inputs {
+				if k >= len(ins) || ins[k] == nil {
+					continue
+				}
+				if in == nil {
+					ins[k].Release()
+					continue
+				}
+				add(in, ins[k])
 			}
 		}
 		if !o.RetainGraph {
 			n.free()
 		}
 	}
-	return nil
+	// Leaves: their gradients own their storage.
+	for _, g := range leaves {
+		gr := grads[g]
+		delete(grads, g)
+		if gr == nil {
+			continue
+		}
+		if g.grad == nil {
+			g.grad = own(gr)
+		} else {
+			g.grad = accumulate(g.grad, gr)
+		}
+	}
+	return lists, nil
 }
 
 // exclusive reports whether t is the only live handle on its storage and
@@ -446,8 +502,12 @@ func BackwardFrom(out, grad *Tensor, opts ...BackwardOptions) error {
 // forward of each block. f must be deterministic and use the inputs only
 // through its argument; its result is treated as needing a gradient while
 // grad mode is on (use it for training: in inference it only costs a node).
-// The gradients equal those without checkpointing (the same ops run in the
-// same order).
+// The gradients are bit-identical to those without checkpointing: the same
+// ops run, and the recomputed block's gradient contributions reach the outer
+// graph one by one, so every sum adds the same numbers in the same order
+// (see backwardCollect). This holds when each parameter the block uses
+// requires its gradient only inside the block (a parameter shared with code
+// outside gets its two partial sums added separately).
 func Checkpoint(f func(in []*Tensor) *Tensor, inputs ...*Tensor) *Tensor {
 	if !gradEnabled() {
 		return f(inputs)
@@ -460,39 +520,53 @@ func Checkpoint(f func(in []*Tensor) *Tensor, inputs ...*Tensor) *Tensor {
 		saved[i] = save(t)
 		needs[i] = t != nil && t.ag != nil && t.ag.requires
 	}
-	return record(out, "Checkpoint", inputs, saved, func(g *Tensor) []*Tensor {
-		// Recompute with recording on (Backward runs rules without).
-		in := make([]*Tensor, len(saved))
-		for i, s := range saved {
-			if s.t == nil {
-				continue
-			}
-			in[i] = s.t.Detach()
-			if needs[i] {
-				in[i].SetRequiresGrad(true)
-			}
+	infos := make([]*gradInfo, len(inputs))
+	for i, t := range inputs {
+		if needs[i] {
+			infos[i] = t.ag
 		}
-		depth := noGrad.Swap(0)
-		y := f(in)
-		var err error
-		if y.RequiresGrad() {
-			err = backward(y, g, nil)
-		}
-		noGrad.Store(depth)
-		y.Release()
-		if err != nil {
-			panic(fmt.Sprintf("tensor: Checkpoint: recomputing the block: %v", err))
-		}
-		grads := make([]*Tensor, len(in))
-		for i, t := range in {
-			if t != nil && needs[i] {
-				grads[i] = t.Grad()
-				t.ag.grad = nil
+	}
+	out.ag = &gradInfo{requires: true, node: &node{op: "Checkpoint", inputs: infos, saved: saved, seq: nodeSeq.Add(1),
+		backwardMulti: func(g *Tensor) [][]*Tensor {
+			// Recompute with recording on (Backward runs rules without).
+			in := make([]*Tensor, len(saved))
+			var collect []*gradInfo
+			var at []int
+			for i, s := range saved {
+				if s.t == nil {
+					continue
+				}
+				in[i] = s.t.Detach()
+				if needs[i] {
+					in[i].SetRequiresGrad(true)
+					collect = append(collect, in[i].ag)
+					at = append(at, i)
+				}
 			}
-			if t != nil {
-				t.Release()
+			depth := noGrad.Swap(0)
+			y := f(in)
+			var lists [][]*Tensor
+			var err error
+			if y.RequiresGrad() {
+				lists, err = backwardCollect(y, g, nil, collect)
 			}
-		}
-		return grads
-	})
+			noGrad.Store(depth)
+			y.Release()
+			if err != nil {
+				panic(fmt.Sprintf("tensor: Checkpoint: recomputing the block: %v", err))
+			}
+			grads := make([][]*Tensor, len(in))
+			for j, i := range at {
+				if j < len(lists) {
+					grads[i] = lists[j]
+				}
+			}
+			for _, t := range in {
+				if t != nil {
+					t.Release()
+				}
+			}
+			return grads
+		}}}
+	return out
 }
