@@ -17,7 +17,7 @@ import "strings"
 // packages are the prefixes the project's packages give their errors.
 var packages = []string{
 	"pipeline", "diffusion", "clip", "unet", "vae", "nn", "sdckpt", "tensor",
-	"safetensors", "torchpickle", "torchzip", "npy", "rng", "kernels", "cpu", "cuda", "optim",
+	"safetensors", "torchpickle", "torchzip", "npy", "rng", "kernels", "cpu", "cuda", "optim", "dataset", "metrics",
 }
 
 // wrapped is an error with context in front of a trimmed message.
