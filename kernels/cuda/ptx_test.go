@@ -348,7 +348,8 @@ func TestEntryParams(t *testing.T) {
 			t.Errorf("%s: parameter sizes %v, want %v", k, got, w)
 		}
 	}
-	if len(all) != 80 {
-		t.Errorf("found %d kernels, want 80 (17 gemm, 9 conv, 11 attention, 12 norm, 31 elementwise)", len(all))
+	if len(all) != 107 {
+		t.Errorf("found %d kernels, want 107 (17 gemm, 9 conv, 11 attention, 12 norm, 31 elementwise; "+
+			"backward: 4 conv, 8 attention, 15 norm/elementwise)", len(all))
 	}
 }

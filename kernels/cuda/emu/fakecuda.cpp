@@ -20,10 +20,13 @@
 #define ROENTGO_EMU 1
 inline float __fadd_rn(float a, float b) { return a + b; }
 #include "../attention.cu"
+#include "../attention_backward.cu"
 #include "../conv.cu"
+#include "../conv_backward.cu"
 #include "../elementwise.cu"
 #include "../gemm.cu"
 #include "../norm.cu"
+#include "../normact_backward.cu"
 
 #include <cstddef>
 #include <cstring>
