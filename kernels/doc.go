@@ -3,7 +3,9 @@
 // define them), matrix operands (Mat), the parameters of the fused ops
 // (ConvParams, AttnParams, Activation), the names of the strided elementwise and
 // reduction ops (UnaryOp, BinaryOp, ReduceOp, with the scalar functions that
-// define them) and the shape arithmetic of strided operands (MergeDims, Span).
+// define them), the shape arithmetic of strided operands (MergeDims, Span), and
+// the interface of an accelerator (Device, generic over its buffer type, with
+// DeviceMat and GemmParams).
 //
 // It holds no compute. The devices import it and implement the ops over their
 // own memory: kernels/cpu over host slices (with the naive ...Ref loops that

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
+	"github.com/roentgo/roentgo/kernels"
 	"github.com/roentgo/roentgo/kernels/cpu"
 )
 
@@ -16,110 +17,68 @@ import (
 // choice). Index tensors (I64: token ids, positions, argmax results) stay in
 // host memory on every device: they are small and read by the host.
 //
-// accelBackend implements backend once for all accelerators over accelDevice,
-// the small set of primitives a device provides (buffers, transfers, kernels).
-// Ops without a device kernel (reductions and argmax) go through the host:
-// their operands are downloaded, run by kernels/cpu and the result uploaded.
+// accelBackend[B] implements backend once for all accelerators over a
+// kernels.Device[B] (buffers of type B, transfers, kernels; *cuda.Device and
+// the simulated device implement it). Ops without a device kernel (reductions
+// and argmax) go through the host: their operands are downloaded, run by
+// kernels/cpu and the result uploaded.
 
-// accelDevice is what an accelerator provides. Buffers are opaque handles
-// (any); nil stands for an absent optional operand. Every method may queue its
-// work: results are visible to later methods and to downloads, which wait.
-// The semantics of each kernel are those of its kernels/cpu reference.
-type accelDevice interface {
-	// Name describes the device (model name, memory).
-	Name() string
-	// Alloc returns a buffer of n elements of dt (contents undefined).
-	Alloc(dt cpu.DType, n int) (any, error)
-	// Free gives b (returned by Alloc) back; queued work that uses it is unaffected.
-	Free(b any)
-	// View returns the n elements of b from off as a buffer.
-	View(b any, off, n int) any
-	// Stats returns bytes in live buffers, bytes cached for reuse and the
-	// device's total memory.
-	Stats() (inUse, cached, total int64)
-
-	// UploadF32 and UploadU16 copy host data into the first elements of dst.
-	UploadF32(dst any, src []float32) error
-	UploadU16(dst any, src []uint16) error
-	// DownloadF32 and DownloadU16 fill dst from src, waiting for queued work.
-	DownloadF32(dst []float32, src any) error
-	DownloadU16(dst []uint16, src any) error
-	// Synchronize waits for queued work and reports its first error.
-	Synchronize() error
-
-	// Fill sets the first n elements of b to v.
-	Fill(b any, n int, v float32) error
-	// Copy copies the first n elements of src into dst (one dtype).
-	Copy(dst, src any, n int) error
-	// CopyStrided is cpu.CopyStrided over device buffers of one dtype (the
-	// device merges dimensions itself, see cpu.MergeDims).
-	CopyStrided(shape []int, dst any, ds []int, src any, ss []int) error
-	// Convert converts the first n elements of src into dst's dtype.
-	Convert(src, dst any, n int) error
-	// Unary and Binary are cpu.Unary and cpu.Binary with operands of any float dtype.
-	Unary(op cpu.UnaryOp, alpha, beta float32, shape []int, y any, ys []int, x any, xs []int) error
-	Binary(op cpu.BinaryOp, shape []int, y any, ys []int, a any, as []int, b any, bs []int) error
-
-	// Gemm computes c_z = alpha*op(a_z)*op(b_z) + bias + beta*c_z for z < batch
-	// (operand z at z*stride elements); bias is F32 [n] or nil; c is F32 or a's
-	// dtype.
-	Gemm(p accelGemm) error
-	// Conv2d is cpu.Conv2d: x and y in one dtype, w [K, wStride] of any float
-	// dtype, bias F32 or nil.
-	Conv2d(p cpu.ConvParams, x, w any, wStride int, bias, y any) error
-	// Attention is cpu.Attention with q, k, v, o of one dtype.
-	Attention(p cpu.AttnParams, q, k, v, o any) error
-	// GroupNorm, LayerNorm, Softmax, Activate, GEGLU and Upsample2x are their
-	// kernels/cpu namesakes with x and y of one dtype and F32 gamma, beta.
-	GroupNorm(x, y any, n, c, hw, groups int, eps float32, gamma, beta any, silu bool) error
-	LayerNorm(x, y any, rows, cols int, eps float32, gamma, beta any) error
-	Softmax(x, y any, rows, cols int) error
-	Activate(f cpu.Activation, x, y any, n int) error
-	GEGLU(x, y any, rows, d int) error
-	Upsample2x(x, y any, nc, h, w int) error
-	// TimestepEmbedding is cpu.TimestepEmbedding with t [n] and out [n, dim] F32.
-	TimestepEmbedding(t any, n, dim int, flip bool, shift, scale, maxPeriod float32, out any) error
+// accelerator is an accelBackend of any buffer type: the backend and what
+// device.go asks of an open accelerator.
+type accelerator interface {
+	backend
+	// name describes the device (kernels.Device.Name).
+	name() string
+	// stats returns the device's memory statistics (kernels.Device.Stats).
+	stats() (inUse, cached, total int64)
+	// setComputeType sets the dtype of op results.
+	setComputeType(dt DType)
+	// flopCount returns the floating-point operations of the products queued so far.
+	flopCount() int64
 }
 
-// accelGemm are the arguments of accelDevice.Gemm.
-type accelGemm struct {
-	batch, m, n, k int
-	alpha, beta    float32
-	a, b           any
-	lda, ldb       int
-	transA, transB bool
-	strideA        int
-	strideB        int
-	c              any
-	ldc, strideC   int
-	bias           any
-}
-
-// devHandle owns one device allocation; freed makes freeing it idempotent
-// between Release and the garbage-collection cleanup.
+// devHandle owns one device allocation: buf is the B of the backend that made
+// it (kept as any so that storage is not generic). freed makes freeing it
+// idempotent between Release and the garbage-collection cleanup.
 type devHandle struct {
 	buf   any
 	freed atomic.Bool
 }
 
-// accelBackend runs the tensor ops on an accelerator.
-type accelBackend struct {
+// accelBackend runs the tensor ops on an accelerator with buffers of type B.
+type accelBackend[B comparable] struct {
 	dev     Device
-	d       accelDevice
+	d       kernels.Device[B]
 	compute atomic.Uint32 // DType of op results
 	flops   atomic.Int64  // floating-point operations of the products queued
+	// cleanup frees a handle's buffer unless Release did; made once, so
+	// that registering it with each allocation allocates no closure.
+	cleanup func(h *devHandle)
 }
 
-func newAccelBackend(dev Device, d accelDevice) *accelBackend {
-	b := &accelBackend{dev: dev, d: d}
+func newAccelBackend[B comparable](dev Device, d kernels.Device[B]) *accelBackend[B] {
+	b := &accelBackend[B]{dev: dev, d: d}
 	b.compute.Store(uint32(F16))
+	b.cleanup = func(h *devHandle) {
+		if h.freed.CompareAndSwap(false, true) {
+			d.Free(h.buf.(B))
+		}
+	}
 	return b
 }
 
-func (b *accelBackend) computeType() DType { return DType(b.compute.Load()) }
+func (b *accelBackend[B]) computeType() DType { return DType(b.compute.Load()) }
+
+func (b *accelBackend[B]) name() string { return b.d.Name() }
+
+func (b *accelBackend[B]) stats() (inUse, cached, total int64) { return b.d.Stats() }
+
+func (b *accelBackend[B]) setComputeType(dt DType) { b.compute.Store(uint32(dt)) }
+
+func (b *accelBackend[B]) flopCount() int64 { return b.flops.Load() }
 
 // check panics with a DeviceError if err is not nil.
-func (b *accelBackend) check(op string, err error) {
+func (b *accelBackend[B]) check(op string, err error) {
 	if err != nil {
 		panic(&DeviceError{Device: b.dev, Op: op, Err: err})
 	}
@@ -137,7 +96,7 @@ func kdt(dt DType) cpu.DType {
 	panic(fmt.Sprintf("tensor: no device dtype for %v", dt))
 }
 
-func (b *accelBackend) alloc(dt DType, n int, zero bool) *storage {
+func (b *accelBackend[B]) alloc(dt DType, n int, zero bool) *storage {
 	st := &storage{dtype: dt, device: b.dev, n: n, pooled: true}
 	if dt == I64 {
 		st.i64 = poolI64.get(n, zero, 8)
@@ -147,49 +106,50 @@ func (b *accelBackend) alloc(dt DType, n int, zero bool) *storage {
 	b.check("alloc", err)
 	h := &devHandle{buf: buf}
 	st.dh = h
-	d := b.d
 	// A tensor dropped without Release gives its memory back when collected.
-	runtime.AddCleanup(st, func(h *devHandle) {
-		if h.freed.CompareAndSwap(false, true) {
-			d.Free(h.buf)
-		}
-	}, h)
+	runtime.AddCleanup(st, b.cleanup, h)
 	if zero && n > 0 {
 		b.check("alloc", b.d.Fill(buf, n, 0))
 	}
 	return st
 }
 
-func (b *accelBackend) free(st *storage) {
+func (b *accelBackend[B]) free(st *storage) {
 	if st.dtype == I64 {
 		poolI64.put(st.i64, 8)
 		st.i64 = nil
 		return
 	}
 	if h := st.dh; h != nil && h.freed.CompareAndSwap(false, true) {
-		b.d.Free(h.buf)
+		b.d.Free(h.buf.(B))
 	}
 }
 
-// at returns t's storage from t's first element as a device buffer (nil for a
-// nil t).
-func (b *accelBackend) at(t *Tensor) any {
+// at returns t's storage from t's first element as a device buffer (the zero
+// B, the absent operand, for a nil t).
+func (b *accelBackend[B]) at(t *Tensor) B {
 	if t == nil {
-		return nil
+		var zero B
+		return zero
 	}
 	st := t.st
 	if st.dh == nil || st.dh.freed.Load() {
 		panic(fmt.Sprintf("tensor: %v tensor without device memory", st.device))
 	}
-	return b.d.View(st.dh.buf, t.offset, st.n-t.offset)
+	return b.d.View(st.dh.buf.(B), t.offset, st.n-t.offset)
 }
 
 // atOff is at with an explicit element offset into the storage.
-func (b *accelBackend) atOff(t *Tensor, off int) any {
-	return b.d.View(t.st.dh.buf, off, t.st.n-off)
+func (b *accelBackend[B]) atOff(t *Tensor, off int) B {
+	return b.d.View(t.st.dh.buf.(B), off, t.st.n-off)
 }
 
-func (b *accelBackend) fill(t *Tensor, v float64) {
+// mat returns the matrix operand m as a device matrix.
+func (b *accelBackend[B]) mat(m matArg) kernels.DeviceMat[B] {
+	return kernels.DeviceMat[B]{Buf: b.atOff(m.t, m.off), Stride: m.stride, Trans: m.trans}
+}
+
+func (b *accelBackend[B]) fill(t *Tensor, v float64) {
 	n := t.Numel()
 	if n == 0 {
 		return
@@ -204,7 +164,7 @@ func (b *accelBackend) fill(t *Tensor, v float64) {
 	b.check("fill", b.d.Fill(b.at(t), n, float32(v)))
 }
 
-func (b *accelBackend) copy(dst, src *Tensor) {
+func (b *accelBackend[B]) copy(dst, src *Tensor) {
 	if dst.Numel() == 0 {
 		return
 	}
@@ -220,7 +180,7 @@ func (b *accelBackend) copy(dst, src *Tensor) {
 }
 
 // hostF32 downloads the n elements of the contiguous float tensor t as float32.
-func (b *accelBackend) hostF32(t *Tensor, n int) []float32 {
+func (b *accelBackend[B]) hostF32(t *Tensor, n int) []float32 {
 	out := make([]float32, n)
 	if n == 0 {
 		return out
@@ -236,7 +196,7 @@ func (b *accelBackend) hostF32(t *Tensor, n int) []float32 {
 }
 
 // putF32 uploads host float32 values into the contiguous float tensor t.
-func (b *accelBackend) putF32(t *Tensor, v []float32) {
+func (b *accelBackend[B]) putF32(t *Tensor, v []float32) {
 	if len(v) == 0 {
 		return
 	}
@@ -249,7 +209,7 @@ func (b *accelBackend) putF32(t *Tensor, v []float32) {
 	b.check("upload", b.d.UploadU16(b.at(t), h))
 }
 
-func (b *accelBackend) convert(dst, src *Tensor) {
+func (b *accelBackend[B]) convert(dst, src *Tensor) {
 	n := src.Numel()
 	if n == 0 {
 		return
@@ -272,7 +232,7 @@ func (b *accelBackend) convert(dst, src *Tensor) {
 	}
 }
 
-func (b *accelBackend) upload(dst, src *Tensor) {
+func (b *accelBackend[B]) upload(dst, src *Tensor) {
 	n := src.Numel()
 	if n == 0 {
 		return
@@ -287,7 +247,7 @@ func (b *accelBackend) upload(dst, src *Tensor) {
 	}
 }
 
-func (b *accelBackend) download(dst, src *Tensor) {
+func (b *accelBackend[B]) download(dst, src *Tensor) {
 	n := src.Numel()
 	if n == 0 {
 		return
@@ -302,16 +262,16 @@ func (b *accelBackend) download(dst, src *Tensor) {
 	}
 }
 
-func (b *accelBackend) synchronize() error { return b.d.Synchronize() }
+func (b *accelBackend[B]) synchronize() error { return b.d.Synchronize() }
 
-func (b *accelBackend) unary(op cpu.UnaryOp, alpha, beta float32, dst, x *Tensor) {
+func (b *accelBackend[B]) unary(op cpu.UnaryOp, alpha, beta float32, dst, x *Tensor) {
 	if dst.Numel() == 0 {
 		return
 	}
 	b.check("unary", b.d.Unary(op, alpha, beta, dst.shape, b.at(dst), dst.strides, b.at(x), x.strides))
 }
 
-func (b *accelBackend) binary(op cpu.BinaryOp, dst, x, y *Tensor) {
+func (b *accelBackend[B]) binary(op cpu.BinaryOp, dst, x, y *Tensor) {
 	if dst.Numel() == 0 {
 		return
 	}
@@ -321,7 +281,7 @@ func (b *accelBackend) binary(op cpu.BinaryOp, dst, x, y *Tensor) {
 // viaHost runs fn on contiguous F32 host copies of the float device tensors
 // ins and uploads the contiguous host results into outs (I64 outputs are in
 // host memory already).
-func (b *accelBackend) viaHost(outs, ins []*Tensor, fn func(outs, ins []*Tensor)) {
+func (b *accelBackend[B]) viaHost(outs, ins []*Tensor, fn func(outs, ins []*Tensor)) {
 	hin := make([]*Tensor, len(ins))
 	for i, t := range ins {
 		c := t.Contiguous()
@@ -345,35 +305,35 @@ func (b *accelBackend) viaHost(outs, ins []*Tensor, fn func(outs, ins []*Tensor)
 	}
 }
 
-func (b *accelBackend) reduce(op cpu.ReduceOp, dst, x *Tensor, dim int) {
+func (b *accelBackend[B]) reduce(op cpu.ReduceOp, dst, x *Tensor, dim int) {
 	b.viaHost([]*Tensor{dst}, []*Tensor{x}, func(o, in []*Tensor) {
 		cpuBackend{}.reduce(op, o[0], in[0], dim)
 	})
 }
 
-func (b *accelBackend) argmax(dst, x *Tensor, dim int) {
+func (b *accelBackend[B]) argmax(dst, x *Tensor, dim int) {
 	b.viaHost([]*Tensor{dst}, []*Tensor{x}, func(o, in []*Tensor) {
 		cpuBackend{}.argmax(o[0], in[0], dim)
 	})
 }
 
-func (b *accelBackend) gemm(batch, m, n, k int, alpha float32, a matArg, sa int, bm matArg, sb int, beta float32, c *Tensor, ldc, sc int, bias *Tensor) {
+func (b *accelBackend[B]) gemm(batch, m, n, k int, alpha float32, a matArg, sa int, bm matArg, sb int, beta float32, c *Tensor, ldc, sc int, bias *Tensor) {
 	if m == 0 || n == 0 || batch == 0 {
 		return
 	}
-	p := accelGemm{
-		batch: batch, m: m, n: n, k: k, alpha: alpha, beta: beta,
-		a: b.atOff(a.t, a.off), lda: a.stride, transA: a.trans, strideA: sa,
-		b: b.atOff(bm.t, bm.off), ldb: bm.stride, transB: bm.trans, strideB: sb,
-		c: b.at(c), ldc: ldc, strideC: sc, bias: b.at(bias),
+	p := kernels.GemmParams[B]{
+		Batch: batch, M: m, N: n, K: k, Alpha: alpha, Beta: beta,
+		A: b.mat(a), StrideA: sa, B: b.mat(bm), StrideB: sb,
+		C: b.at(c), Ldc: ldc, StrideC: sc, Bias: b.at(bias),
 	}
 	b.flops.Add(2 * int64(batch) * int64(m) * int64(n) * int64(k))
 	b.check("gemm", b.d.Gemm(p))
 }
 
-func (b *accelBackend) conv2d(p cpu.ConvParams, x, w, bias, y *Tensor) {
+func (b *accelBackend[B]) conv2d(p cpu.ConvParams, x, w, bias, y *Tensor) {
 	b.flops.Add(2 * int64(p.N) * int64(p.K) * int64(p.OutH()*p.OutW()) * int64(p.C*p.R*p.S))
-	b.check("conv2d", b.d.Conv2d(p, b.at(x), b.at(w), p.C*p.R*p.S, b.at(bias), b.at(y)))
+	wm := kernels.DeviceMat[B]{Buf: b.at(w), Stride: p.C * p.R * p.S}
+	b.check("conv2d", b.d.Conv2d(p, b.at(x), wm, b.at(bias), b.at(y)))
 }
 
 // maxFusedHeadDim is the largest head dimension of the devices' fused
@@ -381,7 +341,7 @@ func (b *accelBackend) conv2d(p cpu.ConvParams, x, w, bias, y *Tensor) {
 // attentionUnfused.
 const maxFusedHeadDim = 256
 
-func (b *accelBackend) attention(p cpu.AttnParams, q, k, v, o *Tensor) {
+func (b *accelBackend[B]) attention(p cpu.AttnParams, q, k, v, o *Tensor) {
 	if p.D > maxFusedHeadDim {
 		// Counted by the two products it runs.
 		b.attentionUnfused(p, q, k, v, o)
@@ -394,7 +354,7 @@ func (b *accelBackend) attention(p cpu.AttnParams, q, k, v, o *Tensor) {
 // attentionUnfused computes attention as S = scale Q K^T (F32), a softmax over
 // its rows, and P V with P in the compute dtype, one head at a time with the
 // batch as the gemm batch. It materialises the [B, Sq, Sk] scores.
-func (b *accelBackend) attentionUnfused(p cpu.AttnParams, q, k, v, o *Tensor) {
+func (b *accelBackend[B]) attentionUnfused(p cpu.AttnParams, q, k, v, o *Tensor) {
 	if p.Causal {
 		panic(fmt.Sprintf("tensor: Attention: causal attention with head dim %d > %d is not supported on %v", p.D, maxFusedHeadDim, b.dev))
 	}
@@ -407,50 +367,54 @@ func (b *accelBackend) attentionUnfused(p cpu.AttnParams, q, k, v, o *Tensor) {
 	for h := range p.H {
 		off := h * p.D
 		b.flops.Add(4 * int64(p.B) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
-		b.check("attention", b.d.Gemm(accelGemm{
-			batch: p.B, m: p.Sq, n: p.Sk, k: p.D, alpha: p.Scale,
-			a: b.atOff(q, q.offset+off), lda: qs, strideA: p.Sq * qs,
-			b: b.atOff(k, k.offset+off), ldb: ks, transB: true, strideB: p.Sk * ks,
-			c: b.at(s), ldc: p.Sk, strideC: n,
+		b.check("attention", b.d.Gemm(kernels.GemmParams[B]{
+			Batch: p.B, M: p.Sq, N: p.Sk, K: p.D, Alpha: p.Scale,
+			A:       kernels.DeviceMat[B]{Buf: b.atOff(q, q.offset+off), Stride: qs},
+			StrideA: p.Sq * qs,
+			B:       kernels.DeviceMat[B]{Buf: b.atOff(k, k.offset+off), Stride: ks, Trans: true},
+			StrideB: p.Sk * ks,
+			C:       b.at(s), Ldc: p.Sk, StrideC: n,
 		}))
 		b.check("attention", b.d.Softmax(b.at(s), b.at(s), p.B*p.Sq, p.Sk))
 		b.check("attention", b.d.Convert(b.at(s), b.at(pr), p.B*n))
-		b.check("attention", b.d.Gemm(accelGemm{
-			batch: p.B, m: p.Sq, n: p.D, k: p.Sk, alpha: 1,
-			a: b.at(pr), lda: p.Sk, strideA: n,
-			b: b.atOff(v, v.offset+off), ldb: vs, strideB: p.Sk * vs,
-			c: b.atOff(o, o.offset+off), ldc: os, strideC: p.Sq * os,
+		b.check("attention", b.d.Gemm(kernels.GemmParams[B]{
+			Batch: p.B, M: p.Sq, N: p.D, K: p.Sk, Alpha: 1,
+			A:       kernels.DeviceMat[B]{Buf: b.at(pr), Stride: p.Sk},
+			StrideA: n,
+			B:       kernels.DeviceMat[B]{Buf: b.atOff(v, v.offset+off), Stride: vs},
+			StrideB: p.Sk * vs,
+			C:       b.atOff(o, o.offset+off), Ldc: os, StrideC: p.Sq * os,
 		}))
 	}
 }
 
-func (b *accelBackend) groupNorm(x, y *Tensor, n, c, hw, groups int, eps float32, gamma, beta *Tensor, silu bool) {
+func (b *accelBackend[B]) groupNorm(x, y *Tensor, n, c, hw, groups int, eps float32, gamma, beta *Tensor, silu bool) {
 	b.check("groupnorm", b.d.GroupNorm(b.at(x), b.at(y), n, c, hw, groups, eps, b.at(gamma), b.at(beta), silu))
 }
 
-func (b *accelBackend) layerNorm(x, y *Tensor, rows, cols int, eps float32, gamma, beta *Tensor) {
+func (b *accelBackend[B]) layerNorm(x, y *Tensor, rows, cols int, eps float32, gamma, beta *Tensor) {
 	b.check("layernorm", b.d.LayerNorm(b.at(x), b.at(y), rows, cols, eps, b.at(gamma), b.at(beta)))
 }
 
-func (b *accelBackend) softmax(x, y *Tensor, rows, cols int) {
+func (b *accelBackend[B]) softmax(x, y *Tensor, rows, cols int) {
 	b.check("softmax", b.d.Softmax(b.at(x), b.at(y), rows, cols))
 }
 
-func (b *accelBackend) activate(f cpu.Activation, x, y *Tensor) {
+func (b *accelBackend[B]) activate(f cpu.Activation, x, y *Tensor) {
 	if n := x.Numel(); n > 0 {
 		b.check("activate", b.d.Activate(f, b.at(x), b.at(y), n))
 	}
 }
 
-func (b *accelBackend) geglu(x, y *Tensor, rows, d int) {
+func (b *accelBackend[B]) geglu(x, y *Tensor, rows, d int) {
 	b.check("geglu", b.d.GEGLU(b.at(x), b.at(y), rows, d))
 }
 
-func (b *accelBackend) upsample2x(x, y *Tensor, nc, h, w int) {
+func (b *accelBackend[B]) upsample2x(x, y *Tensor, nc, h, w int) {
 	b.check("upsample2x", b.d.Upsample2x(b.at(x), b.at(y), nc, h, w))
 }
 
-func (b *accelBackend) timestepEmbedding(t, out *Tensor, dim int, flip bool, shift, scale, maxPeriod float32) {
+func (b *accelBackend[B]) timestepEmbedding(t, out *Tensor, dim int, flip bool, shift, scale, maxPeriod float32) {
 	n := t.Numel()
 	if n*dim == 0 {
 		return

@@ -8,10 +8,10 @@ import (
 	"sync"
 )
 
-// openers makes the accelerator of a kind and ordinal; the CUDA one registers
-// itself in a file built with the cuda tag.
-var openers = map[DeviceKind]func(index int) (accelDevice, error){
-	KindSim: func(int) (accelDevice, error) { return newSimDevice(), nil },
+// openers opens the accelerator d of a kind (its backend); the CUDA one
+// registers itself in a file built with the cuda tag.
+var openers = map[DeviceKind]func(d Device) (accelerator, error){
+	KindSim: func(d Device) (accelerator, error) { return newAccelBackend[*simBuf](d, newSimDevice()), nil },
 }
 
 var openMu sync.Mutex
@@ -68,11 +68,11 @@ func OpenDevice(d Device) error {
 		}
 		return fmt.Errorf("tensor: device %v: unknown device kind", d)
 	}
-	ad, err := open(d.Index)
+	ab, err := open(d)
 	if err != nil {
 		return fmt.Errorf("tensor: opening %v: %w", d, err)
 	}
-	register(d, newAccelBackend(d, ad))
+	register(d, ab)
 	return nil
 }
 
@@ -89,8 +89,8 @@ func register(d Device, b backend) {
 
 // DeviceName describes an open device (for a GPU: its model and memory).
 func DeviceName(d Device) string {
-	if b, ok := backendFor(d).(*accelBackend); ok {
-		return b.d.Name()
+	if b, ok := backendFor(d).(accelerator); ok {
+		return b.name()
 	}
 	return "host CPU"
 }
@@ -104,7 +104,7 @@ func ComputeDType(d Device) DType { return backendFor(d).computeType() }
 // Tensors made before keep their dtype; ops convert them as needed.
 func SetComputeDType(d Device, dt DType) error {
 	be := backendFor(d)
-	ab, ok := be.(*accelBackend)
+	ab, ok := be.(accelerator)
 	if !ok {
 		if dt == F32 {
 			return nil
@@ -114,7 +114,7 @@ func SetComputeDType(d Device, dt DType) error {
 	if dt != F32 && dt != F16 && dt != BF16 {
 		return fmt.Errorf("tensor: compute dtype %v for %v (want F16, BF16 or F32)", dt, d)
 	}
-	ab.compute.Store(uint32(dt))
+	ab.setComputeType(dt)
 	return nil
 }
 
@@ -132,8 +132,8 @@ type MemoryStats struct {
 
 // DeviceMemory returns the memory statistics of d (zero for the CPU).
 func DeviceMemory(d Device) MemoryStats {
-	if b, ok := backendFor(d).(*accelBackend); ok {
-		u, c, t := b.d.Stats()
+	if b, ok := backendFor(d).(accelerator); ok {
+		u, c, t := b.stats()
 		return MemoryStats{InUse: u, Cached: c, Total: t}
 	}
 	return MemoryStats{}
@@ -143,8 +143,8 @@ func DeviceMemory(d Device) MemoryStats {
 // (GEMM, convolution, attention; a multiply-add counts two) queued on the
 // accelerator d so far, for reporting achieved FLOP/s (0 for the CPU).
 func DeviceFLOPs(d Device) int64 {
-	if b, ok := backendFor(d).(*accelBackend); ok {
-		return b.flops.Load()
+	if b, ok := backendFor(d).(accelerator); ok {
+		return b.flopCount()
 	}
 	return 0
 }

@@ -5,17 +5,18 @@ import (
 	"math"
 	"sync"
 
+	"github.com/roentgo/roentgo/kernels"
 	"github.com/roentgo/roentgo/kernels/cpu"
 )
 
-// simDevice is the simulated accelerator ("sim"): buffers in host memory,
-// kernels from kernels/cpu. It exercises everything the tensor package does on
-// a real accelerator — device buffers and their views, transfers, the compute
-// dtype with 16-bit storage and F32 arithmetic (each kernel reads 16-bit
-// operands into float32 and rounds its result once, as the CUDA kernels do),
-// host fallbacks and memory accounting — so that code written for a GPU is
-// tested on any machine. Fresh buffers hold NaN, so reading memory that was
-// never written shows up in results.
+// simDevice is the simulated accelerator ("sim"), a kernels.Device[*simBuf]:
+// buffers in host memory, kernels from kernels/cpu. It exercises everything
+// the tensor package does on a real accelerator — device buffers and their
+// views, transfers, the compute dtype with 16-bit storage and F32 arithmetic
+// (each kernel reads 16-bit operands into float32 and rounds its result once,
+// as the CUDA kernels do), host fallbacks and memory accounting — so that code
+// written for a GPU is tested on any machine. Fresh buffers hold NaN, so
+// reading memory that was never written shows up in results.
 type simDevice struct {
 	mu    sync.Mutex
 	inUse int64
@@ -23,6 +24,11 @@ type simDevice struct {
 }
 
 func newSimDevice() *simDevice { return &simDevice{} }
+
+var (
+	_ kernels.Device[*simBuf] = (*simDevice)(nil)
+	_ accelerator             = (*accelBackend[*simBuf])(nil)
+)
 
 // simBuf is a simulated device buffer or a view of one.
 type simBuf struct {
@@ -40,11 +46,11 @@ func (b *simBuf) n() int {
 	return len(b.u16)
 }
 
-func simb(x any) *simBuf {
-	if x == nil {
+// simb returns b after checking that its memory was not freed.
+func simb(b *simBuf) *simBuf {
+	if b == nil {
 		return nil
 	}
-	b := x.(*simBuf)
 	if b.root.freed {
 		panic("tensor: sim: use of a freed buffer")
 	}
@@ -60,7 +66,7 @@ func elemBytes(dt cpu.DType) int64 {
 	return 2
 }
 
-func (s *simDevice) Alloc(dt cpu.DType, n int) (any, error) {
+func (s *simDevice) Alloc(dt cpu.DType, n int) (*simBuf, error) {
 	bytes := int64(n) * elemBytes(dt)
 	s.mu.Lock()
 	if s.limit > 0 && s.inUse+bytes > s.limit {
@@ -90,8 +96,7 @@ func (s *simDevice) Alloc(dt cpu.DType, n int) (any, error) {
 	return b, nil
 }
 
-func (s *simDevice) Free(x any) {
-	b := x.(*simBuf)
+func (s *simDevice) Free(b *simBuf) {
 	if b.root != b {
 		panic("tensor: sim: Free of a buffer view")
 	}
@@ -104,7 +109,7 @@ func (s *simDevice) Free(x any) {
 	s.mu.Unlock()
 }
 
-func (s *simDevice) View(x any, off, n int) any {
+func (s *simDevice) View(x *simBuf, off, n int) *simBuf {
 	b := simb(x)
 	if off < 0 || n < 0 || off+n > b.n() {
 		panic(fmt.Sprintf("tensor: sim: view [%d, %d) of a buffer of %d elements", off, off+n, b.n()))
@@ -124,22 +129,22 @@ func (s *simDevice) Stats() (inUse, cached, total int64) {
 	return s.inUse, 0, 0
 }
 
-func (s *simDevice) UploadF32(dst any, src []float32) error {
+func (s *simDevice) UploadF32(dst *simBuf, src []float32) error {
 	copy(simb(dst).f32[:len(src)], src)
 	return nil
 }
 
-func (s *simDevice) UploadU16(dst any, src []uint16) error {
+func (s *simDevice) UploadU16(dst *simBuf, src []uint16) error {
 	copy(simb(dst).u16[:len(src)], src)
 	return nil
 }
 
-func (s *simDevice) DownloadF32(dst []float32, src any) error {
+func (s *simDevice) DownloadF32(dst []float32, src *simBuf) error {
 	copy(dst, simb(src).f32[:len(dst)])
 	return nil
 }
 
-func (s *simDevice) DownloadU16(dst []uint16, src any) error {
+func (s *simDevice) DownloadU16(dst []uint16, src *simBuf) error {
 	copy(dst, simb(src).u16[:len(dst)])
 	return nil
 }
@@ -148,7 +153,7 @@ func (s *simDevice) Synchronize() error { return nil }
 
 // read returns the first n elements of x as float32 (x itself when F32; nil
 // for a nil x).
-func read(x any, n int) []float32 {
+func read(x *simBuf, n int) []float32 {
 	b := simb(x)
 	if b == nil {
 		return nil
@@ -164,7 +169,7 @@ func read(x any, n int) []float32 {
 // write returns a float32 slice for the first n elements of x and the function
 // that stores it back: x itself when F32, else a copy of the current values
 // that commit rounds into x (so elements a kernel skips keep their value).
-func write(x any, n int) (f []float32, commit func()) {
+func write(x *simBuf, n int) (f []float32, commit func()) {
 	b := simb(x)
 	if b.dt == cpu.F32 {
 		return b.f32[:n], func() {}
@@ -190,7 +195,7 @@ func f322half(dt cpu.DType, dst []uint16, src []float32) {
 	}
 }
 
-func (s *simDevice) Fill(x any, n int, v float32) error {
+func (s *simDevice) Fill(x *simBuf, n int, v float32) error {
 	f, commit := write(x, n)
 	for i := range f {
 		f[i] = v
@@ -199,7 +204,7 @@ func (s *simDevice) Fill(x any, n int, v float32) error {
 	return nil
 }
 
-func (s *simDevice) Copy(dst, src any, n int) error {
+func (s *simDevice) Copy(dst, src *simBuf, n int) error {
 	d, c := simb(dst), simb(src)
 	if d.dt != c.dt {
 		panic("tensor: sim: Copy between dtypes")
@@ -212,7 +217,7 @@ func (s *simDevice) Copy(dst, src any, n int) error {
 	return nil
 }
 
-func (s *simDevice) CopyStrided(shape []int, dst any, ds []int, src any, ss []int) error {
+func (s *simDevice) CopyStrided(shape []int, dst *simBuf, ds []int, src *simBuf, ss []int) error {
 	d, c := simb(dst), simb(src)
 	if d.dt != c.dt {
 		panic("tensor: sim: CopyStrided between dtypes")
@@ -225,7 +230,7 @@ func (s *simDevice) CopyStrided(shape []int, dst any, ds []int, src any, ss []in
 	return nil
 }
 
-func (s *simDevice) Convert(src, dst any, n int) error {
+func (s *simDevice) Convert(src, dst *simBuf, n int) error {
 	f := read(src, n)
 	o, commit := write(dst, n)
 	copy(o, f)
@@ -233,7 +238,7 @@ func (s *simDevice) Convert(src, dst any, n int) error {
 	return nil
 }
 
-func (s *simDevice) Unary(op cpu.UnaryOp, alpha, beta float32, shape []int, y any, ys []int, x any, xs []int) error {
+func (s *simDevice) Unary(op cpu.UnaryOp, alpha, beta float32, shape []int, y *simBuf, ys []int, x *simBuf, xs []int) error {
 	xf := read(x, cpu.Span(shape, xs))
 	yf, commit := write(y, cpu.Span(shape, ys))
 	cpu.UnaryRef(op, alpha, beta, shape, yf, ys, xf, xs)
@@ -241,7 +246,7 @@ func (s *simDevice) Unary(op cpu.UnaryOp, alpha, beta float32, shape []int, y an
 	return nil
 }
 
-func (s *simDevice) Binary(op cpu.BinaryOp, shape []int, y any, ys []int, a any, as []int, b any, bs []int) error {
+func (s *simDevice) Binary(op cpu.BinaryOp, shape []int, y *simBuf, ys []int, a *simBuf, as []int, b *simBuf, bs []int) error {
 	af := read(a, cpu.Span(shape, as))
 	bf := read(b, cpu.Span(shape, bs))
 	yf, commit := write(y, cpu.Span(shape, ys))
@@ -250,28 +255,36 @@ func (s *simDevice) Binary(op cpu.BinaryOp, shape []int, y any, ys []int, a any,
 	return nil
 }
 
-// mat returns the cpu.Mat of a gemm operand with rows x cols logical elements.
-func simMat(x any, stride int, trans bool) cpu.Mat {
-	b := simb(x)
+// simMat returns the cpu.Mat of a matrix operand.
+func simMat(m kernels.DeviceMat[*simBuf]) cpu.Mat {
+	b := simb(m.Buf)
 	if b.dt == cpu.F32 {
-		return cpu.F32Mat(b.f32, stride, trans)
+		return cpu.F32Mat(b.f32, m.Stride, m.Trans)
 	}
-	return cpu.HalfMat(b.u16, b.dt, stride, trans)
+	return cpu.HalfMat(b.u16, b.dt, m.Stride, m.Trans)
 }
 
-func (s *simDevice) Gemm(p accelGemm) error {
-	if p.m == 0 || p.n == 0 || p.batch == 0 {
+func (s *simDevice) Gemm(p kernels.GemmParams[*simBuf]) error {
+	batch := p.Batches()
+	if p.M == 0 || p.N == 0 {
 		return nil
 	}
-	n := (p.batch-1)*p.strideC + (p.m-1)*p.ldc + p.n
-	c, commit := write(p.c, n)
-	beta := p.beta
-	if bias := read(p.bias, p.n); bias != nil {
-		for z := range p.batch {
-			for i := range p.m {
-				row := c[z*p.strideC+i*p.ldc:]
-				for j := range p.n {
+	n := (batch-1)*p.StrideC + (p.M-1)*p.Ldc + p.N
+	c, commit := write(p.C, n)
+	beta := p.Beta
+	nb := p.N
+	if p.BiasRows {
+		nb = p.M
+	}
+	if bias := read(p.Bias, nb); bias != nil {
+		for z := range batch {
+			for i := range p.M {
+				row := c[z*p.StrideC+i*p.Ldc:]
+				for j := range p.N {
 					v := bias[j]
+					if p.BiasRows {
+						v = bias[i]
+					}
 					if beta != 0 {
 						v += beta * row[j]
 					}
@@ -281,22 +294,32 @@ func (s *simDevice) Gemm(p accelGemm) error {
 		}
 		beta = 1
 	}
-	cpu.GemmBatched(p.batch, p.m, p.n, p.k, p.alpha, simMat(p.a, p.lda, p.transA), p.strideA,
-		simMat(p.b, p.ldb, p.transB), p.strideB, beta, c, p.ldc, p.strideC)
+	cpu.GemmBatched(batch, p.M, p.N, p.K, p.Alpha, simMat(p.A), p.StrideA, simMat(p.B), p.StrideB, beta, c, p.Ldc, p.StrideC)
+	if p.R != nil {
+		r := read(p.R, (batch-1)*p.StrideR+(p.M-1)*p.Ldr+p.N)
+		for z := range batch {
+			for i := range p.M {
+				row, rr := c[z*p.StrideC+i*p.Ldc:], r[z*p.StrideR+i*p.Ldr:]
+				for j := range p.N {
+					row[j] += rr[j]
+				}
+			}
+		}
+	}
 	commit()
 	return nil
 }
 
-func (s *simDevice) Conv2d(p cpu.ConvParams, x, w any, wStride int, bias, y any) error {
+func (s *simDevice) Conv2d(p cpu.ConvParams, x *simBuf, w kernels.DeviceMat[*simBuf], bias, y *simBuf) error {
 	xf := read(x, p.N*p.C*p.H*p.W)
 	ny := p.N * p.K * p.OutH() * p.OutW()
 	yf, commit := write(y, ny)
-	cpu.Conv2d(p, xf, simMat(w, wStride, false), read(bias, p.K), yf)
+	cpu.Conv2d(p, xf, simMat(w), read(bias, p.K), yf)
 	commit()
 	return nil
 }
 
-func (s *simDevice) Attention(p cpu.AttnParams, q, k, v, o any) error {
+func (s *simDevice) Attention(p cpu.AttnParams, q, k, v, o *simBuf) error {
 	qs, ks, vs, os := p.Strides()
 	hd := p.H * p.D
 	rows := func(st, seq int) int {
@@ -311,7 +334,7 @@ func (s *simDevice) Attention(p cpu.AttnParams, q, k, v, o any) error {
 	return nil
 }
 
-func (s *simDevice) GroupNorm(x, y any, n, c, hw, groups int, eps float32, gamma, beta any, silu bool) error {
+func (s *simDevice) GroupNorm(x, y *simBuf, n, c, hw, groups int, eps float32, gamma, beta *simBuf, silu bool) error {
 	m := n * c * hw
 	xf := read(x, m)
 	yf, commit := write(y, m)
@@ -320,7 +343,7 @@ func (s *simDevice) GroupNorm(x, y any, n, c, hw, groups int, eps float32, gamma
 	return nil
 }
 
-func (s *simDevice) LayerNorm(x, y any, rows, cols int, eps float32, gamma, beta any) error {
+func (s *simDevice) LayerNorm(x, y *simBuf, rows, cols int, eps float32, gamma, beta *simBuf) error {
 	xf := read(x, rows*cols)
 	yf, commit := write(y, rows*cols)
 	cpu.LayerNorm(xf, yf, rows, cols, eps, read(gamma, cols), read(beta, cols))
@@ -328,7 +351,7 @@ func (s *simDevice) LayerNorm(x, y any, rows, cols int, eps float32, gamma, beta
 	return nil
 }
 
-func (s *simDevice) Softmax(x, y any, rows, cols int) error {
+func (s *simDevice) Softmax(x, y *simBuf, rows, cols int) error {
 	xf := read(x, rows*cols)
 	yf, commit := write(y, rows*cols)
 	cpu.Softmax(xf, yf, rows, cols)
@@ -336,7 +359,7 @@ func (s *simDevice) Softmax(x, y any, rows, cols int) error {
 	return nil
 }
 
-func (s *simDevice) Activate(f cpu.Activation, x, y any, n int) error {
+func (s *simDevice) Activate(f cpu.Activation, x, y *simBuf, n int) error {
 	xf := read(x, n)
 	yf, commit := write(y, n)
 	cpu.Activate(f, xf, yf)
@@ -344,7 +367,7 @@ func (s *simDevice) Activate(f cpu.Activation, x, y any, n int) error {
 	return nil
 }
 
-func (s *simDevice) GEGLU(x, y any, rows, d int) error {
+func (s *simDevice) GEGLU(x, y *simBuf, rows, d int) error {
 	xf := read(x, rows*2*d)
 	yf, commit := write(y, rows*d)
 	cpu.GEGLU(xf, yf, rows, d)
@@ -352,7 +375,7 @@ func (s *simDevice) GEGLU(x, y any, rows, d int) error {
 	return nil
 }
 
-func (s *simDevice) Upsample2x(x, y any, nc, h, w int) error {
+func (s *simDevice) Upsample2x(x, y *simBuf, nc, h, w int) error {
 	xf := read(x, nc*h*w)
 	yf, commit := write(y, 4*nc*h*w)
 	cpu.Upsample2x(xf, yf, nc, h, w)
@@ -360,7 +383,7 @@ func (s *simDevice) Upsample2x(x, y any, nc, h, w int) error {
 	return nil
 }
 
-func (s *simDevice) TimestepEmbedding(t any, n, dim int, flip bool, shift, scale, maxPeriod float32, out any) error {
+func (s *simDevice) TimestepEmbedding(t *simBuf, n, dim int, flip bool, shift, scale, maxPeriod float32, out *simBuf) error {
 	if simb(t).dt != cpu.F32 || simb(out).dt != cpu.F32 {
 		panic("tensor: sim: TimestepEmbedding takes F32 buffers")
 	}
@@ -372,7 +395,7 @@ func (s *simDevice) TimestepEmbedding(t any, n, dim int, flip bool, shift, scale
 // (0: no limit), so that tests can drive code into the out-of-memory errors a
 // GPU gives.
 func SetSimMemoryLimit(d Device, bytes int64) error {
-	if ab, ok := backendFor(d).(*accelBackend); ok {
+	if ab, ok := backendFor(d).(*accelBackend[*simBuf]); ok {
 		if s, ok := ab.d.(*simDevice); ok {
 			s.mu.Lock()
 			s.limit = bytes

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	}
 	major, minor := d.ComputeCapability()
 	fmt.Printf("cuda tests: %s (sm_%d%d, %d SMs, %.1f GiB), driver %d\n",
-		d.Name(), major, minor, d.Multiprocessors(), float64(d.TotalMemory())/(1<<30), DriverVersion())
+		d.Model(), major, minor, d.Multiprocessors(), float64(d.TotalMemory())/(1<<30), DriverVersion())
 	testDev = d
 	code := m.Run()
 	if err := d.Close(); err != nil {
@@ -51,208 +51,30 @@ func must(err error) {
 }
 
 // ---------------------------------------------------------------------------
-// Host-slice adapter for kerneltest: upload, run, download.
+// The conformance suite, through kerneltest's upload/run/download adapter.
 
-// hostOps runs the device kernels behind kernels/cpu-style host slices. mode F32
-// runs every product in float32 (SIMT kernels, weights in their own dtype); mode
-// F16 or BF16 rounds the product operands to that type and takes the
-// tensor-core kernels wherever their alignment rules allow (the rest fall back
-// to the SIMT kernels on the same 16-bit data). Norms and elementwise ops use
-// the F32 kernels in every mode.
-type hostOps struct {
-	d    *Device
-	mode kernels.DType
-}
-
-func (h hostOps) Name() string { return "cuda-" + h.mode.String() }
-
-func (h hostOps) Caps() kerneltest.Caps {
-	return kerneltest.Caps{WeightDTypes: []kernels.DType{kernels.F32, kernels.F16, kernels.BF16}, Compute: h.mode}
-}
-
-func (h hostOps) alloc(t kernels.DType, n int) *Buffer {
-	b, err := h.d.Alloc(t, n)
-	must(err)
-	return b
-}
-
-// upload copies x to the device as dtype t (converting on the device).
-func (h hostOps) upload(x []float32, t kernels.DType) *Buffer {
-	if x == nil {
-		return nil
-	}
-	f := h.alloc(kernels.F32, len(x))
-	must(h.d.UploadF32(f, x))
-	if t == kernels.F32 {
-		return f
-	}
-	o := h.alloc(t, len(x))
-	must(h.d.Convert(f, o))
-	f.Free()
-	return o
-}
-
-// download copies b (any dtype) into x as float32.
-func (h hostOps) download(x []float32, b *Buffer) {
-	if b.dtype == kernels.F32 {
-		must(h.d.DownloadF32(x, b))
-		return
-	}
-	f := h.alloc(kernels.F32, b.n)
-	must(h.d.Convert(b, f))
-	must(h.d.DownloadF32(x, f.View(0, len(x))))
-	f.Free()
-}
-
-func matF32(m kernels.Mat) []float32 {
-	switch m.DType {
-	case kernels.F16:
-		f := make([]float32, len(m.U16))
-		cpu.F16ToF32(f, m.U16)
-		return f
-	case kernels.BF16:
-		f := make([]float32, len(m.U16))
-		cpu.BF16ToF32(f, m.U16)
-		return f
-	}
-	return m.F32
-}
-
-// uploadMat puts m on the device as dtype t (its own dtype when t is F32 mode).
-func (h hostOps) uploadMat(m kernels.Mat, t kernels.DType) Mat {
-	if m.DType == t && t != kernels.F32 {
-		b := h.alloc(t, len(m.U16))
-		if len(m.U16) > 0 {
-			must(h.d.UploadU16(b, m.U16))
-		}
-		return Mat{Buf: b, Stride: m.Stride, Trans: m.Trans}
-	}
-	return Mat{Buf: h.upload(matF32(m), t), Stride: m.Stride, Trans: m.Trans}
-}
-
-func (h hostOps) opDType(m kernels.Mat) kernels.DType {
-	if h.mode == kernels.F32 {
-		return m.DType
-	}
-	return h.mode
-}
-
-func (h hostOps) Gemm(m, n, k int, alpha float32, a, b kernels.Mat, beta float32, c []float32, ldc int) {
-	da, db := h.uploadMat(a, h.opDType(a)), h.uploadMat(b, h.opDType(b))
-	dc := h.upload(c, kernels.F32)
-	must(h.d.Gemm(m, n, k, alpha, da, db, beta, dc, ldc))
-	h.download(c, dc)
-	da.Buf.Free()
-	db.Buf.Free()
-	dc.Free()
-}
-
-func (h hostOps) Conv2d(p kernels.ConvParams, x []float32, w kernels.Mat, bias, y []float32) {
-	xt := kernels.F32
-	if h.mode != kernels.F32 {
-		xt = h.mode
-	}
-	dx, dw := h.upload(x, xt), h.uploadMat(w, h.opDType(w))
-	db := h.upload(bias, kernels.F32)
-	dy := h.alloc(kernels.F32, len(y))
-	must(h.d.Conv2d(p, dx, dw, db, dy))
-	h.download(y, dy)
-	for _, b := range []*Buffer{dx, dw.Buf, db, dy} {
-		b.Free()
-	}
-}
-
-func (h hostOps) Attention(p kernels.AttnParams, q, k, v, o []float32) {
-	t := h.mode
-	dq, dk, dv, do := h.upload(q, t), h.upload(k, t), h.upload(v, t), h.upload(o, t)
-	must(h.d.Attention(p, dq, dk, dv, do))
-	h.download(o, do)
-	for _, b := range []*Buffer{dq, dk, dv, do} {
-		b.Free()
-	}
-}
-
-func aliased(a, b []float32) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
-
-// inout uploads x and returns the device input and output buffers (the same
-// buffer when y aliases x).
-func (h hostOps) inout(x, y []float32) (*Buffer, *Buffer) {
-	dx := h.upload(x, kernels.F32)
-	if aliased(x, y) {
-		return dx, dx
-	}
-	return dx, h.alloc(kernels.F32, len(y))
-}
-
-func (h hostOps) finish(y []float32, dx, dy *Buffer) {
-	h.download(y, dy)
-	if dy != dx {
-		dy.Free()
-	}
-	dx.Free()
-}
-
-func (h hostOps) GroupNorm(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool) {
-	dx, dy := h.inout(x, y)
-	dg, db := h.upload(gamma, kernels.F32), h.upload(beta, kernels.F32)
-	must(h.d.GroupNorm(dx, dy, n, c, hw, groups, eps, dg, db, silu))
-	h.finish(y, dx, dy)
-	dg.Free()
-	db.Free()
-}
-
-func (h hostOps) LayerNorm(x, y []float32, rows, cols int, eps float32, gamma, beta []float32) {
-	dx, dy := h.inout(x, y)
-	dg, db := h.upload(gamma, kernels.F32), h.upload(beta, kernels.F32)
-	must(h.d.LayerNorm(dx, dy, rows, cols, eps, dg, db))
-	h.finish(y, dx, dy)
-	dg.Free()
-	db.Free()
-}
-
-func (h hostOps) Softmax(x, y []float32, rows, cols int) {
-	dx, dy := h.inout(x, y)
-	must(h.d.Softmax(dx, dy, rows, cols))
-	h.finish(y, dx, dy)
-}
-
-func (h hostOps) Activate(f kernels.Activation, x, y []float32) {
-	dx, dy := h.inout(x, y[:len(x)])
-	must(h.d.Activate(f, dx, dy))
-	h.finish(y[:len(x)], dx, dy)
-}
-
-func (h hostOps) GEGLU(x, y []float32, rows, d int) {
-	dx := h.upload(x, kernels.F32)
-	dy := h.alloc(kernels.F32, rows*d)
-	must(h.d.GEGLU(dx, dy, rows, d))
-	h.finish(y[:rows*d], dx, dy)
-}
-
-func (h hostOps) Upsample2x(x, y []float32, nc, hh, w int) {
-	dx := h.upload(x, kernels.F32)
-	dy := h.alloc(kernels.F32, 4*nc*hh*w)
-	must(h.d.Upsample2x(dx, dy, nc, hh, w))
-	h.finish(y[:4*nc*hh*w], dx, dy)
-}
-
-func (h hostOps) TimestepEmbedding(t []float32, dim int, flip bool, shift, scale, maxPeriod float32, out []float32) {
-	dt := h.upload(t, kernels.F32)
-	do := h.alloc(kernels.F32, len(t)*dim)
-	must(h.d.TimestepEmbedding(dt, dim, flip, shift, scale, maxPeriod, do))
-	h.finish(out[:len(t)*dim], dt, do)
+// conformanceCaps describes the device to the suite: mode F32 runs every
+// product in float32 (SIMT kernels, weights in their own dtype); mode F16 or
+// BF16 rounds the product operands to that type and takes the tensor-core
+// kernels wherever their alignment rules allow (the rest fall back to the SIMT
+// kernels on the same 16-bit data). Norms and elementwise ops use the F32
+// kernels in every mode.
+func conformanceCaps(mode kernels.DType) kerneltest.Caps {
+	return kerneltest.Caps{WeightDTypes: []kernels.DType{kernels.F32, kernels.F16, kernels.BF16}, Compute: mode}
 }
 
 func TestConformanceF32(t *testing.T) {
-	kerneltest.Run(t, hostOps{testDev, kernels.F32}, kerneltest.Options{})
+	kerneltest.Run(t, kerneltest.DeviceOps(testDev, conformanceCaps(kernels.F32)), kerneltest.Options{})
 }
 
 func TestConformanceF16(t *testing.T) {
-	kerneltest.Run(t, hostOps{testDev, kernels.F16}, kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
+	kerneltest.Run(t, kerneltest.DeviceOps(testDev, conformanceCaps(kernels.F16)),
+		kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
 }
 
 func TestConformanceBF16(t *testing.T) {
-	kerneltest.Run(t, hostOps{testDev, kernels.BF16}, kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
+	kerneltest.Run(t, kerneltest.DeviceOps(testDev, conformanceCaps(kernels.BF16)),
+		kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
 }
 
 // ---------------------------------------------------------------------------
@@ -406,7 +228,7 @@ func gemmTCCase(t *testing.T, r *rand.Rand, dt kernels.DType, batch, m, n, k int
 	if !gemmUsesTensorCores(p) {
 		t.Fatalf("case does not take the tensor-core path: %+v", p)
 	}
-	if err := testDev.GemmEx(p); err != nil {
+	if err := testDev.Gemm(p); err != nil {
 		t.Fatal(err)
 	}
 	got := fetch(t, dC)
@@ -439,7 +261,7 @@ func gemmTCCase(t *testing.T, r *rand.Rand, dt kernels.DType, batch, m, n, k int
 		rtol = unit(dt)
 		atol += unit(dt)
 	}
-	kerneltest.CompareShape(t, "GemmEx C", []int{batch, m, ldc}, got, want, atol, rtol)
+	kerneltest.CompareShape(t, "Gemm C", []int{batch, m, ldc}, got, want, atol, rtol)
 }
 
 // TestConvTensorCore checks the implicit-GEMM tensor-core convolution (3x3 stride
@@ -584,7 +406,7 @@ func TestHalfStorageOps(t *testing.T) {
 		cpu.SoftmaxRef(x, want, 100, 128)
 		check("Softmax", 1e-7)
 		for _, f := range []kernels.Activation{kernels.SiLU, kernels.GELU, kernels.GELUTanh, kernels.QuickGELU} {
-			must(testDev.Activate(f, dx, dy))
+			must(testDev.Activate(f, dx, dy, len(x)))
 			cpu.ActivateRef(f, x, want)
 			check(fmt.Sprint("Activate ", f), 1e-6)
 		}
@@ -650,7 +472,7 @@ func TestAddConcatConvert(t *testing.T) {
 	dv := uploadF32(t, vals)
 	for _, dt := range []kernels.DType{kernels.F16, kernels.BF16} {
 		dh, _ := testDev.Alloc(dt, len(vals))
-		must(testDev.Convert(dv, dh))
+		must(testDev.Convert(dv, dh, len(vals)))
 		got := make([]uint16, len(vals))
 		must(testDev.DownloadU16(got, dh))
 		want := make([]uint16, len(vals))
@@ -669,7 +491,7 @@ func TestAddConcatConvert(t *testing.T) {
 			}
 		}
 		back, _ := testDev.Alloc(kernels.F32, len(vals))
-		must(testDev.Convert(dh, back))
+		must(testDev.Convert(dh, back, len(vals)))
 		wantBack := make([]float32, len(vals))
 		if dt == kernels.F16 {
 			cpu.F16ToF32(wantBack, want)

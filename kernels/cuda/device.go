@@ -25,6 +25,10 @@ import (
 // returned by the next Synchronize, Download or Close. Alloc and the uploads
 // wait: an upload returns once the driver has staged the host data.
 //
+// Device implements kernels.Device[*Buffer] (the methods documented there)
+// and offers more: Conv2dEx (residual, SIMT kernel), AttentionSIMT, Add,
+// AddBroadcast, Concat, Zero, MemStats, Trim, Preload.
+//
 // Note: importing this package with -tags cuda links gorgonia.org/cu, whose
 // package initialiser exits the process when the driver is missing or has no
 // GPU; such binaries only run on a GPU machine.
@@ -51,6 +55,10 @@ type Device struct {
 	ccMinor  int
 	totalMem int64
 }
+
+// Device implements kernels.Device over *Buffer: the tensor package's
+// accelerator backend and kerneltest.DeviceOps drive it directly.
+var _ kernels.Device[*Buffer] = (*Device)(nil)
 
 type call struct {
 	fn   func() error
@@ -205,8 +213,15 @@ func (d *Device) Close() error {
 	return err
 }
 
-// Name returns the device name reported by the driver (e.g. "NVIDIA H100 80GB HBM3").
-func (d *Device) Name() string { return d.name }
+// Name describes the device: the model name the driver reports, the number of
+// multiprocessors, the architecture and the memory ("NVIDIA H100 80GB HBM3,
+// 132 SMs, sm_90, 79 GiB").
+func (d *Device) Name() string {
+	return fmt.Sprintf("%s, %d SMs, sm_%d%d, %.0f GiB", d.name, d.sms, d.ccMajor, d.ccMinor, float64(d.totalMem)/(1<<30))
+}
+
+// Model returns the device name reported by the driver (e.g. "NVIDIA H100 80GB HBM3").
+func (d *Device) Model() string { return d.name }
 
 // Multiprocessors returns the number of streaming multiprocessors.
 func (d *Device) Multiprocessors() int { return d.sms }

@@ -47,44 +47,16 @@ func sameDType(op string, bs ...*Buffer) kernels.DType {
 
 func cdiv(a, b int) int { return (a + b - 1) / b }
 
-// Mat is a device matrix operand, as kernels.Mat: the stored matrix is
+// Mat is a device matrix operand (kernels.DeviceMat): the stored matrix is
 // row-major with row stride Stride (elements) in Buf (any dtype); Trans makes
 // the logical operand its transpose.
-type Mat struct {
-	Buf    *Buffer
-	Stride int
-	Trans  bool
-}
+type Mat = kernels.DeviceMat[*Buffer]
 
-// GemmParams describes C = alpha*op(A)*op(B) (+ bias) + beta*C (+ R), batched:
-//
-//	for z < Batch, i < M, j < N:
-//	  v = alpha * sum_p A[z](i,p)*B[z](p,j)
-//	  v += Bias[j] (or Bias[i] with BiasRows); v += Beta*C[z][i*Ldc+j] if Beta != 0
-//	  v += R[z][i*Ldr+j] if R != nil
-//	  C[z][i*Ldc+j] = v
-//
-// where operand z starts StrideA (StrideB, StrideC, StrideR) elements after
-// operand z-1. C and R share a dtype (F32, or that of A and B); Bias is F32.
-// When Beta is 0, C is not read.
-type GemmParams struct {
-	M, N, K     int
-	Alpha, Beta float32
-	A, B        Mat
-	C           *Buffer
-	Ldc         int
-
-	Batch                              int // 0 means 1
-	StrideA, StrideB, StrideC, StrideR int
-
-	Bias     *Buffer
-	BiasRows bool
-	R        *Buffer
-	Ldr      int
-
-	// SIMT forces the SIMT kernel (for checking the tensor-core path).
-	SIMT bool
-}
+// GemmParams describes C = alpha*op(A)*op(B) (+ bias) + beta*C (+ R), batched
+// (kernels.GemmParams over device buffers; its doc gives the loop). C and R
+// share a dtype (F32, or that of A and B); Bias is F32. When Beta is 0, C is
+// not read. SIMT forces the SIMT kernel (for checking the tensor-core path).
+type GemmParams = kernels.GemmParams[*Buffer]
 
 func matNeed(m Mat, rows, cols int) int {
 	if m.Trans {
@@ -96,11 +68,6 @@ func matNeed(m Mat, rows, cols int) int {
 	return (rows-1)*m.Stride + cols
 }
 
-// Gemm computes C = alpha*op(A)*op(B) + beta*C on the device (see kernels/cpu.GemmRef).
-func (d *Device) Gemm(m, n, k int, alpha float32, a, b Mat, beta float32, c *Buffer, ldc int) error {
-	return d.GemmEx(GemmParams{M: m, N: n, K: k, Alpha: alpha, A: a, B: b, Beta: beta, C: c, Ldc: ldc})
-}
-
 // GemmBatched runs batch products with operand z at offsets z*strideA, z*strideB,
 // z*strideC (see kernels/cpu.GemmBatched).
 func (d *Device) GemmBatched(batch, m, n, k int, alpha float32, a Mat, strideA int, b Mat, strideB int,
@@ -108,11 +75,11 @@ func (d *Device) GemmBatched(batch, m, n, k int, alpha float32, a Mat, strideA i
 	if batch == 0 {
 		return nil
 	}
-	return d.GemmEx(GemmParams{M: m, N: n, K: k, Alpha: alpha, A: a, B: b, Beta: beta, C: c, Ldc: ldc,
+	return d.Gemm(GemmParams{M: m, N: n, K: k, Alpha: alpha, A: a, B: b, Beta: beta, C: c, Ldc: ldc,
 		Batch: batch, StrideA: strideA, StrideB: strideB, StrideC: strideC})
 }
 
-// gemmUsesTensorCores reports whether GemmEx would take the mma.sync path for p.
+// gemmUsesTensorCores reports whether Gemm would take the mma.sync path for p.
 func gemmUsesTensorCores(p GemmParams) bool {
 	ta, tb := p.A.Buf.dtype, p.B.Buf.dtype
 	if p.SIMT || ta != tb || ta == kernels.F32 || p.A.Trans {
@@ -133,10 +100,11 @@ func gemmUsesTensorCores(p GemmParams) bool {
 	return true
 }
 
-// GemmEx queues the product described by p. F16/BF16 operands with a
-// non-transposed A, 16-byte alignment and strides/K multiples of 8 (N too when
-// B is not transposed) run on tensor cores; everything else on the SIMT kernel.
-func (d *Device) GemmEx(p GemmParams) error {
+// Gemm queues the product described by p (see kernels.GemmParams and
+// kernels/cpu.GemmRef). F16/BF16 operands with a non-transposed A, 16-byte
+// alignment and strides/K multiples of 8 (N too when B is not transposed) run
+// on tensor cores; everything else on the SIMT kernel.
+func (d *Device) Gemm(p GemmParams) error {
 	const op = "Gemm"
 	if p.M < 0 || p.N < 0 || p.K < 0 || p.Batch < 0 {
 		panic("cuda: Gemm: negative dimension")
@@ -430,11 +398,14 @@ func (d *Device) ewGrid(n int) [3]int {
 	return [3]int{max(1, min(cdiv(n, 256), 32*max(d.sms, 1))), 1, 1}
 }
 
-// Activate applies f elementwise to the first n = x.Len() elements: y[i] = f(x[i])
+// Activate applies f elementwise to the first n elements: y[i] = f(x[i])
 // (see kernels/cpu.ActivateRef). y may alias x.
-func (d *Device) Activate(f kernels.Activation, x, y *Buffer) error {
+func (d *Device) Activate(f kernels.Activation, x, y *Buffer, n int) error {
 	dt := sameDType("Activate", x, y)
-	n := x.n
+	if n < 0 {
+		panic(fmt.Sprintf("cuda: Activate: negative count %d", n))
+	}
+	need("Activate", "x", x, n)
 	need("Activate", "y", y, n)
 	if n == 0 {
 		return nil
@@ -515,30 +486,39 @@ func (d *Device) Concat(a, b, y *Buffer, outer, ca, cb, inner int) error {
 	return d.queue(func() error { return d.launch("elementwise", "concat_"+dtName(dt), d.ewGrid(n), 256, ar) })
 }
 
-// TimestepEmbedding writes the sinusoidal embedding of each of the t.Len()
-// timesteps (F32) into out [len(t), dim] (F32); see kernels/cpu.TimestepEmbeddingRef.
-func (d *Device) TimestepEmbedding(t *Buffer, dim int, flipSinToCos bool, shift, scale, maxPeriod float32, out *Buffer) error {
-	needF32("TimestepEmbedding", "t", t, 0)
-	needF32("TimestepEmbedding", "out", out, t.n*dim)
-	if t.n*dim == 0 {
+// TimestepEmbedding writes the sinusoidal embedding of the n timesteps t
+// (F32) into out [n, dim] (F32); see kernels/cpu.TimestepEmbeddingRef.
+func (d *Device) TimestepEmbedding(t *Buffer, n, dim int, flipSinToCos bool, shift, scale, maxPeriod float32, out *Buffer) error {
+	if n < 0 || dim < 0 {
+		panic(fmt.Sprintf("cuda: TimestepEmbedding: negative size n=%d dim=%d", n, dim))
+	}
+	need("TimestepEmbedding", "t", t, n)
+	need("TimestepEmbedding", "out", out, n*dim)
+	needF32("TimestepEmbedding", "t", t, n)
+	needF32("TimestepEmbedding", "out", out, n*dim)
+	if n*dim == 0 {
 		return nil
 	}
-	a := new(args).ptr(t).ptr(out).i32(t.n).i32(dim).flag(flipSinToCos).f32(shift).f32(scale).f32(maxPeriod)
+	a := new(args).ptr(t).ptr(out).i32(n).i32(dim).flag(flipSinToCos).f32(shift).f32(scale).f32(maxPeriod)
 	return d.queue(func() error {
-		return d.launch("elementwise", "timestep_embedding_f32", d.ewGrid(t.n*dim), 256, a)
+		return d.launch("elementwise", "timestep_embedding_f32", d.ewGrid(n*dim), 256, a)
 	})
 }
 
-// Convert converts src.Len() elements of src into dst's dtype (round to nearest
-// even, as kernels/cpu's F32ToF16/F32ToBF16). Equal dtypes copy.
-func (d *Device) Convert(src, dst *Buffer) error {
-	n := src.n
+// Convert converts the first n elements of src into the first n of dst, in
+// dst's dtype (round to nearest even, as kernels/cpu's F32ToF16/F32ToBF16).
+// Equal dtypes copy.
+func (d *Device) Convert(src, dst *Buffer, n int) error {
+	if n < 0 {
+		panic(fmt.Sprintf("cuda: Convert: negative count %d", n))
+	}
+	need("Convert", "src", src, n)
 	need("Convert", "dst", dst, n)
 	if n == 0 {
 		return nil
 	}
 	if src.dtype == dst.dtype {
-		return d.Copy(dst, src)
+		return d.Copy(dst, src, n)
 	}
 	name := fmt.Sprintf("convert_%s_to_%s", dtName(src.dtype), dtName(dst.dtype))
 	a := new(args).ptr(src).ptr(dst).i64(n)

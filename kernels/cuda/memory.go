@@ -214,6 +214,19 @@ func (d *Device) MemStats() MemStats {
 	return s
 }
 
+// Stats returns the bytes in live buffers, the bytes cached by the allocator
+// and the device's total memory (kernels.Device).
+func (d *Device) Stats() (inUse, cached, total int64) {
+	s := d.alloc.stats()
+	return s.InUse, s.Cached, d.totalMem
+}
+
+// Free is b.Free() (kernels.Device): it returns b's memory to the allocator.
+func (d *Device) Free(b *Buffer) { b.Free() }
+
+// View is b.View(off, n) (kernels.Device).
+func (d *Device) View(b *Buffer, off, n int) *Buffer { return b.View(off, n) }
+
 // Trim waits for queued work and gives the allocator's cached blocks back to the driver.
 func (d *Device) Trim() error {
 	return d.do(func() error {
@@ -304,15 +317,17 @@ func (d *Device) DownloadU16(dst []uint16, src *Buffer) error {
 	})
 }
 
-// Copy queues a device-to-device copy of src into dst (same dtype, dst at least as long).
-func (d *Device) Copy(dst, src *Buffer) error {
-	if dst.dtype != src.dtype || dst.n < src.n {
-		panic(fmt.Sprintf("cuda: Copy of %d %v into %d %v", src.n, src.dtype, dst.n, dst.dtype))
+// Copy queues a device-to-device copy of the first n elements of src into
+// dst (same dtype; they must not overlap).
+func (d *Device) Copy(dst, src *Buffer, n int) error {
+	if dst.dtype != src.dtype || n < 0 || dst.n < n || src.n < n {
+		panic(fmt.Sprintf("cuda: Copy of %d elements from %d %v into %d %v", n, src.n, src.dtype, dst.n, dst.dtype))
 	}
-	if src.n == 0 {
+	if n == 0 {
 		return nil
 	}
-	return d.queue(func() error { return wrap("copy", cu.MemcpyDtoDAsync(dst.ptr, src.ptr, src.Bytes(), d.stream)) })
+	bytes := int64(n) * int64(elemSize(src.dtype))
+	return d.queue(func() error { return wrap("copy", cu.MemcpyDtoDAsync(dst.ptr, src.ptr, bytes, d.stream)) })
 }
 
 // Zero queues setting every byte of b to zero (0.0 in every dtype).

@@ -1,8 +1,12 @@
 // Package kerneltest is the conformance suite of roentgo's compute kernels. Any
-// device (the CPU fast paths of kernels/cpu, and later the CUDA kernels behind
-// host-slice adapters) implements Ops and calls Run from a test:
+// implementation (the CPU fast paths of kernels/cpu) implements Ops and calls
+// Run from a test:
 //
 //	func TestConformance(t *testing.T) { kerneltest.Run(t, myOps{}, kerneltest.Options{}) }
+//
+// An accelerator (a kernels.Device: the CUDA device, the tensor package's
+// simulated one) gets its Ops from DeviceOps, which uploads the inputs, runs
+// the device's kernel and downloads the outputs.
 //
 // Run drives every op over awkward shapes (sizes 1, 3, 17, 1023; batches; non-square
 // and transposed operands; padded strides; packed attention operands; in-place

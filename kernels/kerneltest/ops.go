@@ -7,7 +7,8 @@ import (
 
 // Ops is the set of kernel operations a device implements, with the signatures
 // and semantics of kernels/cpu (each documented on its ...Ref function there). A
-// device whose buffers live elsewhere wraps them behind these host slices.
+// device whose buffers live elsewhere wraps them behind these host slices
+// (DeviceOps does so for any kernels.Device).
 type Ops interface {
 	// Name names the implementation in test output.
 	Name() string
