@@ -15,12 +15,14 @@ package kernels
 // the downloads, which wait. Errors are run-time failures (out of memory, a
 // failed launch, a lost device); a queued kernel's error may come back from a
 // later Synchronize or download instead. Misuse (sizes that do not fit the
-// buffers, mixed dtypes where one is required) panics.
+// buffers, mixed dtypes where one is required) panics, or comes back as an
+// error where a device checks for it (the CUDA training kernels do).
 //
 // The kernels compute what their kernels/cpu namesakes compute (each
 // documented on its ...Ref function), reading 16-bit operands as float32,
 // computing in float32 and rounding each result once to the output's dtype.
-// Vectors of parameters (bias, gamma, beta) and timesteps are F32.
+// Vectors of parameters (bias, gamma, beta) and timesteps are F32, as are the
+// statistics the training kernels save and their parameter gradients.
 type Device[B comparable] interface {
 	// Name describes the device for people: its model and, where it has them,
 	// its size ("NVIDIA H100 80GB HBM3, 132 SMs, sm_90, 79 GiB").
@@ -120,6 +122,75 @@ type Device[B comparable] interface {
 	// TimestepEmbedding is cpu.TimestepEmbedding: the sinusoidal embedding of
 	// the n timesteps t (F32) into out [n, dim] (F32).
 	TimestepEmbedding(t B, n, dim int, flip bool, shift, scale, maxPeriod float32, out B) error
+
+	// The training (backward) kernels and the forwards that save what they
+	// read. Tensor operands (x, y, dy, dx, q, ..., dq) are F32, F16 or BF16,
+	// in practice the compute dtype; saved statistics (mean, rstd, lse) and
+	// parameter gradients (dw, db, dgamma, dbeta) are F32. Gradients overwrite
+	// their outputs (the caller accumulates). Each follows the kernels/cpu
+	// ...Ref function named (which documents its loop); the results may differ
+	// from it by float32 accumulation and the one rounding of each output.
+
+	// Conv2dBackwardData is cpu.Conv2dBackwardDataRef: dx [N, C, H, W] from
+	// dy [N, K, OutH, OutW] and w [K, C*R*S] (row stride w.Stride, not
+	// transposed, any float dtype). dx must not overlap dy or w.
+	Conv2dBackwardData(p ConvParams, dy B, w DeviceMat[B], dx B) error
+	// Conv2dBackwardWeight is cpu.Conv2dBackwardWeightRef: dw [K, C*R*S]
+	// (F32, dense rows) from x [N, C, H, W] and dy [N, K, OutH, OutW].
+	Conv2dBackwardWeight(p ConvParams, x, dy, dw B) error
+	// Conv2dBackwardBias is cpu.Conv2dBackwardBiasRef: db [K] (F32), the sums
+	// of dy [N, K, OutH, OutW] over N, OutH and OutW.
+	Conv2dBackwardBias(p ConvParams, dy, db B) error
+	// AttentionWithLSE is cpu.AttentionWithLSERef: Attention (q, k, v of one
+	// dtype, o may have another) that also writes lse [B*H*Sq] (F32), the
+	// log-sum-exp of each query's scaled scores (-Inf for a query the causal
+	// mask leaves without keys, whose output is zeros). Head dims up to 256.
+	AttentionWithLSE(p AttnParams, q, k, v, o, lse B) error
+	// AttentionBackward is cpu.AttentionBackwardRef: dq, dk, dv (laid out
+	// like q, k, v; only the H*D columns of each row are written) from do
+	// (laid out like o), q, k, v and the forward's o and lse
+	// (AttentionWithLSE). q, k, v, o and do share a dtype, dq, dk and dv one
+	// (possibly another). Head dims up to 256. The gradients must not overlap
+	// the inputs or each other's elements.
+	AttentionBackward(p AttnParams, do, q, k, v, o, lse, dq, dk, dv B) error
+	// GroupNormSave is cpu.GroupNormSaveRef: GroupNorm (y may be x) that also
+	// writes each (batch, group)'s mean and rstd (F32 [n*groups]).
+	GroupNormSave(x, y B, n, c, hw, groups int, eps float32, gamma, beta B, silu bool, mean, rstd B) error
+	// GroupNormBackward is cpu.GroupNormBackwardRef: dx [n, c, hw] and dgamma,
+	// dbeta (F32 [c]) from x, dy and the saved mean, rstd; gamma and beta are
+	// F32 or absent. Each of dx, dgamma, dbeta may be absent (not computed).
+	// dx may be dy, not x.
+	GroupNormBackward(x, dy, dx B, n, c, hw, groups int, mean, rstd, gamma, beta B, silu bool, dgamma, dbeta B) error
+	// LayerNormSave is cpu.LayerNormSaveRef: LayerNorm (y may be x) that also
+	// writes each row's mean and rstd (F32 [rows]).
+	LayerNormSave(x, y B, rows, cols int, eps float32, gamma, beta, mean, rstd B) error
+	// LayerNormBackward is cpu.LayerNormBackwardRef: dx [rows, cols] and
+	// dgamma, dbeta (F32 [cols]) from x, dy and the saved mean, rstd; gamma is
+	// F32 or absent. Each of dx, dgamma, dbeta may be absent. dx may be dy,
+	// not x.
+	LayerNormBackward(x, dy, dx B, rows, cols int, mean, rstd, gamma, dgamma, dbeta B) error
+	// SoftmaxBackward is cpu.SoftmaxBackwardRef: dx [rows, cols] =
+	// y*(dy - rowsum(dy*y)) from the softmax output y. dx may be y or dy.
+	SoftmaxBackward(y, dy, dx B, rows, cols int) error
+	// ActivateBackward is cpu.ActivateBackwardRef over the first n elements:
+	// dx[i] = dy[i] * f'(x[i]). dx may be x or dy.
+	ActivateBackward(f Activation, x, dy, dx B, n int) error
+	// GEGLUBackward is cpu.GEGLUBackwardRef: dx [rows, 2d] from x [rows, 2d]
+	// and dy [rows, d]. dx may be x.
+	GEGLUBackward(x, dy, dx B, rows, d int) error
+	// Upsample2xBackward is cpu.Upsample2xBackwardRef: each 2x2 block of
+	// dy [nc, 2h, 2w] summed into dx [nc, h, w]. dx must not overlap dy.
+	Upsample2xBackward(dy, dx B, nc, h, w int) error
+	// EmbeddingBackward is cpu.EmbeddingBackwardRef: dw [vocab, d] (F32)
+	// zeroed, then dy[p, :] ([len(ids), d]) added to row ids[p]. The ids stay
+	// in host memory; one outside [0, vocab) is an error.
+	EmbeddingBackward(ids []int64, dy B, d, vocab int, dw B) error
+	// EmbeddingBackwardSparse is cpu.EmbeddingBackwardSparseRef: grad
+	// [len(rows), d] (F32), row k the sum of dy[p, :] over the positions with
+	// ids[p] == rows[k] (rows distinct, as cpu.EmbeddingGradRows returns
+	// them). ids and rows stay in host memory; an id not among rows is an
+	// error.
+	EmbeddingBackwardSparse(ids []int64, dy B, d int, rows []int64, grad B) error
 }
 
 // DeviceMat is a matrix operand in device memory, as Mat is on the host: the

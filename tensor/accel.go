@@ -428,3 +428,119 @@ func (b *accelBackend[B]) timestepEmbedding(t, out *Tensor, dim int, flip bool, 
 	b.check("timestep embedding", b.d.TimestepEmbedding(b.at(t), n, dim, flip, shift, scale, maxPeriod, b.at(tmp)))
 	b.check("timestep embedding", b.d.Convert(b.at(tmp), b.at(out), n*dim))
 }
+
+// Training kernels. The autograd rules (nn.go, math.go) still compute their
+// gradients on the host; these helpers are what they will call on an
+// accelerator: tensor operands in the compute dtype, saved statistics and
+// parameter gradients F32 (see kernels.Device), gradients overwritten. Index
+// tensors (ids) are in host memory. An absent (nil) optional tensor is the
+// device's absent operand.
+
+// convFlops returns the multiply-adds of the convolution p, times 2.
+func convFlops(p cpu.ConvParams) int64 {
+	return 2 * int64(p.N) * int64(p.K) * int64(p.OutH()*p.OutW()) * int64(p.C*p.R*p.S)
+}
+
+// conv2dBackwardData computes dx [N, C, H, W] from dy and the weights w
+// [K, C, R, S] (any float dtype).
+func (b *accelBackend[B]) conv2dBackwardData(p cpu.ConvParams, dy, w, dx *Tensor) {
+	b.flops.Add(convFlops(p))
+	wm := kernels.DeviceMat[B]{Buf: b.at(w), Stride: p.C * p.R * p.S}
+	b.check("conv2d backward", b.d.Conv2dBackwardData(p, b.at(dy), wm, b.at(dx)))
+}
+
+// conv2dBackwardWeight computes dw [K, C, R, S] (F32) from x and dy.
+func (b *accelBackend[B]) conv2dBackwardWeight(p cpu.ConvParams, x, dy, dw *Tensor) {
+	b.flops.Add(convFlops(p))
+	b.check("conv2d backward", b.d.Conv2dBackwardWeight(p, b.at(x), b.at(dy), b.at(dw)))
+}
+
+// conv2dBackwardBias computes db [K] (F32) from dy.
+func (b *accelBackend[B]) conv2dBackwardBias(p cpu.ConvParams, dy, db *Tensor) {
+	b.check("conv2d backward", b.d.Conv2dBackwardBias(p, b.at(dy), b.at(db)))
+}
+
+// attentionWithLSE is attention that also writes lse [B, H, Sq] (F32) for
+// attentionBackward. Head dims up to maxFusedHeadDim.
+func (b *accelBackend[B]) attentionWithLSE(p cpu.AttnParams, q, k, v, o, lse *Tensor) {
+	b.checkHeadDim(p)
+	b.flops.Add(4 * int64(p.B) * int64(p.H) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
+	b.check("attention", b.d.AttentionWithLSE(p, b.at(q), b.at(k), b.at(v), b.at(o), b.at(lse)))
+}
+
+// attentionBackward computes dq, dk, dv (laid out like q, k, v) from do and
+// the forward's inputs, o and lse (attentionWithLSE).
+func (b *accelBackend[B]) attentionBackward(p cpu.AttnParams, do, q, k, v, o, lse, dq, dk, dv *Tensor) {
+	b.checkHeadDim(p)
+	// five products: S (recomputed), dV, dP, dQ, dK
+	b.flops.Add(10 * int64(p.B) * int64(p.H) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
+	b.check("attention backward", b.d.AttentionBackward(p, b.at(do), b.at(q), b.at(k), b.at(v), b.at(o), b.at(lse),
+		b.at(dq), b.at(dk), b.at(dv)))
+}
+
+// checkHeadDim panics for head dims the fused training kernels lack.
+func (b *accelBackend[B]) checkHeadDim(p cpu.AttnParams) {
+	if p.D > maxFusedHeadDim {
+		panic(fmt.Sprintf("tensor: attention backward: head dim %d > %d is not supported on %v", p.D, maxFusedHeadDim, b.dev))
+	}
+}
+
+// groupNormSave is groupNorm that also writes mean and rstd [n*groups] (F32).
+func (b *accelBackend[B]) groupNormSave(x, y *Tensor, n, c, hw, groups int, eps float32, gamma, beta *Tensor, silu bool, mean, rstd *Tensor) {
+	b.check("groupnorm", b.d.GroupNormSave(b.at(x), b.at(y), n, c, hw, groups, eps, b.at(gamma), b.at(beta), silu,
+		b.at(mean), b.at(rstd)))
+}
+
+// groupNormBackward computes dx, dgamma and dbeta (F32), each optional.
+func (b *accelBackend[B]) groupNormBackward(x, dy, dx *Tensor, n, c, hw, groups int, mean, rstd, gamma, beta *Tensor, silu bool, dgamma, dbeta *Tensor) {
+	b.check("groupnorm backward", b.d.GroupNormBackward(b.at(x), b.at(dy), b.at(dx), n, c, hw, groups,
+		b.at(mean), b.at(rstd), b.at(gamma), b.at(beta), silu, b.at(dgamma), b.at(dbeta)))
+}
+
+// layerNormSave is layerNorm that also writes mean and rstd [rows] (F32).
+func (b *accelBackend[B]) layerNormSave(x, y *Tensor, rows, cols int, eps float32, gamma, beta, mean, rstd *Tensor) {
+	b.check("layernorm", b.d.LayerNormSave(b.at(x), b.at(y), rows, cols, eps, b.at(gamma), b.at(beta), b.at(mean), b.at(rstd)))
+}
+
+// layerNormBackward computes dx, dgamma and dbeta (F32), each optional.
+func (b *accelBackend[B]) layerNormBackward(x, dy, dx *Tensor, rows, cols int, mean, rstd, gamma, dgamma, dbeta *Tensor) {
+	b.check("layernorm backward", b.d.LayerNormBackward(b.at(x), b.at(dy), b.at(dx), rows, cols,
+		b.at(mean), b.at(rstd), b.at(gamma), b.at(dgamma), b.at(dbeta)))
+}
+
+// softmaxBackward computes dx from the softmax output y and dy.
+func (b *accelBackend[B]) softmaxBackward(y, dy, dx *Tensor, rows, cols int) {
+	b.check("softmax backward", b.d.SoftmaxBackward(b.at(y), b.at(dy), b.at(dx), rows, cols))
+}
+
+// activateBackward computes dx = dy * f'(x) over x's elements.
+func (b *accelBackend[B]) activateBackward(f cpu.Activation, x, dy, dx *Tensor) {
+	if n := x.Numel(); n > 0 {
+		b.check("activate backward", b.d.ActivateBackward(f, b.at(x), b.at(dy), b.at(dx), n))
+	}
+}
+
+// gegluBackward computes dx [rows, 2d] from x [rows, 2d] and dy [rows, d].
+func (b *accelBackend[B]) gegluBackward(x, dy, dx *Tensor, rows, d int) {
+	b.check("geglu backward", b.d.GEGLUBackward(b.at(x), b.at(dy), b.at(dx), rows, d))
+}
+
+// upsample2xBackward sums each 2x2 block of dy [nc, 2h, 2w] into dx [nc, h, w].
+func (b *accelBackend[B]) upsample2xBackward(dy, dx *Tensor, nc, h, w int) {
+	b.check("upsample2x backward", b.d.Upsample2xBackward(b.at(dy), b.at(dx), nc, h, w))
+}
+
+// hostIDs returns the elements of the contiguous I64 tensor ids.
+func hostIDs(ids *Tensor) []int64 { return ids.st.i64[ids.offset : ids.offset+ids.Numel()] }
+
+// embeddingBackward computes the dense gradient dw [vocab, d] (F32) of a
+// lookup of ids (I64, host memory) from dy [len(ids), d].
+func (b *accelBackend[B]) embeddingBackward(ids, dy *Tensor, d, vocab int, dw *Tensor) {
+	b.check("embedding backward", b.d.EmbeddingBackward(hostIDs(ids), b.at(dy), d, vocab, b.at(dw)))
+}
+
+// embeddingBackwardSparse computes the gradient rows grad [len(rows), d] (F32)
+// of a lookup of ids for the distinct ids rows (cpu.EmbeddingGradRows).
+func (b *accelBackend[B]) embeddingBackwardSparse(ids, dy *Tensor, d int, rows []int64, grad *Tensor) {
+	b.check("embedding backward", b.d.EmbeddingBackwardSparse(hostIDs(ids), b.at(dy), d, rows, b.at(grad)))
+}

@@ -9,14 +9,15 @@ import (
 
 // The simulated device's kernels through the conformance suite: in F32 mode
 // every op, with weights of each dtype; in F16 and BF16 modes the products,
-// with their operands rounded to 16 bits as on a device computing in them.
+// with their operands rounded to 16 bits as on a device computing in them,
+// and the training kernels on 16-bit buffers.
 func TestSimConformance(t *testing.T) {
 	weights := []kernels.DType{kernels.F32, kernels.F16, kernels.BF16}
 	for _, mode := range []kernels.DType{kernels.F32, kernels.F16, kernels.BF16} {
 		t.Run(mode.String(), func(t *testing.T) {
 			var opt kerneltest.Options
 			if mode != kernels.F32 {
-				opt.Ops = []string{"Gemm", "Conv2d", "Attention"}
+				opt.Ops = append([]string{"Gemm", "Conv2d", "Attention"}, kerneltest.BackwardNames...)
 			}
 			ops := kerneltest.DeviceOps[*simBuf](newSimDevice(), kerneltest.Caps{WeightDTypes: weights, Compute: mode})
 			kerneltest.Run(t, ops, opt)

@@ -46,6 +46,68 @@ func (fastOps) TimestepEmbedding(t []float32, dim int, flipSinToCos bool, shift,
 	cpu.TimestepEmbedding(t, dim, flipSinToCos, shift, scale, maxPeriod, out)
 }
 
+// The training kernels (kerneltest.BackwardOps).
+
+func (fastOps) Conv2dBackwardData(p cpu.ConvParams, dy []float32, w cpu.Mat, dx []float32) {
+	cpu.Conv2dBackwardData(p, dy, w, dx)
+}
+
+func (fastOps) Conv2dBackwardWeight(p cpu.ConvParams, x, dy, dw []float32) {
+	cpu.Conv2dBackwardWeight(p, x, dy, dw)
+}
+
+func (fastOps) Conv2dBackwardBias(p cpu.ConvParams, dy, db []float32) {
+	cpu.Conv2dBackwardBias(p, dy, db)
+}
+
+func (fastOps) AttentionWithLSE(p cpu.AttnParams, q, k, v, o, lse []float32) {
+	cpu.AttentionWithLSE(p, q, k, v, o, lse)
+}
+
+func (fastOps) AttentionBackward(p cpu.AttnParams, do, q, k, v, o, lse, dq, dk, dv []float32) {
+	cpu.AttentionBackward(p, do, q, k, v, o, lse, dq, dk, dv)
+}
+
+func (fastOps) GroupNormSave(x, y []float32, n, c, hw, groups int, eps float32, gamma, beta []float32, silu bool, mean, rstd []float32) {
+	cpu.GroupNormSave(x, y, n, c, hw, groups, eps, gamma, beta, silu, mean, rstd)
+}
+
+func (fastOps) GroupNormBackward(x, dy, dx []float32, n, c, hw, groups int, mean, rstd, gamma, beta []float32, silu bool, dgamma, dbeta []float32) {
+	cpu.GroupNormBackward(x, dy, dx, n, c, hw, groups, mean, rstd, gamma, beta, silu, dgamma, dbeta)
+}
+
+func (fastOps) LayerNormSave(x, y []float32, rows, cols int, eps float32, gamma, beta, mean, rstd []float32) {
+	cpu.LayerNormSave(x, y, rows, cols, eps, gamma, beta, mean, rstd)
+}
+
+func (fastOps) LayerNormBackward(x, dy, dx []float32, rows, cols int, mean, rstd, gamma, dgamma, dbeta []float32) {
+	cpu.LayerNormBackward(x, dy, dx, rows, cols, mean, rstd, gamma, dgamma, dbeta)
+}
+
+func (fastOps) SoftmaxBackward(y, dy, dx []float32, rows, cols int) {
+	cpu.SoftmaxBackward(y, dy, dx, rows, cols)
+}
+
+func (fastOps) ActivateBackward(f cpu.Activation, x, dy, dx []float32) {
+	cpu.ActivateBackward(f, x, dy, dx)
+}
+
+func (fastOps) GEGLUBackward(x, dy, dx []float32, rows, d int) { cpu.GEGLUBackward(x, dy, dx, rows, d) }
+
+func (fastOps) Upsample2xBackward(dy, dx []float32, nc, h, w int) {
+	cpu.Upsample2xBackward(dy, dx, nc, h, w)
+}
+
+func (fastOps) EmbeddingBackward(ids []int64, dy []float32, d, vocab int, dw []float32) {
+	cpu.EmbeddingBackward(ids, dy, d, vocab, dw)
+}
+
+func (fastOps) EmbeddingBackwardSparse(ids []int64, dy []float32, d int, rows []int64, grad []float32) {
+	cpu.EmbeddingBackwardSparse(ids, dy, d, rows, grad)
+}
+
+var _ kerneltest.BackwardOps = fastOps{}
+
 // TestConformance runs the conformance suite over the fast paths, with the default
 // thread count and on one thread.
 func TestConformance(t *testing.T) {
@@ -65,5 +127,7 @@ func TestConformanceNoAsm(t *testing.T) {
 	prev := cpu.SetVecAsmForTest(false)
 	defer cpu.SetVecAsmForTest(prev)
 	kerneltest.Run(t, fastOps{"cpu-noasm"}, kerneltest.Options{Short: true,
-		Ops: []string{"GroupNorm", "LayerNorm", "Softmax", "Activate", "GEGLU", "Upsample2x", "TimestepEmbedding"}})
+		Ops: []string{"GroupNorm", "LayerNorm", "Softmax", "Activate", "GEGLU", "Upsample2x", "TimestepEmbedding",
+			"GroupNormSave", "GroupNormBackward", "LayerNormSave", "LayerNormBackward", "SoftmaxBackward",
+			"ActivateBackward", "GEGLUBackward", "Upsample2xBackward"}})
 }

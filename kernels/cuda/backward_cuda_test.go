@@ -508,7 +508,7 @@ func TestActivateBackward(t *testing.T) {
 				cpu.ActivateBackwardRef(f, xr, dy, want)
 				bx, bdy, bdx := bwUp(t, xr, dt), bwUp(t, dy, dt), bwOut(t, dt, len(x))
 				defer bwFree(bx, bdy, bdx)
-				if err := testDev.ActivateBackward(f, bx, bdy, bdx); err != nil {
+				if err := testDev.ActivateBackward(f, bx, bdy, bdx, len(x)); err != nil {
 					t.Fatal(err)
 				}
 				bwSync(t)
@@ -531,7 +531,7 @@ func TestActivateBackward(t *testing.T) {
 			})
 		}
 	}
-	if err := testDev.ActivateBackward(kernels.Activation(99), nil, nil, nil); err == nil {
+	if err := testDev.ActivateBackward(kernels.Activation(99), nil, nil, nil, 0); err == nil {
 		t.Error("unknown activation: no error")
 	}
 }

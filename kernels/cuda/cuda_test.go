@@ -58,7 +58,8 @@ func must(err error) {
 // BF16 rounds the product operands to that type and takes the tensor-core
 // kernels wherever their alignment rules allow (the rest fall back to the SIMT
 // kernels on the same 16-bit data). Norms and elementwise ops use the F32
-// kernels in every mode.
+// kernels in every mode; the training kernels (kerneltest.BackwardNames, run
+// in every mode) take their tensor operands in the mode's dtype.
 func conformanceCaps(mode kernels.DType) kerneltest.Caps {
 	return kerneltest.Caps{WeightDTypes: []kernels.DType{kernels.F32, kernels.F16, kernels.BF16}, Compute: mode}
 }
@@ -69,12 +70,12 @@ func TestConformanceF32(t *testing.T) {
 
 func TestConformanceF16(t *testing.T) {
 	kerneltest.Run(t, kerneltest.DeviceOps(testDev, conformanceCaps(kernels.F16)),
-		kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
+		kerneltest.Options{Ops: append([]string{"Gemm", "Conv2d", "Attention"}, kerneltest.BackwardNames...)})
 }
 
 func TestConformanceBF16(t *testing.T) {
 	kerneltest.Run(t, kerneltest.DeviceOps(testDev, conformanceCaps(kernels.BF16)),
-		kerneltest.Options{Ops: []string{"Gemm", "Conv2d", "Attention"}})
+		kerneltest.Options{Ops: append([]string{"Gemm", "Conv2d", "Attention"}, kerneltest.BackwardNames...)})
 }
 
 // ---------------------------------------------------------------------------

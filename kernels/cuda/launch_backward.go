@@ -643,18 +643,20 @@ func (d *Device) SoftmaxBackward(y, dy, dx *Buffer, rows, cols int) error {
 	})
 }
 
-// ActivateBackward computes dx[i] = dy[i] * f'(x[i]) for the first n = x.Len()
+// ActivateBackward computes dx[i] = dy[i] * f'(x[i]) for the first n
 // elements (see kernels/cpu.ActivateBackwardRef; PyTorch's backward formulas,
 // limits 0 and 1 at -Inf and +Inf). dx may alias x or dy.
-func (d *Device) ActivateBackward(f kernels.Activation, x, dy, dx *Buffer) error {
+func (d *Device) ActivateBackward(f kernels.Activation, x, dy, dx *Buffer, n int) error {
 	const op = "ActivateBackward"
 	if f > kernels.QuickGELU {
 		return bwErr(op, "unknown activation %d", f)
 	}
-	if err := bwNeed(op, "x", x, 0); err != nil {
+	if n < 0 {
+		return bwErr(op, "negative count %d", n)
+	}
+	if err := bwNeed(op, "x", x, n); err != nil {
 		return err
 	}
-	n := x.n
 	if err := bwNeed(op, "dy", dy, n); err != nil {
 		return err
 	}

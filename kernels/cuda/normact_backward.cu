@@ -330,6 +330,9 @@ __device__ __forceinline__ float bw_act_grad(int f, float x) {
       return s * (1.f + x * (1.f - s));
     }
     case ACT_QUICK_GELU: {
+      // Beyond |x| = 100 the derivative is 0 or 1 in float32; clamping also
+      // keeps 1.702x from overflowing (Inf * 0).
+      if (fabsf(x) > 100.f) return x > 0.f ? 1.f : 0.f;
       float s = 1.f / (1.f + expf(-1.702f * x));
       return s + 1.702f * x * s * (1.f - s);
     }
@@ -340,6 +343,9 @@ __device__ __forceinline__ float bw_act_grad(int f, float x) {
     case ACT_GELU_TANH: {
       // (1+t)/2 = s = sigmoid(2v), (1-t^2)/2 = 2 s (1-s) with 1-s = e*s, v = b(x + k x^3).
       const float b = 0.79788456080286536f, k = 0.044715f;
+      // Beyond |x| = 20 the derivative is 0 or 1 in float32; clamping also
+      // keeps x^2 and x^3 from overflowing (Inf * 0).
+      if (fabsf(x) > 20.f) return x > 0.f ? 1.f : 0.f;
       float e = expf(-2.f * b * (x + k * x * x * x));
       if (e == INFINITY) return 0.f;
       float s = 1.f / (1.f + e);

@@ -19,8 +19,11 @@ import (
 // rounded to that type on the host (a weight of the other 16-bit type through
 // float32), as a device computing in that type stores them; Gemm's C and
 // Conv2d's y stay F32, Attention's o takes the type. The norms and
-// elementwise ops run on F32 buffers in every mode. An output that is the
-// input slice itself (in-place cases) is one device buffer.
+// elementwise ops run on F32 buffers in every mode. The training kernels
+// (BackwardOps, which the returned value implements too) take their tensor
+// operands in the compute type in every mode, statistics and parameter
+// gradients as F32. An output that is the input slice itself (in-place cases)
+// is one device buffer.
 //
 // Device errors and panics fail the calling test by panicking (the suite runs
 // each case in its own subtest).

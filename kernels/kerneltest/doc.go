@@ -18,6 +18,13 @@
 // accuracy. A failure prints the maximum absolute and relative differences and the
 // first mismatches with their indices (see Compare, which other tests may reuse).
 //
+// The training kernels (backward ops and the forwards that save statistics) are
+// an optional part: an Ops that also implements BackwardOps (RefOps, DeviceOps,
+// the CPU fast path's test adapter) has them checked after the forward ops,
+// under the names of BackwardNames. Their inputs are rounded to the compute type
+// first, and each output element must satisfy |got - want| <= 2u|want| +
+// c*max(u, 2^-20)*max|want| with u the unit roundoff of the output's type.
+//
 // Inputs are deterministic (math/rand/v2 with a fixed seed). The default run takes a
 // few seconds; testing.Short() or Options.Short trims the larger shapes.
 package kerneltest

@@ -37,7 +37,9 @@ type Caps struct {
 	// Attention) multiply: F32, or F16/BF16 for devices that round operands to 16
 	// bits (tensor cores), always accumulating in float32. It scales those
 	// tolerances by the unit roundoff of the type. The normalisations and
-	// elementwise ops are held to float32 accuracy regardless.
+	// elementwise ops are held to float32 accuracy regardless. The training
+	// kernels (BackwardOps) take their tensor operands and outputs in this
+	// type, their tolerances scaled by its unit roundoff.
 	Compute kernels.DType
 	// TolScale multiplies every tolerance (0 means 1); a device with looser
 	// transcendental functions may raise it, and says so in its test.

@@ -15,7 +15,7 @@ import (
 type Options struct {
 	// Ops restricts the run to these ops ("Gemm", "Conv2d", "Attention",
 	// "GroupNorm", "LayerNorm", "Softmax", "Activate", "GEGLU", "Upsample2x",
-	// "TimestepEmbedding"); empty runs them all.
+	// "TimestepEmbedding", and those of BackwardNames); empty runs them all.
 	Ops []string
 	// Skip leaves out ops ("Softmax") or single cases ("Softmax/masked").
 	Skip []string
@@ -28,6 +28,7 @@ type Options struct {
 // suite carries one Run's settings.
 type suite struct {
 	ops   Ops
+	bw    BackwardOps // ops, if it implements the training kernels
 	caps  Caps
 	opt   Options
 	short bool
@@ -39,6 +40,8 @@ const u32 = 0x1p-24 // float32 unit roundoff
 
 // Run checks every op of ops against the references of kernels/cpu, each op and
 // each case in its own subtest (named "Op/case", so `go test -run` selects them).
+// When ops also implements BackwardOps, the training kernels are checked too
+// (after the forward ops, named as in BackwardNames).
 func Run(t *testing.T, ops Ops, opt Options) {
 	caps := ops.Caps()
 	s := &suite{ops: ops, caps: caps, opt: opt, short: opt.Short || testing.Short(),
@@ -48,7 +51,7 @@ func Run(t *testing.T, ops Ops, opt Options) {
 	}
 	t.Logf("kerneltest: %s (compute %s, weights %v, tolerance x%g, short %v)",
 		ops.Name(), caps.Compute, caps.WeightDTypes, s.tol, s.short)
-	for _, op := range []struct {
+	checks := []struct {
 		name string
 		fn   func(*testing.T)
 	}{
@@ -62,7 +65,12 @@ func Run(t *testing.T, ops Ops, opt Options) {
 		{"GEGLU", s.geglu},
 		{"Upsample2x", s.upsample},
 		{"TimestepEmbedding", s.timestep},
-	} {
+	}
+	if bw, ok := ops.(BackwardOps); ok {
+		s.bw = bw
+		checks = append(checks, s.backwardChecks()...)
+	}
+	for _, op := range checks {
 		if (len(opt.Ops) > 0 && !slices.Contains(opt.Ops, op.name)) || slices.Contains(opt.Skip, op.name) {
 			continue
 		}
