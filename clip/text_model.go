@@ -412,43 +412,43 @@ func (m *TextModel) HiddenState(ids *tensor.Tensor, i int, finalLN bool) *tensor
 	if i < 0 || i > n {
 		panic(fmt.Sprintf("clip: TextModel.HiddenState: index %d out of range for %d layers", i, n))
 	}
-	h := m.embed(ids)
-	for _, l := range m.Layers[:i] {
-		next := l.Forward(h)
-		h.Release()
-		h = next
-	}
-	if !finalLN {
+	return tensor.Scope(func() *tensor.Tensor {
+		h := m.embed(ids)
+		for _, l := range m.Layers[:i] {
+			h = tensor.Chain(h, l.Forward)
+		}
+		if finalLN {
+			h = tensor.Chain(h, m.FinalLayerNorm.Forward)
+		}
 		return h
-	}
-	y := m.FinalLayerNorm.Forward(h)
-	h.Release()
-	return y
+	})
 }
 
 // ForwardOutput runs the model on ids [N, S] (I64) and returns the last hidden
 // state and the optional outputs o asks for.
 func (m *TextModel) ForwardOutput(ids *tensor.Tensor, o TextOptions) *TextOutput {
 	out := &TextOutput{}
-	h := m.embed(ids)
-	for _, l := range m.Layers {
-		next := l.Forward(h)
+	tensor.Do(func() {
+		h := m.embed(ids)
+		for _, l := range m.Layers {
+			if o.HiddenStates {
+				out.HiddenStates = append(out.HiddenStates, h)
+				h = l.Forward(h)
+			} else {
+				h = tensor.Chain(h, l.Forward)
+			}
+		}
 		if o.HiddenStates {
 			out.HiddenStates = append(out.HiddenStates, h)
-		} else {
-			h.Release()
 		}
-		h = next
-	}
-	out.LastHiddenState = m.FinalLayerNorm.Forward(h)
-	if o.HiddenStates {
-		out.HiddenStates = append(out.HiddenStates, h)
-	} else {
-		h.Release()
-	}
-	if o.Pooled {
-		out.PoolerOutput = pool(out.LastHiddenState, ids)
-	}
+		out.LastHiddenState = m.FinalLayerNorm.Forward(h)
+		if o.Pooled {
+			out.PoolerOutput = pool(out.LastHiddenState, ids)
+		}
+		// The output holds them.
+		tensor.Escape(out.HiddenStates...)
+		tensor.Escape(out.LastHiddenState, out.PoolerOutput)
+	})
 	return out
 }
 
@@ -462,73 +462,61 @@ func (m *TextModel) embed(ids *tensor.Tensor) *tensor.Tensor {
 	if s > m.Config.MaxPositionEmbeddings {
 		panic(fmt.Sprintf("clip: TextModel: %d tokens, the model takes at most %d", s, m.Config.MaxPositionEmbeddings))
 	}
-	var pos *tensor.Tensor // [1, S, D] or [S, D]
-	if m.PositionIDs != nil {
-		p := m.PositionIDs.Narrow(1, 0, s)
-		pos = m.PositionEmbedding.Forward(p)
-		p.Release()
-	} else {
-		pos = m.PositionEmbedding.Weight.Narrow(0, 0, s)
-	}
-	h := m.TokenEmbedding.Forward(ids).AddInPlace(pos)
-	pos.Release()
-	return h
+	return tensor.Scope(func() *tensor.Tensor {
+		var pos *tensor.Tensor // [1, S, D] or [S, D]
+		if m.PositionIDs != nil {
+			pos = m.PositionEmbedding.Forward(m.PositionIDs.Narrow(1, 0, s))
+		} else {
+			pos = m.PositionEmbedding.Weight.Narrow(0, 0, s)
+		}
+		return m.TokenEmbedding.Forward(ids).AddInPlace(pos)
+	})
 }
 
 // pool returns h [N, S, D] at each row's largest id: [N, D].
 func pool(h, ids *tensor.Tensor) *tensor.Tensor {
 	n, s := ids.Dim(0), ids.Dim(1)
 	v := ids.Int64s()
-	rows := make([]*tensor.Tensor, n)
-	for r := range n {
-		best := 0
-		for j := 1; j < s; j++ {
-			if v[r*s+j] > v[r*s+best] {
-				best = j
+	return tensor.Scope(func() *tensor.Tensor {
+		rows := make([]*tensor.Tensor, n)
+		for r := range n {
+			best := 0
+			for j := 1; j < s; j++ {
+				if v[r*s+j] > v[r*s+best] {
+					best = j
+				}
 			}
+			rows[r] = h.Select(0, r).Select(0, best)
 		}
-		hr := h.Select(0, r)
-		rows[r] = hr.Select(0, best)
-		hr.Release()
-	}
-	y := tensor.Stack(0, rows...)
-	for _, r := range rows {
-		r.Release()
-	}
-	return y
+		return tensor.Stack(0, rows...)
+	})
 }
 
 // Forward returns the layer applied to x [N, S, D].
 func (l *EncoderLayer) Forward(x *tensor.Tensor) *tensor.Tensor {
-	n := l.LayerNorm1.Forward(x)
-	h := l.SelfAttn.Forward(n).AddInPlace(x)
-	n.Release()
-	n = l.LayerNorm2.Forward(h)
-	y := l.MLP.Forward(n).AddInPlace(h)
-	n.Release()
-	h.Release()
-	return y
+	// One scope per residual branch; the second consumes h.
+	return tensor.Scope(func() *tensor.Tensor {
+		h := tensor.Scope(func() *tensor.Tensor { return l.SelfAttn.Forward(l.LayerNorm1.Forward(x)).AddInPlace(x) })
+		return tensor.Scope(func() *tensor.Tensor { return l.MLP.Forward(l.LayerNorm2.Forward(h)).AddInPlace(h) }, h)
+	})
 }
 
 // Forward returns causal multi-head self-attention of x [N, S, D].
 func (a *SelfAttention) Forward(x *tensor.Tensor) *tensor.Tensor {
-	q, k, v := a.QProj.Forward(x), a.KProj.Forward(x), a.VProj.Forward(x)
 	scale := float32(1 / math.Sqrt(float64(x.Dim(-1)/a.Heads)))
-	o := tensor.Attention(q, k, v, a.Heads, scale, true)
-	q.Release()
-	k.Release()
-	v.Release()
-	y := a.OutProj.Forward(o)
-	o.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		// q, k and v go when the attention exists.
+		o := tensor.Scope(func() *tensor.Tensor {
+			return tensor.Attention(a.QProj.Forward(x), a.KProj.Forward(x), a.VProj.Forward(x), a.Heads, scale, true)
+		})
+		return a.OutProj.Forward(o)
+	})
 }
 
 // Forward returns fc2(act(fc1(x))).
 func (f *MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
-	h := f.FC1.Forward(x)
-	g := f.Act.Forward(h)
-	h.Release()
-	y := f.FC2.Forward(g)
-	g.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		g := tensor.Scope(func() *tensor.Tensor { return f.Act.Forward(f.FC1.Forward(x)) }) // fc1's output goes here
+		return f.FC2.Forward(g)
+	})
 }

@@ -20,14 +20,10 @@ func Guide(out *tensor.Tensor, scale float64) *tensor.Tensor {
 		panic(fmt.Sprintf("diffusion: Guide: expected a doubled batch [uncond; cond], got shape %v", out.Shape()))
 	}
 	b := out.Dim(0) / 2
-	uncond := out.Narrow(0, 0, b)
-	cond := out.Narrow(0, b, b)
-	d := cond.Sub(uncond)
-	d.MulScalarInPlace(float32(scale))
-	d.AddInPlace(uncond)
-	uncond.Release()
-	cond.Release()
-	return d
+	return tensor.Scope(func() *tensor.Tensor {
+		uncond, cond := out.Narrow(0, 0, b), out.Narrow(0, b, b)
+		return cond.Sub(uncond).MulScalarInPlace(float32(scale)).AddInPlace(uncond)
+	})
 }
 
 // RescaleGuidance is diffusers' rescale_noise_cfg (Lin et al. 2023,
@@ -41,35 +37,27 @@ func RescaleGuidance(guided, cond *tensor.Tensor, phi float64) *tensor.Tensor {
 	if !guided.Shape().Equal(cond.Shape()) || guided.Rank() < 2 {
 		panic(fmt.Sprintf("diffusion: RescaleGuidance: shapes %v and %v", guided.Shape(), cond.Shape()))
 	}
-	sc := rowStd(cond)
-	sg := rowStd(guided)
-	ratio := sc.Div(sg)
-	sc.Release()
-	sg.Release()
-	// factor = phi * ratio + (1 - phi), per row.
-	ratio.MulScalarInPlace(float32(phi)).AddScalarInPlace(float32(1 - phi))
 	shape := make([]int, guided.Rank())
 	for i := range shape {
 		shape[i] = 1
 	}
 	shape[0] = guided.Dim(0)
-	f := ratio.Reshape(shape...)
-	r := guided.Mul(f)
-	f.Release()
-	ratio.Release()
-	return r
+	return tensor.Scope(func() *tensor.Tensor {
+		// factor = phi * std(cond)/std(guided) + (1 - phi), per row.
+		f := rowStd(cond).Div(rowStd(guided)).MulScalarInPlace(float32(phi)).AddScalarInPlace(float32(1 - phi))
+		return guided.Mul(f.Reshape(shape...))
+	})
 }
 
 // rowStd returns the unbiased standard deviation of each batch row of x, [B].
 func rowStd(x *tensor.Tensor) *tensor.Tensor {
-	flat := x.Reshape(x.Dim(0), -1)
-	n := flat.Dim(1)
-	v := flat.Var(1, false) // biased
-	flat.Release()
-	if n > 1 {
-		v.MulScalarInPlace(float32(n) / float32(n-1))
-	}
-	s := v.Sqrt()
-	v.Release()
-	return s
+	return tensor.Scope(func() *tensor.Tensor {
+		flat := x.Reshape(x.Dim(0), -1)
+		n := flat.Dim(1)
+		v := flat.Var(1, false) // biased
+		if n > 1 {
+			v.MulScalarInPlace(float32(n) / float32(n-1))
+		}
+		return v.Sqrt()
+	})
 }

@@ -13,28 +13,18 @@ func scaled(x *tensor.Tensor, c float32) *tensor.Tensor { return x.MulScalar(c) 
 // lin2 returns a*x + b*y (float32 elementwise, each product rounded, then
 // the sum, as torch evaluates a*x + b*y).
 func lin2(a float32, x *tensor.Tensor, b float32, y *tensor.Tensor) *tensor.Tensor {
-	r := x.MulScalar(a)
-	t := y.MulScalar(b)
-	r.AddInPlace(t)
-	t.Release()
-	return r
+	return tensor.Scope(func() *tensor.Tensor { return x.MulScalar(a).AddInPlace(y.MulScalar(b)) })
 }
 
 // addScaledInPlace sets r += c*y and returns r.
 func addScaledInPlace(r *tensor.Tensor, c float32, y *tensor.Tensor) *tensor.Tensor {
-	t := y.MulScalar(c)
-	r.AddInPlace(t)
-	t.Release()
-	return r
+	return tensor.Scope(func() *tensor.Tensor { return r.AddInPlace(y.MulScalar(c)) })
 }
 
 // divScalarInPlace sets r /= c (a true division, as torch divides by a
 // 0-dimensional tensor) and returns r.
 func divScalarInPlace(r *tensor.Tensor, c float32) *tensor.Tensor {
-	d := tensor.Scalar(c)
-	r.DivInPlace(d)
-	d.Release()
-	return r
+	return tensor.Scope(func() *tensor.Tensor { return r.DivInPlace(tensor.Scalar(c)) })
 }
 
 // retain returns a new handle on x's storage, which keeps the buffer alive
@@ -46,8 +36,5 @@ func log32(x float32) float32 { return float32(math.Log(float64(x))) }
 
 // divScalar returns x / c (a true division, as divScalarInPlace).
 func divScalar(x *tensor.Tensor, c float32) *tensor.Tensor {
-	d := tensor.Scalar(c)
-	r := x.Div(d)
-	d.Release()
-	return r
+	return tensor.Scope(func() *tensor.Tensor { return x.Div(tensor.Scalar(c)) })
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/roentgo/roentgo/internal/npy"
 )
 
 // Array is a numeric array read from a .npy file, converted to float64.
@@ -29,245 +31,29 @@ type Array struct {
 // npyMagic opens every .npy file.
 const npyMagic = "\x93NUMPY"
 
-// maxNPYHeader bounds the header length accepted (numpy itself refuses
-// headers over 10000 bytes unless told otherwise).
-const maxNPYHeader = 1 << 16
-
-// ParseNPY decodes a whole .npy file (format versions 1.0, 2.0 and 3.0).
-// Only little-endian float64 ('<f8') and float32 ('<f4') arrays in C order
-// are accepted; anything else, a malformed header, or a data length that
-// does not match the shape, is an error.
+// ParseNPY decodes a whole .npy file (format versions 1.0, 2.0 and 3.0)
+// with the module's one strict parser (internal/npy: exactly numpy's header
+// dictionary, C order, data exactly as long as the shape says). Only
+// little-endian float64 ('<f8') and float32 ('<f4') arrays are accepted
+// here; anything else is an error.
 func ParseNPY(b []byte) (*Array, error) {
-	if len(b) < 10 || string(b[:6]) != npyMagic {
-		return nil, errors.New("metrics: npy: not a .npy file (bad magic)")
-	}
-	major, minor := b[6], b[7]
-	var hlen, off int
-	switch major {
-	case 1:
-		hlen, off = int(binary.LittleEndian.Uint16(b[8:10])), 10
-	case 2, 3:
-		if len(b) < 12 {
-			return nil, errors.New("metrics: npy: truncated header length")
-		}
-		h := binary.LittleEndian.Uint32(b[8:12])
-		if h > maxNPYHeader {
-			return nil, fmt.Errorf("metrics: npy: header of %d bytes is too long", h)
-		}
-		hlen, off = int(h), 12
-	default:
-		return nil, fmt.Errorf("metrics: npy: unsupported format version %d.%d (want 1.0, 2.0 or 3.0)", major, minor)
-	}
-	if minor != 0 {
-		return nil, fmt.Errorf("metrics: npy: unsupported format version %d.%d (want 1.0, 2.0 or 3.0)", major, minor)
-	}
-	if len(b)-off < hlen {
-		return nil, fmt.Errorf("metrics: npy: header says %d bytes but only %d follow", hlen, len(b)-off)
-	}
-	descr, fortran, shape, err := parseNPYHeader(string(b[off : off+hlen]))
+	a, err := npy.Parse(b)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("metrics: npy: %w", err)
 	}
-	if fortran {
-		return nil, errors.New("metrics: npy: fortran_order True arrays are not supported (save a C-ordered array)")
-	}
-	var itemsize int
-	switch descr {
-	case "<f8":
-		itemsize = 8
-	case "<f4":
-		itemsize = 4
+	out := &Array{Shape: a.Shape}
+	switch a.DType {
+	case "f8":
+		out.Descr = "<f8"
+	case "f4":
+		out.Descr = "<f4"
 	default:
-		return nil, fmt.Errorf("metrics: npy: dtype %q not supported (want '<f8' or '<f4')", descr)
+		return nil, fmt.Errorf("metrics: npy: dtype %s not supported (want '<f8' or '<f4')", a.DType)
 	}
-	count := 1
-	for _, d := range shape {
-		if d != 0 && count > math.MaxInt/itemsize/d {
-			return nil, fmt.Errorf("metrics: npy: shape %v is too large", shape)
-		}
-		count *= d
-	}
-	data := b[off+hlen:]
-	if len(data) != count*itemsize {
-		return nil, fmt.Errorf("metrics: npy: shape %v of %s needs %d data bytes, file has %d", shape, descr, count*itemsize, len(data))
-	}
-	out := &Array{Shape: shape, Data: make([]float64, count), Descr: descr}
-	if itemsize == 8 {
-		for i := range out.Data {
-			out.Data[i] = math.Float64frombits(binary.LittleEndian.Uint64(data[8*i:]))
-		}
-	} else {
-		for i := range out.Data {
-			out.Data[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:])))
-		}
+	if out.Data, err = a.Float64(); err != nil {
+		return nil, fmt.Errorf("metrics: npy: %w", err)
 	}
 	return out, nil
-}
-
-// parseNPYHeader parses the header dictionary, a Python literal such as
-//
-//	{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }
-//
-// It requires exactly the keys descr, fortran_order and shape.
-func parseNPYHeader(h string) (descr string, fortran bool, shape []int, err error) {
-	fail := func(format string, args ...any) (string, bool, []int, error) {
-		return "", false, nil, fmt.Errorf("metrics: npy: bad header: "+format, args...)
-	}
-	if !strings.HasSuffix(h, "\n") {
-		return fail("does not end in a newline")
-	}
-	p := &pyLexer{s: h}
-	if !p.eat('{') {
-		return fail("not a dictionary")
-	}
-	seen := map[string]bool{}
-	for {
-		if p.eat('}') {
-			break
-		}
-		key, ok := p.str()
-		if !ok {
-			return fail("expected a quoted key at byte %d", p.i)
-		}
-		if seen[key] {
-			return fail("key %q repeated", key)
-		}
-		seen[key] = true
-		if !p.eat(':') {
-			return fail("expected ':' after %q", key)
-		}
-		switch key {
-		case "descr":
-			if descr, ok = p.str(); !ok {
-				return fail("descr is not a string (structured dtypes are not supported)")
-			}
-		case "fortran_order":
-			switch {
-			case p.word("True"):
-				fortran = true
-			case p.word("False"):
-				fortran = false
-			default:
-				return fail("fortran_order is not True or False")
-			}
-		case "shape":
-			if shape, ok = p.tuple(); !ok {
-				return fail("shape is not a tuple of non-negative integers")
-			}
-		default:
-			return fail("unexpected key %q", key)
-		}
-		if p.eat(',') {
-			continue
-		}
-		if !p.eat('}') {
-			return fail("expected ',' or '}' at byte %d", p.i)
-		}
-		break
-	}
-	p.space()
-	if p.i != len(p.s) {
-		return fail("trailing characters after the dictionary")
-	}
-	if len(seen) != 3 {
-		return fail("want keys descr, fortran_order and shape")
-	}
-	return descr, fortran, shape, nil
-}
-
-// pyLexer reads the small Python literal subset of .npy headers.
-type pyLexer struct {
-	s string
-	i int
-}
-
-func (p *pyLexer) space() {
-	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t' || p.s[p.i] == '\n' || p.s[p.i] == '\r') {
-		p.i++
-	}
-}
-
-func (p *pyLexer) eat(c byte) bool {
-	p.space()
-	if p.i < len(p.s) && p.s[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// word consumes the identifier w if it is next.
-func (p *pyLexer) word(w string) bool {
-	p.space()
-	if strings.HasPrefix(p.s[p.i:], w) {
-		end := p.i + len(w)
-		if end < len(p.s) && (isAlnum(p.s[end]) || p.s[end] == '_') {
-			return false
-		}
-		p.i = end
-		return true
-	}
-	return false
-}
-
-// str reads a quoted string without escapes.
-func (p *pyLexer) str() (string, bool) {
-	p.space()
-	if p.i >= len(p.s) || (p.s[p.i] != '\'' && p.s[p.i] != '"') {
-		return "", false
-	}
-	q := p.s[p.i]
-	end := strings.IndexByte(p.s[p.i+1:], q)
-	if end < 0 {
-		return "", false
-	}
-	v := p.s[p.i+1 : p.i+1+end]
-	if strings.ContainsAny(v, "\\\n") {
-		return "", false
-	}
-	p.i += end + 2
-	return v, true
-}
-
-// tuple reads a tuple of non-negative integers: (), (n,), (n, m), ...
-func (p *pyLexer) tuple() ([]int, bool) {
-	if !p.eat('(') {
-		return nil, false
-	}
-	shape := []int{}
-	for {
-		if p.eat(')') {
-			// A one-element tuple needs its trailing comma.
-			return shape, true
-		}
-		p.space()
-		start := p.i
-		for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
-			p.i++
-		}
-		if p.i == start || p.i-start > 18 {
-			return nil, false
-		}
-		v, err := strconv.Atoi(p.s[start:p.i])
-		if err != nil {
-			return nil, false
-		}
-		if p.i < len(p.s) && p.s[p.i] == 'L' { // Python 2 long suffix
-			p.i++
-		}
-		shape = append(shape, v)
-		if p.eat(',') {
-			continue
-		}
-		if !p.eat(')') || len(shape) == 1 {
-			return nil, false
-		}
-		return shape, true
-	}
-}
-
-func isAlnum(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // AppendNPY appends the .npy (format 1.0, '<f8', C order) encoding of a

@@ -48,17 +48,14 @@ func (a *Attention) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 	if ctx == nil {
 		ctx = x
 	}
-	q := a.ToQ.Forward(x)
-	k := a.ToK.Forward(ctx)
-	v := a.ToV.Forward(ctx)
 	scale := float32(1 / math.Sqrt(float64(a.DimHead)))
-	o := tensor.Attention(q, k, v, a.Heads, scale, false) // [B, Sq, H*D]
-	q.Release()
-	k.Release()
-	v.Release()
-	y := a.ToOut.Forward(o)
-	o.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		// q, k and v go when the attention exists.
+		o := tensor.Scope(func() *tensor.Tensor {
+			return tensor.Attention(a.ToQ.Forward(x), a.ToK.Forward(ctx), a.ToV.Forward(ctx), a.Heads, scale, false) // [B, Sq, H*D]
+		})
+		return a.ToOut.Forward(o)
+	})
 }
 
 // FeedForward is diffusers' FeedForward with the GEGLU activation (Stable
@@ -82,12 +79,10 @@ func NewFeedForward(b *Builder, dim, mult int) *FeedForward {
 
 // Forward returns net.2(GEGLU(net.0.proj(x))) for x [..., dim].
 func (f *FeedForward) Forward(x *tensor.Tensor) *tensor.Tensor {
-	h := f.Proj.Forward(x)
-	g := tensor.GEGLU(h)
-	h.Release()
-	y := f.Out.Forward(g)
-	g.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		g := tensor.Scope(func() *tensor.Tensor { return tensor.GEGLU(f.Proj.Forward(x)) }) // the projection goes here
+		return f.Out.Forward(g)
+	})
 }
 
 // BasicTransformerBlock is diffusers' BasicTransformerBlock with the layer-norm
@@ -121,18 +116,12 @@ func NewBasicTransformerBlock(b *Builder, dim, crossDim, heads, dimHead int) *Ba
 // Forward returns the block applied to x [B, S, dim] with context ctx [B, Sc,
 // crossDim] (nil when attn2 is self-attention): [B, S, dim].
 func (t *BasicTransformerBlock) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
-	n := t.Norm1.Forward(x)
-	h1 := t.Attn1.Forward(n, nil).AddInPlace(x)
-	n.Release()
-	n = t.Norm2.Forward(h1)
-	h2 := t.Attn2.Forward(n, ctx).AddInPlace(h1)
-	n.Release()
-	h1.Release()
-	n = t.Norm3.Forward(h2)
-	y := t.FF.Forward(n).AddInPlace(h2)
-	n.Release()
-	h2.Release()
-	return y
+	// One scope per residual branch: each consumes the previous h.
+	return tensor.Scope(func() *tensor.Tensor {
+		h := tensor.Scope(func() *tensor.Tensor { return t.Attn1.Forward(t.Norm1.Forward(x), nil).AddInPlace(x) })
+		h = tensor.Scope(func() *tensor.Tensor { return t.Attn2.Forward(t.Norm2.Forward(h), ctx).AddInPlace(h) }, h)
+		return tensor.Scope(func() *tensor.Tensor { return t.FF.Forward(t.Norm3.Forward(h)).AddInPlace(h) }, h)
+	})
 }
 
 // Transformer2DConfig is the configuration of a Transformer2DModel (diffusers'
@@ -187,14 +176,12 @@ func NewTransformer2DModel(b *Builder, c Transformer2DConfig) *Transformer2DMode
 	return t
 }
 
-// matrix returns w as [rows, cols] (a view of a 1x1 convolution's weight) and a
-// function releasing the view.
-func matrix(w *tensor.Tensor) (*tensor.Tensor, func()) {
+// matrix returns w as [rows, cols] (a view of a 1x1 convolution's weight).
+func matrix(w *tensor.Tensor) *tensor.Tensor {
 	if w.Rank() == 2 {
-		return w, func() {}
+		return w
 	}
-	m := w.Reshape(w.Dim(0), -1)
-	return m, m.Release
+	return w.Reshape(w.Dim(0), -1)
 }
 
 // Forward returns the transformer applied to x [B, C, H, W] with context ctx
@@ -202,29 +189,17 @@ func matrix(w *tensor.Tensor) (*tensor.Tensor, func()) {
 func (t *Transformer2DModel) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 	nb, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
 	inner := t.Config.Heads * t.Config.DimHead
-	n := t.Norm.Forward(x)
-	nt := n.Permute(0, 2, 3, 1) // [B, H, W, C]
-	win, rin := matrix(t.ProjIn.Weight)
-	hs := tensor.Linear(nt, win, t.ProjIn.Bias) // [B, H, W, inner]
-	rin()
-	nt.Release()
-	n.Release()
-	seq := hs.View(nb, h*w, inner)
-	hs.Release()
-	for _, blk := range t.Blocks {
-		next := blk.Forward(seq, ctx)
-		seq.Release()
-		seq = next
-	}
-	wout, rout := matrix(t.ProjOut.Weight)
-	o := tensor.Linear(seq, wout, t.ProjOut.Bias) // [B, H*W, C]
-	rout()
-	seq.Release()
-	o4 := o.View(nb, h, w, c)
-	o.Release()
-	ov := o4.Permute(0, 3, 1, 2)
-	o4.Release()
-	y := x.Add(ov)
-	ov.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		seq := tensor.Scope(func() *tensor.Tensor {
+			nt := t.Norm.Forward(x).Permute(0, 2, 3, 1)                                           // [B, H, W, C]
+			return tensor.Linear(nt, matrix(t.ProjIn.Weight), t.ProjIn.Bias).View(nb, h*w, inner) // [B, H*W, inner]
+		})
+		for _, blk := range t.Blocks {
+			seq = tensor.Scope(func() *tensor.Tensor { return blk.Forward(seq, ctx) }, seq)
+		}
+		o := tensor.Scope(func() *tensor.Tensor {
+			return tensor.Linear(seq, matrix(t.ProjOut.Weight), t.ProjOut.Bias) // [B, H*W, C]
+		}, seq)
+		return x.Add(o.View(nb, h, w, c).Permute(0, 3, 1, 2))
+	})
 }

@@ -443,7 +443,7 @@ func (st *builderState) markUsed(key string, t *tensor.Tensor) {
 		return
 	}
 	st.index[key] = len(st.params)
-	st.params = append(st.params, Param{Name: key, Tensor: t})
+	st.params = append(st.params, Param{Name: key, Tensor: tensor.Persist(t)}) // a model built inside a scope keeps its weights
 }
 
 // FillInBackground makes a random builder fill the parameters it creates on

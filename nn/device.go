@@ -101,7 +101,7 @@ func ToDevice(model any, dev tensor.Device) error {
 			t := f.Interface().(*tensor.Tensor)
 			m, ok := moved[t]
 			if !ok {
-				m = paramOnDevice(t, dev, cd)
+				m = tensor.Persist(paramOnDevice(t, dev, cd)) // the model keeps it: no scope frees it
 				moved[t] = m
 			}
 			f.Set(reflect.ValueOf(m))

@@ -27,12 +27,7 @@ func NewTimestepEmbedding(b *Builder, in, dim, outDim int) *TimestepEmbedding {
 
 // Forward returns linear_2(SiLU(linear_1(x))) for x [N, in]: [N, outDim].
 func (t *TimestepEmbedding) Forward(x *tensor.Tensor) *tensor.Tensor {
-	h := t.Linear1.Forward(x)
-	s := tensor.SiLU(h)
-	h.Release()
-	y := t.Linear2.Forward(s)
-	s.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor { return t.Linear2.Forward(tensor.SiLU(t.Linear1.Forward(x))) })
 }
 
 // Timesteps is diffusers' Timesteps module (the U-Net's time_proj): the

@@ -74,36 +74,28 @@ func NewResnetBlock2D(b *Builder, c ResnetBlock2DConfig) *ResnetBlock2D {
 // Forward returns the block applied to x [N, In, H, W] with the time embedding
 // temb [N, TembChannels] (nil when the block has no time_emb_proj): [N, Out, H, W].
 func (r *ResnetBlock2D) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
-	h := r.Norm1.ForwardSiLU(x)
-	h1 := r.Conv1.Forward(h)
-	h.Release()
-	if r.TimeEmbProj != nil {
-		if temb == nil {
-			panic("nn: ResnetBlock2D.Forward: the block has time_emb_proj but temb is nil")
+	if r.TimeEmbProj != nil && temb == nil {
+		panic("nn: ResnetBlock2D.Forward: the block has time_emb_proj but temb is nil")
+	}
+	// The inner scope frees norm1's output once conv1 has run; the chain
+	// frees h once norm2 has run and norm2's output once conv2 has.
+	return tensor.Scope(func() *tensor.Tensor {
+		h := tensor.Scope(func() *tensor.Tensor { return r.Conv1.Forward(r.Norm1.ForwardSiLU(x)) })
+		if r.TimeEmbProj != nil {
+			t := r.TimeEmbProj.Forward(tensor.SiLU(temb)) // [N, Out]
+			h.AddInPlace(t.View(t.Dim(0), t.Dim(1), 1, 1))
 		}
-		st := tensor.SiLU(temb)
-		t := r.TimeEmbProj.Forward(st) // [N, Out]
-		st.Release()
-		t4 := t.View(t.Dim(0), t.Dim(1), 1, 1)
-		t.Release()
-		h1.AddInPlace(t4)
-		t4.Release()
-	}
-	h = r.Norm2.ForwardSiLU(h1)
-	h1.Release()
-	y := r.Conv2.Forward(h)
-	h.Release()
-	if r.ConvShortcut != nil {
-		s := r.ConvShortcut.Forward(x)
-		y.AddInPlace(s)
-		s.Release()
-	} else {
-		y.AddInPlace(x)
-	}
-	if f := r.Config.OutputScaleFactor; f != 1 {
-		y.MulScalarInPlace(1 / f)
-	}
-	return y
+		y := tensor.Chain(h, r.Norm2.ForwardSiLU, r.Conv2.Forward)
+		if r.ConvShortcut != nil {
+			y.AddInPlace(r.ConvShortcut.Forward(x))
+		} else {
+			y.AddInPlace(x)
+		}
+		if f := r.Config.OutputScaleFactor; f != 1 {
+			y.MulScalarInPlace(1 / f)
+		}
+		return y
+	})
 }
 
 // Downsample2D is diffusers' Downsample2D with use_conv: a 3x3 convolution with
@@ -130,10 +122,7 @@ func (d *Downsample2D) Forward(x *tensor.Tensor) *tensor.Tensor {
 	if d.Padding != 0 {
 		return d.Conv.Forward(x)
 	}
-	p := PadRightBottom(x, 1, 1)
-	y := d.Conv.Forward(p)
-	p.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor { return d.Conv.Forward(PadRightBottom(x, 1, 1)) })
 }
 
 // PadRightBottom returns x [N, C, H, W] padded with zeros: bottom rows at the end
@@ -161,10 +150,7 @@ func NewUpsample2D(b *Builder, channels, out int) *Upsample2D {
 
 // Forward returns x [N, C, H, W] upsampled 2x: [N, out, 2H, 2W].
 func (u *Upsample2D) Forward(x *tensor.Tensor) *tensor.Tensor {
-	up := tensor.Upsample2xNearest(x)
-	y := u.Conv.Forward(up)
-	up.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor { return u.Conv.Forward(tensor.Upsample2xNearest(x)) })
 }
 
 // ForwardSize returns x [N, C, H, W] upsampled to [N, out, oh, ow] (diffusers'
@@ -174,10 +160,7 @@ func (u *Upsample2D) ForwardSize(x *tensor.Tensor, oh, ow int) *tensor.Tensor {
 	if oh == 2*x.Dim(2) && ow == 2*x.Dim(3) {
 		return u.Forward(x)
 	}
-	up := NearestResize(x, oh, ow)
-	y := u.Conv.Forward(up)
-	up.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor { return u.Conv.Forward(NearestResize(x, oh, ow)) })
 }
 
 // NearestResize returns x [N, C, H, W] resized to [N, C, oh, ow] by nearest
@@ -191,10 +174,7 @@ func NearestResize(x *tensor.Tensor, oh, ow int) *tensor.Tensor {
 	if oh == 2*x.Dim(2) && ow == 2*x.Dim(3) {
 		return tensor.Upsample2xNearest(x)
 	}
-	rows := resizeAxis(x, 2, oh)
-	y := resizeAxis(rows, 3, ow)
-	rows.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor { return resizeAxis(resizeAxis(x, 2, oh), 3, ow) })
 }
 
 // resizeAxis gathers the nearest source indices along dim (2 or 3) into a new
@@ -205,34 +185,31 @@ func resizeAxis(x *tensor.Tensor, dim, out int) *tensor.Tensor {
 		return x.Contiguous()
 	}
 	scale := float32(in) / float32(out)
-	parts := make([]*tensor.Tensor, 0, out)
-	for i := 0; i < out; {
-		src := min(int(math.Floor(float64(float32(i)*scale))), in-1)
-		if out == 2*in {
-			src = i / 2
-		}
-		// Consecutive outputs reading the same source share one slice.
-		j := i + 1
-		for j < out {
-			s2 := min(int(math.Floor(float64(float32(j)*scale))), in-1)
+	// Consecutive outputs reading the same source share one slice (a view).
+	return tensor.Scope(func() *tensor.Tensor {
+		parts := make([]*tensor.Tensor, 0, out)
+		for i := 0; i < out; {
+			src := min(int(math.Floor(float64(float32(i)*scale))), in-1)
 			if out == 2*in {
-				s2 = j / 2
+				src = i / 2
 			}
-			if s2 != src {
-				break
+			j := i + 1
+			for j < out {
+				s2 := min(int(math.Floor(float64(float32(j)*scale))), in-1)
+				if out == 2*in {
+					s2 = j / 2
+				}
+				if s2 != src {
+					break
+				}
+				j++
 			}
-			j++
+			sl := x.Narrow(dim, src, 1)
+			shape := sl.Shape()
+			shape[dim] = j - i
+			parts = append(parts, sl.Expand(shape...))
+			i = j
 		}
-		sl := x.Narrow(dim, src, 1)
-		shape := sl.Shape()
-		shape[dim] = j - i
-		parts = append(parts, sl.Expand(shape...))
-		sl.Release()
-		i = j
-	}
-	y := tensor.Cat(dim, parts...)
-	for _, p := range parts {
-		p.Release()
-	}
-	return y
+		return tensor.Cat(dim, parts...)
+	})
 }

@@ -36,6 +36,16 @@ type Trainable struct {
 	Grad *tensor.Tensor
 
 	frozen bool
+
+	// Row-sparse embedding gradients (ParamSet.SetRowSparse): rowSparse
+	// marks the parameter; sparseBuf is the gradient buffer CollectGrads
+	// allocated for it, dirty the rows written into it since it was last
+	// cleared and denseDirty whether anything dense was added, so that
+	// ZeroGrad clears only those rows.
+	rowSparse  bool
+	sparseBuf  *tensor.Tensor
+	dirty      []int64
+	denseDirty bool
 }
 
 // Shape returns the parameter's shape.
@@ -46,6 +56,10 @@ func (p *Trainable) Numel() int { return p.Tensor.Numel() }
 
 // Frozen reports whether the parameter is excluded from training.
 func (p *Trainable) Frozen() bool { return p.frozen }
+
+// RowSparse reports whether the parameter receives its embedding gradients
+// as rows (ParamSet.SetRowSparse).
+func (p *Trainable) RowSparse() bool { return p.rowSparse }
 
 // SyncValue writes the master into the model's tensor after the master
 // changed (an optimiser step, a loaded state, EMA weights), converting to
@@ -93,9 +107,10 @@ func (p *Trainable) AddGrad(g *tensor.Tensor, scale float32) error {
 	if g.DType() == tensor.I64 {
 		return fmt.Errorf("nn: parameter %q: gradient of dtype I64, want a float dtype", p.Name)
 	}
-	if p.Grad != nil && (p.Grad.DType() != tensor.F32 || !p.Grad.IsContiguous() || p.Grad.Device() != tensor.CPU || !p.Grad.Shape().Equal(p.Shape())) {
-		return fmt.Errorf("nn: parameter %q: the gradient held is %v %v on %v, want a contiguous F32 host tensor of shape %v", p.Name, p.Grad.DType(), p.Grad.Shape(), p.Grad.Device(), p.Shape())
+	if err := p.checkHeldGrad(); err != nil {
+		return err
 	}
+	p.denseDirty = true
 	err := tensor.Catch(func() {
 		d := g.Detach()
 		defer d.Release()
@@ -122,6 +137,76 @@ func (p *Trainable) AddGrad(g *tensor.Tensor, scale float32) error {
 	return errctx.Wrap("nn: parameter "+p.Name, err)
 }
 
+// checkHeldGrad verifies that the gradient held, if any, is a contiguous F32
+// host tensor of the parameter's shape.
+func (p *Trainable) checkHeldGrad() error {
+	if p.Grad != nil && (p.Grad.DType() != tensor.F32 || !p.Grad.IsContiguous() || p.Grad.Device() != tensor.CPU || !p.Grad.Shape().Equal(p.Shape())) {
+		return fmt.Errorf("nn: parameter %q: the gradient held is %v %v on %v, want a contiguous F32 host tensor of shape %v", p.Name, p.Grad.DType(), p.Grad.Shape(), p.Grad.Device(), p.Shape())
+	}
+	return nil
+}
+
+// addRows adds scale*grad into the rows of the gradient (allocating it,
+// zero, when it is nil): Grad[rows[k], :] += float32(scale) * grad[k*D :
+// (k+1)*D], element by element as AddGrad adds a dense gradient, so the
+// result is the same as adding the dense gradient whose other rows are zero.
+func (p *Trainable) addRows(rows []int64, grad []float32, scale float32) error {
+	sh := p.Shape()
+	if len(sh) != 2 {
+		return fmt.Errorf("nn: parameter %q: row gradient for a tensor of shape %v, want [rows, dim]", p.Name, sh)
+	}
+	d := sh[1]
+	if len(grad) != len(rows)*d {
+		return fmt.Errorf("nn: parameter %q: %d gradient values for %d rows of %d", p.Name, len(grad), len(rows), d)
+	}
+	for _, r := range rows {
+		if r < 0 || r >= int64(sh[0]) {
+			return fmt.Errorf("nn: parameter %q: gradient row %d out of range [0, %d)", p.Name, r, sh[0])
+		}
+	}
+	if err := p.checkHeldGrad(); err != nil {
+		return err
+	}
+	if p.Grad == nil {
+		p.Grad = tensor.Zeros(tensor.F32, sh...)
+		p.sparseBuf, p.dirty, p.denseDirty = p.Grad, nil, false
+	}
+	if p.Grad == p.sparseBuf {
+		p.dirty = append(p.dirty, rows...)
+	}
+	dst := p.Grad.F32Data()
+	for k, r := range rows {
+		out, src := dst[int(r)*d:(int(r)+1)*d], grad[k*d:(k+1)*d]
+		src = src[:len(out)]
+		if scale == 1 {
+			for i, v := range src {
+				out[i] += v
+			}
+			continue
+		}
+		for i, v := range src {
+			out[i] += scale * v
+		}
+	}
+	return nil
+}
+
+// zeroGrad clears the gradient buffer: only the rows written since the last
+// clear when only addRows wrote into the buffer it allocated, else all of it.
+func (p *Trainable) zeroGrad() {
+	g := p.Grad
+	if p.rowSparse && g == p.sparseBuf && !p.denseDirty {
+		d := g.Dim(1)
+		data := g.F32Data()
+		for _, r := range p.dirty {
+			clear(data[int(r)*d : (int(r)+1)*d])
+		}
+	} else {
+		clear(g.F32Data())
+	}
+	p.dirty, p.denseDirty = p.dirty[:0], false
+}
+
 // ParamSet is the trainable-parameter registry of a model: every named
 // parameter (the Builder's, by diffusers key), which of them are frozen, and
 // for the others their F32 master copies and gradients.
@@ -133,7 +218,8 @@ func (p *Trainable) AddGrad(g *tensor.Tensor, scale float32) error {
 //	opt, err := optim.NewAdamW(train, optim.DefaultAdamW())
 //
 // Parameters start trainable; Freeze, Unfreeze and Only select them by name
-// pattern (see MatchName). A ParamSet is not safe for concurrent use.
+// pattern (see MatchName). SetRowSparse makes embedding tables receive their
+// gradients as rows (a text encoder's 49408-row token embedding). A ParamSet is not safe for concurrent use.
 type ParamSet struct {
 	model any
 	list  []*Trainable
@@ -344,10 +430,16 @@ func (ps *ParamSet) Trainable() ([]*Trainable, error) {
 	for _, p := range ps.list {
 		if p.frozen && p.Tensor.IsLeaf() {
 			p.Tensor.SetRequiresGrad(false)
+			if p.rowSparse {
+				p.Tensor.SetSparseGrad(false)
+			}
 		}
 	}
 	for _, p := range out {
 		p.Tensor.SetRequiresGrad(true).SetName(p.Name)
+		if p.rowSparse {
+			p.Tensor.SetSparseGrad(true)
+		}
 	}
 	return out, nil
 }
@@ -429,7 +521,7 @@ func (ps *ParamSet) ZeroGrad() {
 		}
 		if g := p.Grad; g != nil {
 			if g.DType() == tensor.F32 && g.IsContiguous() && g.Device() == tensor.CPU {
-				clear(g.F32Data())
+				p.zeroGrad()
 			} else { // not a gradient this package made: drop it
 				g.Release()
 				p.Grad = nil
@@ -437,6 +529,9 @@ func (ps *ParamSet) ZeroGrad() {
 		}
 		if p.Tensor.Grad() != nil {
 			p.Tensor.ZeroGrad()
+		}
+		if p.rowSparse {
+			p.Tensor.ZeroRowGrad()
 		}
 	}
 }
@@ -450,8 +545,12 @@ func (ps *ParamSet) DropGrads() {
 			p.Grad.Release()
 			p.Grad = nil
 		}
+		p.sparseBuf, p.dirty, p.denseDirty = nil, nil, false
 		if p.Tensor.Grad() != nil {
 			p.Tensor.ZeroGrad()
+		}
+		if p.rowSparse {
+			p.Tensor.ZeroRowGrad()
 		}
 	}
 }
@@ -463,22 +562,74 @@ func (ps *ParamSet) DropGrads() {
 // scale 1/k, it accumulates the mean gradient of k micro-batches
 // (accelerate's convention); with scale 1 after a single Backward it moves
 // the gradient. Parameters without an autograd gradient are left as they
-// are.
+// are. For a row-sparse parameter (SetRowSparse) it also adds the rows
+// Embedding's backward delivered (scale times each row into the gradient's
+// rows, the same numbers as adding the dense gradient) and drops them.
 func (ps *ParamSet) CollectGrads(scale float32) error {
 	for _, p := range ps.list {
 		if p.frozen || p.Master == nil {
 			continue
 		}
-		g := p.Tensor.Grad()
-		if g == nil {
+		if g := p.Tensor.Grad(); g != nil {
+			if err := p.AddGrad(g, scale); err != nil {
+				return err
+			}
+			p.Tensor.ZeroGrad()
+		}
+		if !p.rowSparse {
 			continue
 		}
-		if err := p.AddGrad(g, scale); err != nil {
-			return err
+		if rows, rg := p.Tensor.RowGrad(); rows != nil {
+			var err error
+			if cerr := tensor.Catch(func() { err = p.addRows(rows, rg, scale) }); cerr != nil {
+				err = errctx.Wrap("nn: parameter "+p.Name, cerr)
+			}
+			if err != nil {
+				return err
+			}
+			p.Tensor.ZeroRowGrad()
 		}
-		p.Tensor.ZeroGrad()
 	}
 	return nil
+}
+
+// SetRowSparse makes the parameters matching any of patterns (MatchName;
+// 2-D embedding tables [V, D], such as
+// "text_model.embeddings.token_embedding.weight") receive the gradients of
+// their Embedding lookups as rows instead of dense [V, D] tensors, and
+// returns how many matched. Backward then computes and hands over only the
+// rows of the ids used (tensor.Tensor.SetSparseGrad), and CollectGrads adds
+// them into the parameter's gradient buffer, which is allocated once and of
+// which ZeroGrad clears only the rows written: per step, memory and time
+// scale with the rows touched, not with the vocabulary. The gradient, and so
+// every optimiser step, is the same, bit for bit, as with dense gradients:
+// the buffer holds the full gradient (rows not looked up are zero), and
+// AdamW still updates every row — weight decay and the moments' decay apply
+// to all of them, as torch.optim.AdamW does with a dense gradient from
+// torch's Embedding(sparse=False). The tables must stay leaves (no ops
+// between the parameter and tensor.Embedding). A pattern that matches
+// nothing, or a parameter that is not 2-D, is an error; nothing changes
+// then. Trainable applies the mark (again after it replaces a read-only
+// value); frozen parameters are unmarked.
+func (ps *ParamSet) SetRowSparse(patterns ...string) (int, error) {
+	sel, err := ps.match("SetRowSparse", patterns)
+	if err != nil {
+		return 0, err
+	}
+	for i, p := range ps.list {
+		if sel[i] && p.Tensor.Rank() != 2 {
+			return 0, fmt.Errorf("nn: SetRowSparse: parameter %q has shape %v, want a 2-D embedding table", p.Name, p.Shape())
+		}
+	}
+	for i, p := range ps.list {
+		if sel[i] {
+			p.rowSparse = true
+			if p.Master != nil && !p.frozen {
+				p.Tensor.SetSparseGrad(true)
+			}
+		}
+	}
+	return ps.count(sel), nil
 }
 
 // Sync writes every trainable parameter's master into its value

@@ -39,6 +39,9 @@ type gradInfo struct {
 	node     *node   // the op that produced the tensor; nil for a leaf
 	grad     *Tensor // accumulated gradient (leaves)
 	name     string  // for messages (leaves: SetName)
+	// rows is the row-sparse gradient of a leaf table marked with
+	// SetSparseGrad (nil when unmarked).
+	rows *rowGrad
 }
 
 // describe names the tensor for messages.
@@ -150,7 +153,7 @@ func (t *Tensor) SetGrad(g *Tensor) {
 	if t.ag.grad != nil && t.ag.grad != g {
 		t.ag.grad.Release()
 	}
-	t.ag.grad = g
+	t.ag.grad = Persist(g)
 }
 
 // ZeroGrad drops the gradient accumulated into the leaf t.
@@ -186,7 +189,8 @@ func save(t *Tensor) savedValue {
 		return savedValue{}
 	}
 	t.st.saved.Add(1)
-	return savedValue{t: t.Detach(), version: t.st.version.Load()}
+	d := wrapUnscoped(t.st, t.shape.Clone(), append([]int(nil), t.strides...), t.offset) // no scope frees it
+	return savedValue{t: d, version: t.st.version.Load()}
 }
 
 // keep is save for a tensor the op made only for its rule: the caller's
@@ -267,8 +271,15 @@ func Backward(loss *Tensor, opts ...BackwardOptions) error {
 	return backward(loss, nil, opts)
 }
 
-// backward back-propagates seed (ones when nil) from loss.
-func backward(loss, seed *Tensor, opts []BackwardOptions) error {
+// backward back-propagates seed (ones when nil) from loss, outside every
+// scope: the gradients outlive the caller's blocks.
+func backward(loss, seed *Tensor, opts []BackwardOptions) (err error) {
+	Unscoped(func() { err = backwardRun(loss, seed, opts) })
+	return err
+}
+
+// backwardRun is backward.
+func backwardRun(loss, seed *Tensor, opts []BackwardOptions) error {
 	_, err := backwardCollect(loss, seed, opts, nil)
 	return err
 }

@@ -493,6 +493,13 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 // Embedding returns the rows of the table w [V, D] (any float dtype) selected by
 // the I64 ids [...]: the result is [..., D] in the compute dtype. It panics if
 // an id is out of range.
+//
+// Gradient with respect to w: row r is the sum of the output gradient's rows
+// at the positions whose id is r, in position order in F32; other rows are
+// zero. For a table marked with SetSparseGrad the rule delivers only the rows
+// of the ids used (RowGrad) and nothing dense; otherwise it is a dense
+// [V, D] F32 tensor, as torch's Embedding(sparse=False). The rows are the
+// same numbers either way.
 func Embedding(ids, w *Tensor) *Tensor {
 	dev := sameDevice("Embedding", ids, w)
 	if ids.DType() != I64 || w.Rank() != 2 {
@@ -521,6 +528,14 @@ func Embedding(ids, w *Tensor) *Tensor {
 	return record(out, "Embedding", []*Tensor{nil, w}, nil, func(g *Tensor) []*Tensor {
 		gy, rg := computeContig(g)
 		defer rg()
+		if w.SparseGrad() {
+			rows := cpu.EmbeddingGradRows(ids64, vocab)
+			grad := make([]float32, len(rows)*dim)
+			cpu.EmbeddingBackwardSparse(ids64, f32n(gy, len(ids64)*dim), dim, rows, grad)
+			if addRowGrad(w, rows, grad) {
+				return []*Tensor{nil, nil}
+			}
+		}
 		dw := newTensor(CPU, F32, Shape{vocab, dim}, false)
 		cpu.EmbeddingBackward(ids64, f32n(gy, len(ids64)*dim), dim, vocab, f32s(dw))
 		return []*Tensor{nil, dw}

@@ -109,7 +109,7 @@ func (a *Archive) Get(name string) (*Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tensor: tensor %q: %w", name, err)
 	}
-	a.cache[name] = t
+	a.cache[name] = Persist(t) // shared by every caller: no scope frees it
 	return t, nil
 }
 

@@ -21,6 +21,9 @@ type Tensor struct {
 	// outputs of ops recorded while some input needed a gradient; nil for
 	// everything else, so inference carries no autograd cost.
 	ag *gradInfo
+	// sc is the open scope that owns the handle (releases it when it
+	// ends), or nil; see scope.go.
+	sc *scope
 }
 
 // newTensor returns a fresh contiguous tensor over a new buffer of the given
@@ -35,8 +38,20 @@ func newTensor(dev Device, dt DType, shape Shape, zero bool) *Tensor {
 	return wrap(st, shape.Clone(), contiguousStrides(shape), 0)
 }
 
-// wrap returns a new tensor handle on st, counting it as a user of st.
+// wrap returns a new tensor handle on st, counting it as a user of st. The
+// handle belongs to the calling goroutine's innermost open scope, if any.
 func wrap(st *storage, shape Shape, strides []int, offset int) *Tensor {
+	st.refs.Add(1)
+	t := &Tensor{st: st, shape: shape, strides: strides, offset: offset}
+	if scopesOpen.Load() != 0 {
+		track(t)
+	}
+	return t
+}
+
+// wrapUnscoped is wrap for a handle no scope may own (a value autograd
+// saves for a backward rule).
+func wrapUnscoped(st *storage, shape Shape, strides []int, offset int) *Tensor {
 	st.refs.Add(1)
 	return &Tensor{st: st, shape: shape, strides: strides, offset: offset}
 }
@@ -64,9 +79,10 @@ func (t *Tensor) s(op string) *storage {
 // tensor does nothing. Storage adopted from the caller (FromFloat32 and friends)
 // or mapped from a file is never recycled.
 //
-// Release is optional: tensors that are simply dropped are garbage collected. It
-// exists so that loops such as a 50-step sampler can recycle their intermediates
-// instead of churning the garbage collector.
+// Release is optional: tensors that are simply dropped are garbage collected,
+// and a Scope releases what its block made. Release remains for lifetimes that
+// do not follow a block: the previous latents of a sampling loop, a value
+// consumed by a callee.
 func (t *Tensor) Release() {
 	if t == nil || t.st == nil {
 		return

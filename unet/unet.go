@@ -200,127 +200,127 @@ func (m *Model) Forward(sample, timesteps, ctx *tensor.Tensor) *tensor.Tensor {
 		panic(fmt.Sprintf("unet: Forward: encoder hidden states %v, want [%d, S, D]", ctx.Shape(), n))
 	}
 
-	// Time embedding: temb [N, 4*C0].
+	ck := m.GradientCheckpointing
+	return tensor.Scope(func() *tensor.Tensor {
+		temb := m.timeEmbedding(timesteps, n) // [N, 4*C0]
+		h := tensor.Scope(func() *tensor.Tensor {
+			if m.Config.CenterInputSample {
+				return m.ConvIn.Forward(sample.Affine(2, -1))
+			}
+			return m.ConvIn.Forward(sample)
+		})
+		m.observe("conv_in", h)
+
+		// Down: every output is a skip connection, kept until an up block consumes it.
+		skips := []*tensor.Tensor{h}
+		for i, d := range m.DownBlocks {
+			outs := d.forward(h, temb, ctx, ck)
+			skips = append(skips, outs...)
+			h = outs[len(outs)-1]
+			m.observe(fmt.Sprintf("down_blocks.%d", i), h)
+		}
+		h = m.MidBlock.forward(h, temb, ctx, ck)
+		m.observe("mid_block", h)
+		for i, u := range m.UpBlocks {
+			k := len(skips) - len(u.Resnets)
+			res := skips[k:]
+			skips = skips[:k]
+			oh, ow := 0, 0
+			if u.Upsampler != nil {
+				// The next skip's size: 2x, or the odd size it had on the way down.
+				oh, ow = skips[k-1].Dim(2), skips[k-1].Dim(3)
+			}
+			h = u.forward(h, res, temb, ctx, oh, ow, ck)
+			m.observe(fmt.Sprintf("up_blocks.%d", i), h)
+		}
+
+		a := tensor.Scope(func() *tensor.Tensor { return m.ConvNormOut.ForwardSiLU(h) }, h) // conv_norm_out + conv_act
+		m.observe("conv_act", a)
+		return m.ConvOut.Forward(a)
+	})
+}
+
+// timeEmbedding returns the time embedding [n, 4*C0] of timesteps (a scalar,
+// a one-element tensor or [n]).
+func (m *Model) timeEmbedding(timesteps *tensor.Tensor, n int) *tensor.Tensor {
 	var ts *tensor.Tensor
 	switch {
 	case timesteps.Numel() == 1:
-		one := timesteps.Reshape(1)
-		ts = one.Expand(n)
-		one.Release()
+		ts = timesteps.Reshape(1).Expand(n)
 	case timesteps.Rank() == 1 && timesteps.Dim(0) == n:
 		ts = timesteps.Reshape(n)
 	default:
 		panic(fmt.Sprintf("unet: Forward: timesteps %v, want a scalar or [%d]", timesteps.Shape(), n))
 	}
-	tp := m.TimeProj.Forward(ts)
-	ts.Release()
-	m.observe("time_proj", tp)
-	temb := m.TimeEmbedding.Forward(tp)
-	tp.Release()
-	m.observe("time_embedding", temb)
-
-	x := sample
-	if m.Config.CenterInputSample {
-		x = sample.Affine(2, -1)
-	}
-	h := m.ConvIn.Forward(x)
-	if x != sample {
-		x.Release()
-	}
-	m.observe("conv_in", h)
-
-	// Down: every output is a skip connection, kept until an up block consumes it.
-	skips := []*tensor.Tensor{h}
-	for i, d := range m.DownBlocks {
-		h, skips = d.forward(h, temb, ctx, skips, m.GradientCheckpointing)
-		m.observe(fmt.Sprintf("down_blocks.%d", i), h)
-	}
-	h = m.MidBlock.forward(h, temb, ctx, m.GradientCheckpointing)
-	m.observe("mid_block", h)
-	for i, u := range m.UpBlocks {
-		k := len(skips) - len(u.Resnets)
-		res := skips[k:]
-		skips = skips[:k]
-		oh, ow := 0, 0
-		if u.Upsampler != nil {
-			// The next skip's size: 2x, or the odd size it had on the way down.
-			oh, ow = skips[k-1].Dim(2), skips[k-1].Dim(3)
-		}
-		h = u.forward(h, res, temb, ctx, oh, ow, m.GradientCheckpointing)
-		m.observe(fmt.Sprintf("up_blocks.%d", i), h)
-	}
-	temb.Release()
-
-	a := m.ConvNormOut.ForwardSiLU(h) // conv_norm_out + conv_act
-	h.Release()
-	m.observe("conv_act", a)
-	y := m.ConvOut.Forward(a)
-	a.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		tp := m.TimeProj.Forward(ts)
+		m.observe("time_proj", tp)
+		temb := m.TimeEmbedding.Forward(tp)
+		m.observe("time_embedding", temb)
+		return temb
+	})
 }
 
 func (m *Model) observe(name string, t *tensor.Tensor) {
 	if m.hook != nil {
-		m.hook(name, t)
+		tensor.Unscoped(func() { m.hook(name, t) }) // what the hook keeps is its own
 	}
 }
 
-// forward runs the block on h (a skip connection, not released), appending its
-// outputs to skips; it returns the last output (itself a skip) and the skips.
-func (d *DownBlock) forward(h, temb, ctx *tensor.Tensor, skips []*tensor.Tensor, ck bool) (*tensor.Tensor, []*tensor.Tensor) {
-	for j, r := range d.Resnets {
-		y := run2(ck, r.Forward, h, temb)
-		if d.Attentions != nil {
-			a := run2(ck, d.Attentions[j].Forward, y, ctx)
-			y.Release()
-			y = a
+// forward runs the block on h (a skip connection, left alone) and returns its
+// outputs, each a skip connection; the last is the block's output.
+func (d *DownBlock) forward(h, temb, ctx *tensor.Tensor, ck bool) []*tensor.Tensor {
+	return tensor.ScopeN(func() []*tensor.Tensor {
+		var outs []*tensor.Tensor
+		for j, r := range d.Resnets {
+			h = tensor.Scope(func() *tensor.Tensor {
+				y := run2(ck, r.Forward, h, temb)
+				if d.Attentions != nil {
+					y = run2(ck, d.Attentions[j].Forward, y, ctx)
+				}
+				return y
+			})
+			outs = append(outs, h)
 		}
-		h = y
-		skips = append(skips, h)
-	}
-	if d.Downsampler != nil {
-		h = d.Downsampler.Forward(h)
-		skips = append(skips, h)
-	}
-	return h, skips
+		if d.Downsampler != nil {
+			outs = append(outs, d.Downsampler.Forward(h))
+		}
+		return outs
+	})
 }
 
-// forward returns the mid block applied to h (a skip connection, not released).
+// forward returns the mid block applied to h (a skip connection, left alone).
 func (mb *MidBlock) forward(h, temb, ctx *tensor.Tensor, ck bool) *tensor.Tensor {
-	r := run2(ck, mb.Resnets[0].Forward, h, temb)
-	a := run2(ck, mb.Attention.Forward, r, ctx)
-	r.Release()
-	y := run2(ck, mb.Resnets[1].Forward, a, temb)
-	a.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		r := run2(ck, mb.Resnets[0].Forward, h, temb)
+		a := run2(ck, mb.Attention.Forward, r, ctx)
+		return run2(ck, mb.Resnets[1].Forward, a, temb)
+	})
 }
 
 // forward runs the block on h, consuming the skip connections res from the last
-// to the first; h and res are released. With an upsampler the output is
-// resized to [oh, ow].
+// to the first: h and each skip are freed once concatenated (when a scope of
+// the caller owns them). With an upsampler the output is resized to [oh, ow].
 func (u *UpBlock) forward(h *tensor.Tensor, res []*tensor.Tensor, temb, ctx *tensor.Tensor, oh, ow int, ck bool) *tensor.Tensor {
 	if len(res) != len(u.Resnets) {
 		panic(fmt.Sprintf("unet: up block with %d resnets given %d skip connections", len(u.Resnets), len(res)))
 	}
-	for j, r := range u.Resnets {
-		s := res[len(res)-1-j]
-		c := tensor.Cat(1, h, s) // [N, C + Cskip, H, W]
-		h.Release()
-		s.Release()
-		h = run2(ck, r.Forward, c, temb)
-		c.Release()
-		if u.Attentions != nil {
-			a := run2(ck, u.Attentions[j].Forward, h, ctx)
-			h.Release()
-			h = a
+	return tensor.Scope(func() *tensor.Tensor {
+		for j, r := range u.Resnets {
+			s := res[len(res)-1-j]
+			h = tensor.Scope(func() *tensor.Tensor {
+				c := tensor.Scope(func() *tensor.Tensor { return tensor.Cat(1, h, s) }, h, s) // [N, C + Cskip, H, W]
+				return run2(ck, r.Forward, c, temb)
+			})
+			if u.Attentions != nil {
+				h = tensor.Scope(func() *tensor.Tensor { return run2(ck, u.Attentions[j].Forward, h, ctx) }, h)
+			}
 		}
-	}
-	if u.Upsampler != nil {
-		y := u.Upsampler.ForwardSize(h, oh, ow)
-		h.Release()
-		h = y
-	}
-	return h
+		if u.Upsampler != nil {
+			return tensor.Scope(func() *tensor.Tensor { return u.Upsampler.ForwardSize(h, oh, ow) }, h)
+		}
+		return h
+	})
 }
 
 // run2 returns f(a, b), through tensor.Checkpoint when ck is set.

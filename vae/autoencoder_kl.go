@@ -132,12 +132,10 @@ type DiagonalGaussian struct {
 // tensor/rng generator, torch.randn(shape, generator=g), as diffusers draws;
 // the noise is drawn on the host and copied to the distribution's device).
 func (d *DiagonalGaussian) Sample(g tensor.RandSource) *tensor.Tensor {
-	h := tensor.Randn(g, d.Mean.Shape()...)
-	eps := h.ToDevice(d.Mean.Device())
-	h.Release()
-	y := d.Std.Mul(eps).AddInPlace(d.Mean)
-	eps.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		eps := tensor.Randn(g, d.Mean.Shape()...).ToDevice(d.Mean.Device())
+		return d.Std.Mul(eps).AddInPlace(d.Mean)
+	})
 }
 
 // Mode returns a copy of Mean, the most likely latent.
@@ -157,18 +155,15 @@ func (m *AutoencoderKL) Encode(x *tensor.Tensor) *DiagonalGaussian {
 	if x.Rank() != 4 || x.Dim(1) != m.Config.InChannels {
 		panic(fmt.Sprintf("vae: Encode: x %v, want [N, %d, H, W]", x.Shape(), m.Config.InChannels))
 	}
-	h := m.Encoder.forward(x, m.obs)
-	mom := m.QuantConv.Forward(h)
-	h.Release()
-	m.obs.see("quant_conv", mom)
-	l := m.Config.LatentChannels
-	mv, lv := mom.Narrow(1, 0, l), mom.Narrow(1, l, l)
-	d := &DiagonalGaussian{Moments: mom, Mean: mv.Contiguous(), LogVar: lv.Clamp(-30, 20)}
-	mv.Release()
-	lv.Release()
-	half := d.LogVar.MulScalar(0.5)
-	d.Std = half.Exp()
-	half.Release()
+	d := &DiagonalGaussian{}
+	tensor.Do(func() {
+		mom := tensor.Chain(m.Encoder.forward(x, m.obs), m.QuantConv.Forward)
+		m.obs.see("quant_conv", mom)
+		l := m.Config.LatentChannels
+		d.Moments, d.Mean, d.LogVar = mom, mom.Narrow(1, 0, l).Contiguous(), mom.Narrow(1, l, l).Clamp(-30, 20)
+		d.Std = d.LogVar.MulScalar(0.5).Exp()
+		tensor.Escape(d.Moments, d.Mean, d.LogVar, d.Std) // the distribution holds them
+	})
 	return d
 }
 
@@ -198,11 +193,11 @@ func (m *AutoencoderKL) tiled(h, w int) bool {
 
 // decodeOne runs post_quant_conv and the decoder on z.
 func (m *AutoencoderKL) decodeOne(z *tensor.Tensor) *tensor.Tensor {
-	p := m.PostQuantConv.Forward(z)
-	m.obs.see("post_quant_conv", p)
-	y := m.Decoder.forward(p, m.obs)
-	p.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		p := m.PostQuantConv.Forward(z)
+		m.obs.see("post_quant_conv", p)
+		return m.Decoder.forward(p, m.obs)
+	})
 }
 
 func (m *AutoencoderKL) checkLatents(op string, z *tensor.Tensor) {

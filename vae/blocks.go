@@ -35,26 +35,22 @@ func NewAttention(b *nn.Builder, channels, groups int) *Attention {
 // Forward returns x + attention(x) for x [N, C, H, W].
 func (a *Attention) Forward(x *tensor.Tensor) *tensor.Tensor {
 	n, c, h, w := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
-	g := a.GroupNorm.Forward(x)
-	gv := g.View(n, c, h*w)
-	seq := gv.Transpose(1, 2) // [N, HW, C]
-	q, k, v := a.ToQ.Forward(seq), a.ToK.Forward(seq), a.ToV.Forward(seq)
-	seq.Release()
-	gv.Release()
-	g.Release()
-	o := tensor.Attention(q, k, v, 1, float32(1/math.Sqrt(float64(c))), false)
-	q.Release()
-	k.Release()
-	v.Release()
-	p := a.ToOut.Forward(o) // [N, HW, C]
-	o.Release()
-	pt := p.Transpose(1, 2) // [N, C, HW]
-	p4 := pt.Reshape(n, c, h, w)
-	y := x.Add(p4)
-	p4.Release()
-	pt.Release()
-	p.Release()
-	return y
+	scale := float32(1 / math.Sqrt(float64(c)))
+	// Each value goes as soon as the next stage exists: the normalised input
+	// once projected, q, k and v once attended, the attention once projected.
+	return tensor.Scope(func() *tensor.Tensor {
+		p := tensor.Scope(func() *tensor.Tensor {
+			o := tensor.Scope(func() *tensor.Tensor {
+				qkv := tensor.ScopeN(func() []*tensor.Tensor {
+					seq := a.GroupNorm.Forward(x).View(n, c, h*w).Transpose(1, 2) // [N, HW, C]
+					return []*tensor.Tensor{a.ToQ.Forward(seq), a.ToK.Forward(seq), a.ToV.Forward(seq)}
+				})
+				return tensor.Attention(qkv[0], qkv[1], qkv[2], 1, scale, false)
+			})
+			return a.ToOut.Forward(o) // [N, HW, C]
+		})
+		return x.Add(p.Transpose(1, 2).Reshape(n, c, h, w))
+	})
 }
 
 // MidBlock is UNetMidBlock2D without time embedding: ResNet, Attention (absent
@@ -77,15 +73,13 @@ func newMidBlock(b *nn.Builder, ch, groups int, attn bool) *MidBlock {
 
 // Forward returns the block applied to x [N, C, H, W].
 func (m *MidBlock) Forward(x *tensor.Tensor) *tensor.Tensor {
-	h := m.Resnets[0].Forward(x, nil)
-	if m.Attention != nil {
-		a := m.Attention.Forward(h)
-		h.Release()
-		h = a
-	}
-	y := m.Resnets[1].Forward(h, nil)
-	h.Release()
-	return y
+	return tensor.Scope(func() *tensor.Tensor {
+		h := m.Resnets[0].Forward(x, nil)
+		if m.Attention != nil {
+			h = tensor.Chain(h, m.Attention.Forward)
+		}
+		return m.Resnets[1].Forward(h, nil)
+	})
 }
 
 func resnet(b *nn.Builder, in, out, groups int) *nn.ResnetBlock2D {
@@ -103,30 +97,25 @@ type Block struct {
 
 // Forward returns the block applied to x [N, C, H, W].
 func (blk *Block) Forward(x *tensor.Tensor) *tensor.Tensor {
-	h := x
-	for _, r := range blk.Resnets {
-		y := r.Forward(h, nil)
-		if h != x {
-			h.Release()
+	return tensor.Scope(func() *tensor.Tensor {
+		h := x // the input is the caller's: the chain consumes only what this block makes
+		for _, r := range blk.Resnets {
+			if h == x {
+				h = r.Forward(x, nil)
+			} else {
+				h = tensor.Chain(h, func(h *tensor.Tensor) *tensor.Tensor { return r.Forward(h, nil) })
+			}
 		}
-		h = y
-	}
-	var y *tensor.Tensor
-	switch {
-	case blk.Downsampler != nil:
-		y = blk.Downsampler.Forward(h)
-	case blk.Upsampler != nil:
-		y = blk.Upsampler.Forward(h)
-	default:
-		if h == x {
+		switch {
+		case blk.Downsampler != nil:
+			return blk.Downsampler.Forward(h)
+		case blk.Upsampler != nil:
+			return blk.Upsampler.Forward(h)
+		case h == x:
 			return x.Clone()
 		}
 		return h
-	}
-	if h != x {
-		h.Release()
-	}
-	return y
+	})
 }
 
 // Encoder is diffusers' Encoder with double_z: conv_in, down_blocks.I,
@@ -164,23 +153,19 @@ func newEncoder(b *nn.Builder, c Config) *Encoder {
 
 // forward returns the encoder applied to x [N, in, H, W]: [N, 2L, h, w].
 func (e *Encoder) forward(x *tensor.Tensor, obs observer) *tensor.Tensor {
-	h := e.ConvIn.Forward(x)
-	obs.see("encoder.conv_in", h)
-	for i, blk := range e.DownBlocks {
-		y := blk.Forward(h)
-		h.Release()
-		h = y
-		obs.see("encoder.down_blocks."+strconv.Itoa(i), h)
-	}
-	y := e.MidBlock.Forward(h)
-	h.Release()
-	obs.see("encoder.mid_block", y)
-	a := e.ConvNormOut.ForwardSiLU(y)
-	y.Release()
-	out := e.ConvOut.Forward(a)
-	a.Release()
-	obs.see("encoder.conv_out", out)
-	return out
+	return tensor.Scope(func() *tensor.Tensor {
+		h := e.ConvIn.Forward(x)
+		obs.see("encoder.conv_in", h)
+		for i, blk := range e.DownBlocks {
+			h = tensor.Chain(h, blk.Forward)
+			obs.see("encoder.down_blocks."+strconv.Itoa(i), h)
+		}
+		h = tensor.Chain(h, e.MidBlock.Forward)
+		obs.see("encoder.mid_block", h)
+		out := tensor.Chain(h, e.ConvNormOut.ForwardSiLU, e.ConvOut.Forward)
+		obs.see("encoder.conv_out", out)
+		return out
+	})
 }
 
 // Decoder is diffusers' Decoder: conv_in, mid_block, up_blocks.I,
@@ -221,24 +206,19 @@ func newDecoder(b *nn.Builder, c Config) *Decoder {
 
 // forward returns the decoder applied to z [N, L, h, w]: [N, out, H, W].
 func (d *Decoder) forward(z *tensor.Tensor, obs observer) *tensor.Tensor {
-	h := d.ConvIn.Forward(z)
-	obs.see("decoder.conv_in", h)
-	y := d.MidBlock.Forward(h)
-	h.Release()
-	h = y
-	obs.see("decoder.mid_block", h)
-	for i, blk := range d.UpBlocks {
-		y := blk.Forward(h)
-		h.Release()
-		h = y
-		obs.see("decoder.up_blocks."+strconv.Itoa(i), h)
-	}
-	a := d.ConvNormOut.ForwardSiLU(h)
-	h.Release()
-	out := d.ConvOut.Forward(a)
-	a.Release()
-	obs.see("decoder.conv_out", out)
-	return out
+	return tensor.Scope(func() *tensor.Tensor {
+		h := d.ConvIn.Forward(z)
+		obs.see("decoder.conv_in", h)
+		h = tensor.Chain(h, d.MidBlock.Forward)
+		obs.see("decoder.mid_block", h)
+		for i, blk := range d.UpBlocks {
+			h = tensor.Chain(h, blk.Forward)
+			obs.see("decoder.up_blocks."+strconv.Itoa(i), h)
+		}
+		out := tensor.Chain(h, d.ConvNormOut.ForwardSiLU, d.ConvOut.Forward)
+		obs.see("decoder.conv_out", out)
+		return out
+	})
 }
 
 // observer receives block outputs by their diffusers module names (tests).
@@ -246,6 +226,6 @@ type observer func(name string, t *tensor.Tensor)
 
 func (o observer) see(name string, t *tensor.Tensor) {
 	if o != nil {
-		o(name, t)
+		tensor.Unscoped(func() { o(name, t) }) // what the observer keeps is its own
 	}
 }

@@ -52,45 +52,34 @@ func (m *AutoencoderKL) TiledDecode(z *tensor.Tensor) *tensor.Tensor {
 	n, zh, zw := z.Dim(0), z.Dim(2), z.Dim(3)
 	dev := z.Device()
 	out := tensor.EmptyOn(dev, tensor.ComputeDType(dev), n, m.Config.OutChannels, zh*f, zw*f)
-	var prev []*tensor.Tensor // the row of tiles above, blended
-	y0 := 0
-	for i := 0; i < zh; i += stride {
-		var row []*tensor.Tensor
-		x0, th := 0, 0
-		for j := 0; j < zw; j += stride {
-			zr := z.Narrow(2, i, min(tl, zh-i))
-			zt := zr.Narrow(3, j, min(tl, zw-j))
-			t := m.decodeOne(zt)
-			zt.Release()
-			zr.Release()
-			if i > 0 {
-				blendInto(prev[len(row)], t, 2, blend)
-			}
-			if j > 0 {
-				blendInto(row[len(row)-1], t, 3, blend)
-			}
-			row = append(row, t)
-			th = min(limit, t.Dim(2))
-			tw := min(limit, t.Dim(3))
-			src := t.Narrow(2, 0, th)
-			srcw := src.Narrow(3, 0, tw)
-			dst := out.Narrow(2, y0, th)
-			dstw := dst.Narrow(3, x0, tw)
-			dstw.CopyFrom(srcw)
-			for _, v := range []*tensor.Tensor{src, srcw, dst, dstw} {
-				v.Release()
-			}
-			x0 += tw
+	tensor.Do(func() {
+		var prev []*tensor.Tensor // the row of tiles above, blended
+		y0 := 0
+		for i := 0; i < zh; i += stride {
+			th := 0
+			// A row's scope consumes the row above: memory holds two rows.
+			prev = tensor.ScopeN(func() []*tensor.Tensor {
+				var row []*tensor.Tensor
+				x0 := 0
+				for j := 0; j < zw; j += stride {
+					t := m.decodeOne(z.Narrow(2, i, min(tl, zh-i)).Narrow(3, j, min(tl, zw-j)))
+					if i > 0 {
+						blendInto(prev[len(row)], t, 2, blend)
+					}
+					if j > 0 {
+						blendInto(row[len(row)-1], t, 3, blend)
+					}
+					row = append(row, t)
+					th = min(limit, t.Dim(2))
+					tw := min(limit, t.Dim(3))
+					out.Narrow(2, y0, th).Narrow(3, x0, tw).CopyFrom(t.Narrow(2, 0, th).Narrow(3, 0, tw))
+					x0 += tw
+				}
+				return row
+			}, prev...)
+			y0 += th
 		}
-		for _, t := range prev {
-			t.Release()
-		}
-		prev = row
-		y0 += th
-	}
-	for _, t := range prev {
-		t.Release()
-	}
+	})
 	return out
 }
 
@@ -111,14 +100,10 @@ func blendInto(a, b *tensor.Tensor, dim, e int) {
 	if dim == 3 {
 		shape = []int{e} // over [N, C, H, e]
 	}
-	av := a.Narrow(dim, a.Dim(dim)-e, e)
-	bv := b.Narrow(dim, 0, e)
-	ha, hb := tensor.FromFloat32(wa, shape...), tensor.FromFloat32(wb, shape...)
-	da, db := ha.ToDevice(a.Device()), hb.ToDevice(b.Device())
-	s := av.Mul(da)
-	t := bv.Mul(db)
-	bv.CopyFrom(s.AddInPlace(t))
-	for _, v := range []*tensor.Tensor{s, t, av, bv, da, db} {
-		v.Release()
-	}
+	tensor.Do(func() {
+		av, bv := a.Narrow(dim, a.Dim(dim)-e, e), b.Narrow(dim, 0, e)
+		da := tensor.FromFloat32(wa, shape...).ToDevice(a.Device())
+		db := tensor.FromFloat32(wb, shape...).ToDevice(b.Device())
+		bv.CopyFrom(av.Mul(da).AddInPlace(bv.Mul(db)))
+	})
 }

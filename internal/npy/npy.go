@@ -24,8 +24,9 @@ type Array struct {
 // magic is the 6-byte prefix of every .npy file.
 const magic = "\x93NUMPY"
 
-// maxHeader bounds the header length so a corrupt file cannot ask for gigabytes.
-const maxHeader = 1 << 20
+// maxHeader bounds the header length so a corrupt file cannot ask for much
+// memory (numpy itself refuses headers over 10000 bytes unless told otherwise).
+const maxHeader = 1 << 16
 
 // Read reads and decodes the .npy file at path.
 func Read(path string) (*Array, error) {
@@ -40,12 +41,16 @@ func Read(path string) (*Array, error) {
 	return a, nil
 }
 
-// Parse decodes an in-memory .npy file. Data aliases buf.
+// Parse decodes an in-memory .npy file (format versions 1.0, 2.0 and 3.0).
+// It is strict: the header must be the dictionary numpy writes, with exactly
+// the keys descr, fortran_order and shape, ending in a newline; the dtype one
+// of the types Array describes, little-endian (or single-byte); the array in
+// C order; and the data exactly as long as the shape says. Data aliases buf.
 func Parse(buf []byte) (*Array, error) {
 	if len(buf) < 10 || string(buf[:6]) != magic {
 		return nil, errors.New("not a .npy file (expected the magic \\x93NUMPY)")
 	}
-	major := buf[6]
+	major, minor := buf[6], buf[7]
 	var hlen, start int
 	switch major {
 	case 1:
@@ -59,31 +64,19 @@ func Parse(buf []byte) (*Array, error) {
 			return nil, fmt.Errorf("header length %d exceeds the %d limit", h, maxHeader)
 		}
 		hlen, start = int(h), 12
-	default:
-		return nil, fmt.Errorf("unsupported format version %d.%d (expected 1, 2 or 3)", major, buf[7])
+	}
+	if major < 1 || major > 3 || minor != 0 {
+		return nil, fmt.Errorf("unsupported format version %d.%d (expected 1.0, 2.0 or 3.0)", major, minor)
 	}
 	if start+hlen > len(buf) {
 		return nil, fmt.Errorf("header length %d runs past the end of the %d-byte file", hlen, len(buf))
 	}
-	hdr := string(buf[start : start+hlen])
-	descr, err := dictString(hdr, "descr")
+	descr, fortran, shape, err := parseHeader(string(buf[start : start+hlen]))
 	if err != nil {
 		return nil, err
 	}
-	fortran, err := dictValue(hdr, "fortran_order")
-	if err != nil {
-		return nil, err
-	}
-	if strings.HasPrefix(fortran, "True") {
-		return nil, errors.New("Fortran-order arrays are not supported (expected C order)")
-	}
-	shapeStr, err := dictValue(hdr, "shape")
-	if err != nil {
-		return nil, err
-	}
-	shape, err := parseShape(shapeStr)
-	if err != nil {
-		return nil, err
+	if fortran {
+		return nil, errors.New("Fortran-order arrays (fortran_order True) are not supported (expected C order)")
 	}
 	dt, size, err := parseDescr(descr)
 	if err != nil {
@@ -98,7 +91,7 @@ func Parse(buf []byte) (*Array, error) {
 	}
 	data := buf[start+hlen:]
 	if len(data) != n*size {
-		return nil, fmt.Errorf("data has %d bytes, expected %d for shape %v of %s", len(data), n*size, shape, descr)
+		return nil, fmt.Errorf("data has %d bytes; shape %v of %s needs %d (expected %d bytes)", len(data), shape, descr, n*size, n*size)
 	}
 	return &Array{Shape: shape, DType: dt, Data: data}, nil
 }
@@ -121,56 +114,171 @@ func parseDescr(d string) (string, int, error) {
 	return t, size, nil
 }
 
-// dictValue returns the text after 'key': in the header dict, up to the end.
-func dictValue(hdr, key string) (string, error) {
-	k := "'" + key + "'"
-	i := strings.Index(hdr, k)
-	if i < 0 {
-		return "", fmt.Errorf("header %q has no %s", strings.TrimSpace(hdr), k)
+// parseHeader parses the header dictionary, a Python literal such as
+//
+//	{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }
+//
+// with exactly the keys descr, fortran_order and shape, followed by padding
+// and a newline.
+func parseHeader(h string) (descr string, fortran bool, shape []int, err error) {
+	fail := func(format string, args ...any) (string, bool, []int, error) {
+		return "", false, nil, fmt.Errorf("bad header: "+format, args...)
 	}
-	rest := strings.TrimLeft(hdr[i+len(k):], " ")
-	if !strings.HasPrefix(rest, ":") {
-		return "", fmt.Errorf("malformed header near %s", k)
+	if !strings.HasSuffix(h, "\n") {
+		return fail("does not end in a newline")
 	}
-	return strings.TrimLeft(rest[1:], " "), nil
-}
-
-func dictString(hdr, key string) (string, error) {
-	v, err := dictValue(hdr, key)
-	if err != nil {
-		return "", err
+	p := &lexer{s: h}
+	if !p.eat('{') {
+		return fail("not a dictionary")
 	}
-	if len(v) < 2 || (v[0] != '\'' && v[0] != '"') {
-		return "", fmt.Errorf("malformed %s in header", key)
-	}
-	end := strings.IndexByte(v[1:], v[0])
-	if end < 0 {
-		return "", fmt.Errorf("unterminated %s in header", key)
-	}
-	return v[1 : 1+end], nil
-}
-
-func parseShape(v string) ([]int, error) {
-	if !strings.HasPrefix(v, "(") {
-		return nil, errors.New("malformed shape in header (expected a tuple)")
-	}
-	end := strings.IndexByte(v, ')')
-	if end < 0 {
-		return nil, errors.New("unterminated shape in header")
-	}
-	shape := []int{}
-	for _, f := range strings.Split(v[1:end], ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
+	seen := map[string]bool{}
+	for !p.eat('}') {
+		key, ok := p.str()
+		if !ok {
+			return fail("expected a quoted key at byte %d", p.i)
+		}
+		if seen[key] {
+			return fail("key %q repeated", key)
+		}
+		seen[key] = true
+		if !p.eat(':') {
+			return fail("expected ':' after %q", key)
+		}
+		switch key {
+		case "descr":
+			if descr, ok = p.str(); !ok {
+				return fail("descr is not a string (structured dtypes are not supported)")
+			}
+		case "fortran_order":
+			switch {
+			case p.word("True"):
+				fortran = true
+			case p.word("False"):
+				fortran = false
+			default:
+				return fail("fortran_order is not True or False")
+			}
+		case "shape":
+			if shape, ok = p.tuple(); !ok {
+				return fail("shape is not a tuple of non-negative integers (bad dimension in shape)")
+			}
+		default:
+			return fail("unexpected key %q", key)
+		}
+		if p.eat(',') {
 			continue
 		}
-		d, err := strconv.Atoi(strings.TrimSuffix(f, "L"))
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("bad dimension %q in shape", f)
+		if !p.eat('}') {
+			return fail("expected ',' or '}' at byte %d", p.i)
 		}
-		shape = append(shape, d)
+		break
 	}
-	return shape, nil
+	p.space()
+	if p.i != len(p.s) {
+		return fail("trailing characters after the dictionary")
+	}
+	for _, k := range []string{"descr", "fortran_order", "shape"} {
+		if !seen[k] {
+			return fail("no '%s' (want keys descr, fortran_order and shape)", k)
+		}
+	}
+	return descr, fortran, shape, nil
+}
+
+// lexer reads the small Python literal subset of .npy headers.
+type lexer struct {
+	s string
+	i int
+}
+
+func (p *lexer) space() {
+	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t' || p.s[p.i] == '\n' || p.s[p.i] == '\r') {
+		p.i++
+	}
+}
+
+func (p *lexer) eat(c byte) bool {
+	p.space()
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// word consumes the identifier w if it is next.
+func (p *lexer) word(w string) bool {
+	p.space()
+	if !strings.HasPrefix(p.s[p.i:], w) {
+		return false
+	}
+	end := p.i + len(w)
+	if end < len(p.s) && (isAlnum(p.s[end]) || p.s[end] == '_') {
+		return false
+	}
+	p.i = end
+	return true
+}
+
+// str reads a quoted string without escapes.
+func (p *lexer) str() (string, bool) {
+	p.space()
+	if p.i >= len(p.s) || (p.s[p.i] != '\'' && p.s[p.i] != '"') {
+		return "", false
+	}
+	q := p.s[p.i]
+	end := strings.IndexByte(p.s[p.i+1:], q)
+	if end < 0 {
+		return "", false
+	}
+	v := p.s[p.i+1 : p.i+1+end]
+	if strings.ContainsAny(v, "\\\n") {
+		return "", false
+	}
+	p.i += end + 2
+	return v, true
+}
+
+// tuple reads a tuple of non-negative integers: (), (n,), (n, m), ... (a
+// Python 2 long suffix L is allowed).
+func (p *lexer) tuple() ([]int, bool) {
+	if !p.eat('(') {
+		return nil, false
+	}
+	shape := []int{}
+	for {
+		if p.eat(')') {
+			return shape, true
+		}
+		p.space()
+		start := p.i
+		for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
+			p.i++
+		}
+		if p.i == start || p.i-start > 19 {
+			return nil, false
+		}
+		v, err := strconv.Atoi(p.s[start:p.i])
+		if err != nil {
+			return nil, false
+		}
+		if p.i < len(p.s) && p.s[p.i] == 'L' {
+			p.i++
+		}
+		shape = append(shape, v)
+		if p.eat(',') {
+			continue
+		}
+		// A one-element tuple needs its trailing comma.
+		if !p.eat(')') || len(shape) == 1 {
+			return nil, false
+		}
+		return shape, true
+	}
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // Len returns the number of elements.

@@ -33,6 +33,12 @@
 //		ema.Step()
 //	}
 //
+// Row-sparse embedding gradients (nn.ParamSet.SetRowSparse) reach the
+// optimisers as ordinary dense gradient buffers whose untouched rows are
+// zero, so every optimiser and utility here treats them as torch treats the
+// dense gradient of Embedding(sparse=False): AdamW decays and updates every
+// row.
+//
 // Save and Load write and read the state (optimiser moments, EMA shadows) as
 // safetensors files keyed by the parameters' diffusers names; loading checks
 // every name and shape first and changes nothing when the file does not fit.
