@@ -204,11 +204,18 @@ type CLIPTokenizer struct {
 	pad     int32
 	special []specialToken // longest first
 	skip    map[int32]bool // ids Decode leaves out
+	// added are the tokens AddToken added, in id order from
+	// len(bpe.tokens) (see tokenizer_added.go).
+	added []string
 }
 
+// specialToken is a string matched before BPE: a special token, or a token
+// AddToken added (whose ids are id and then more, for a placeholder with
+// several vectors).
 type specialToken struct {
 	text string
 	id   int32
+	more []int32
 }
 
 var _ Tokenizer = (*CLIPTokenizer)(nil)
@@ -254,7 +261,7 @@ func newCLIP(vocab, merges io.Reader, cfg Config, vocabName, mergesName string) 
 	add := func(tok string, id int32) {
 		if !seen[tok] {
 			seen[tok] = true
-			t.special = append(t.special, specialToken{tok, id})
+			t.special = append(t.special, specialToken{text: tok, id: id})
 		}
 		t.skip[id] = true
 	}
@@ -323,8 +330,9 @@ func (t *CLIPTokenizer) Config() Config { return t.cfg }
 // MaxLength returns model_max_length (77 for CLIP).
 func (t *CLIPTokenizer) MaxLength() int { return t.cfg.MaxLength }
 
-// VocabSize returns one more than the largest id of vocab.json (49408).
-func (t *CLIPTokenizer) VocabSize() int { return len(t.bpe.tokens) }
+// VocabSize returns one more than the largest id: the size of vocab.json
+// (49408) plus the tokens AddToken added.
+func (t *CLIPTokenizer) VocabSize() int { return len(t.bpe.tokens) + len(t.added) }
 
 // BOS returns the id of the start token (49406 for CLIP).
 func (t *CLIPTokenizer) BOS() int32 { return t.bos }
@@ -335,14 +343,22 @@ func (t *CLIPTokenizer) EOS() int32 { return t.eos }
 // Pad returns the id of the padding token (49407 for SD1, 0 for SD2).
 func (t *CLIPTokenizer) Pad() int32 { return t.pad }
 
-// TokenID returns the id of a vocabulary token such as "cat</w>".
+// TokenID returns the id of a vocabulary token such as "cat</w>", or of a
+// token AddToken added.
 func (t *CLIPTokenizer) TokenID(tok string) (int32, bool) {
 	id, ok := t.bpe.vocab[tok]
+	if !ok {
+		return t.addedID(tok)
+	}
 	return id, ok
 }
 
-// TokenString returns the vocabulary token of an id, or "" if there is none.
+// TokenString returns the vocabulary token of an id (an added token's
+// text for the ids AddToken gave), or "" if there is none.
 func (t *CLIPTokenizer) TokenString(id int32) string {
+	if id >= 0 && int(id) >= len(t.bpe.tokens) && int(id) < t.VocabSize() {
+		return t.added[int(id)-len(t.bpe.tokens)]
+	}
 	if id < 0 || int(id) >= len(t.bpe.tokens) {
 		return ""
 	}
@@ -370,6 +386,7 @@ func (t *CLIPTokenizer) Tokens(text string) ([]int32, error) {
 			break
 		}
 		out = append(out, sp.id)
+		out = append(out, sp.more...)
 		text = text[pos+len(sp.text):]
 	}
 	return out, nil
@@ -426,6 +443,10 @@ func (t *CLIPTokenizer) Decode(ids []int32) string {
 		tok := t.TokenString(id)
 		if tok == "" {
 			raw = fmt.Appendf(raw, "<?%d>", id)
+			continue
+		}
+		if int(id) >= len(t.bpe.tokens) { // an added token, as written
+			raw = append(raw, " "+tok+" "...)
 			continue
 		}
 		for _, r := range tok {

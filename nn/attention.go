@@ -167,8 +167,8 @@ func NewTransformer2DModel(b *Builder, c Transformer2DConfig) *Transformer2DMode
 		// A 1x1 convolution is a Linear over the channels at each position.
 		ci := NewConv2d(b.Sub("proj_in"), c.Channels, inner, 1, 1, 0)
 		co := NewConv2d(b.Sub("proj_out"), inner, c.Channels, 1, 1, 0)
-		t.ProjIn = &Linear{Weight: ci.Weight, Bias: ci.Bias}
-		t.ProjOut = &Linear{Weight: co.Weight, Bias: co.Bias}
+		t.ProjIn = &Linear{Weight: ci.Weight, Bias: ci.Bias, Name: ci.Name}
+		t.ProjOut = &Linear{Weight: co.Weight, Bias: co.Bias, Name: co.Name}
 	}
 	for i := 0; i < c.Layers; i++ {
 		t.Blocks = append(t.Blocks, NewBasicTransformerBlock(b.Path("transformer_blocks", i), inner, c.CrossDim, c.Heads, c.DimHead))
@@ -184,6 +184,16 @@ func matrix(w *tensor.Tensor) *tensor.Tensor {
 	return w.Reshape(w.Dim(0), -1)
 }
 
+// forwardMatrix is Forward for a Linear whose weight may be a 1x1
+// convolution's [out, in, 1, 1] (the projections of Transformer2DModel).
+func (l *Linear) forwardMatrix(x *tensor.Tensor) *tensor.Tensor {
+	y := tensor.Linear(x, matrix(l.Weight), l.Bias)
+	if l.Adapter != nil {
+		y = l.Adapter.Adapt(x, y)
+	}
+	return y
+}
+
 // Forward returns the transformer applied to x [B, C, H, W] with context ctx
 // [B, S, CrossDim] (nil without cross-attention): [B, C, H, W].
 func (t *Transformer2DModel) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
@@ -191,14 +201,14 @@ func (t *Transformer2DModel) Forward(x, ctx *tensor.Tensor) *tensor.Tensor {
 	inner := t.Config.Heads * t.Config.DimHead
 	return tensor.Scope(func() *tensor.Tensor {
 		seq := tensor.Scope(func() *tensor.Tensor {
-			nt := t.Norm.Forward(x).Permute(0, 2, 3, 1)                                           // [B, H, W, C]
-			return tensor.Linear(nt, matrix(t.ProjIn.Weight), t.ProjIn.Bias).View(nb, h*w, inner) // [B, H*W, inner]
+			nt := t.Norm.Forward(x).Permute(0, 2, 3, 1)            // [B, H, W, C]
+			return t.ProjIn.forwardMatrix(nt).View(nb, h*w, inner) // [B, H*W, inner]
 		})
 		for _, blk := range t.Blocks {
 			seq = tensor.Scope(func() *tensor.Tensor { return blk.Forward(seq, ctx) }, seq)
 		}
 		o := tensor.Scope(func() *tensor.Tensor {
-			return tensor.Linear(seq, matrix(t.ProjOut.Weight), t.ProjOut.Bias) // [B, H*W, C]
+			return t.ProjOut.forwardMatrix(seq) // [B, H*W, C]
 		}, seq)
 		return x.Add(o.View(nb, h, w, c).Permute(0, 3, 1, 2))
 	})

@@ -6,17 +6,33 @@ import (
 	"github.com/roentgo/roentgo/tensor"
 )
 
+// Adapter adds a learned correction to the output of a Linear or Conv2d
+// layer, such as a LoRA (package nn/lora): the layer computes y from x as
+// usual and returns Adapt(x, y). Adapt may write into y (it is the layer's
+// fresh output) and returns the result.
+type Adapter interface {
+	Adapt(x, y *tensor.Tensor) *tensor.Tensor
+}
+
 // Linear is torch.nn.Linear: y = x W^T + b, with weight [out, in] (F32, F16 or
 // BF16, used as stored) and an optional bias [out]. Keys: weight, bias.
 type Linear struct {
 	Weight *tensor.Tensor // [out, in]
 	Bias   *tensor.Tensor // [out] or nil
+	// Name is the layer's module path in the diffusers state dict
+	// ("down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"), set
+	// by NewLinear; adapters find layers by it. "" for a layer made
+	// otherwise.
+	Name string
+	// Adapter, if set, corrects the output (see Adapter); nil for the plain
+	// layer, which then costs nothing more.
+	Adapter Adapter
 }
 
 // NewLinear returns the Linear layer at b with in inputs and out outputs, with or
 // without bias (PyTorch's default initialisation for random builders).
 func NewLinear(b *Builder, in, out int, bias bool) *Linear {
-	l := &Linear{Weight: b.GetInit("weight", InitKaimingUniform(), out, in)}
+	l := &Linear{Weight: b.GetInit("weight", InitKaimingUniform(), out, in), Name: b.Prefix()}
 	if bias {
 		l.Bias = b.GetInit("bias", InitBias(in), out)
 	}
@@ -25,7 +41,11 @@ func NewLinear(b *Builder, in, out int, bias bool) *Linear {
 
 // Forward returns x W^T + b for x [..., in]: [..., out].
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return tensor.Linear(x, l.Weight, l.Bias)
+	y := tensor.Linear(x, l.Weight, l.Bias)
+	if l.Adapter != nil {
+		y = l.Adapter.Adapt(x, y)
+	}
+	return y
 }
 
 // Conv2d is torch.nn.Conv2d (groups 1): weight [out, in, kh, kw] (F32, F16 or
@@ -35,6 +55,12 @@ type Conv2d struct {
 	Weight *tensor.Tensor // [out, in, kh, kw]
 	Bias   *tensor.Tensor // [out] or nil
 	Opts   tensor.ConvOpts
+	// Name is the layer's module path in the diffusers state dict
+	// ("down_blocks.0.resnets.0.conv1"), set by NewConv2dOpts; "" for a
+	// layer made otherwise.
+	Name string
+	// Adapter, if set, corrects the output (see Adapter).
+	Adapter Adapter
 }
 
 // NewConv2d returns the square-kernel Conv2d at b with bias (as every conv of the
@@ -46,7 +72,7 @@ func NewConv2d(b *Builder, in, out, kernel, stride, padding int) *Conv2d {
 // NewConv2dOpts returns the Conv2d at b with a kh x kw kernel, the given strides
 // and paddings, with or without bias.
 func NewConv2dOpts(b *Builder, in, out, kh, kw int, o tensor.ConvOpts, bias bool) *Conv2d {
-	c := &Conv2d{Weight: b.GetInit("weight", InitKaimingUniform(), out, in, kh, kw), Opts: o}
+	c := &Conv2d{Weight: b.GetInit("weight", InitKaimingUniform(), out, in, kh, kw), Opts: o, Name: b.Prefix()}
 	if bias {
 		c.Bias = b.GetInit("bias", InitBias(in*kh*kw), out)
 	}
@@ -55,7 +81,11 @@ func NewConv2dOpts(b *Builder, in, out, kh, kw int, o tensor.ConvOpts, bias bool
 
 // Forward returns the convolution of x [N, in, H, W]: [N, out, OH, OW].
 func (c *Conv2d) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return tensor.Conv2d(x, c.Weight, c.Bias, c.Opts)
+	y := tensor.Conv2d(x, c.Weight, c.Bias, c.Opts)
+	if c.Adapter != nil {
+		y = c.Adapter.Adapt(x, y)
+	}
+	return y
 }
 
 // GroupNorm is torch.nn.GroupNorm with affine parameters: weight [C] (gamma),

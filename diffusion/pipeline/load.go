@@ -60,6 +60,14 @@ type Options struct {
 	// Warn, if set, receives the warnings of loading and, as Pipeline.Warn,
 	// of every later generation.
 	Warn func(msg string)
+	// Embeddings are textual-inversion files (diffusers'
+	// learned_embeds.safetensors or .bin) whose tokens are added after
+	// loading (Pipeline.LoadEmbedding).
+	Embeddings []string
+	// LoRAs are applied after loading, in order (Pipeline.ApplyLoRA):
+	// merged into the weights, or hooked in unmerged with LoRAUnmerged.
+	LoRAs        []LoRASpec
+	LoRAUnmerged bool
 }
 
 // Pipeline is a loaded Stable Diffusion model. Its components may be used
@@ -229,6 +237,10 @@ func Load(path string, o Options) (*Pipeline, error) {
 	}
 	p, err := load(path, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.ApplyAdapters(o); err != nil {
+		p.Close()
 		return nil, err
 	}
 	if err := p.ToDevice(orCPU(o.Device), o.Compute); err != nil {

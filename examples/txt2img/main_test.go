@@ -179,7 +179,7 @@ func TestBadInput(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	code, stderr := runProg(t, "-h")
 	require.Equal(t, 0, code)
-	for _, f := range []string{"-model", "-prompt", "-negative", "-steps", "-guidance", "-scheduler", "-seed", "-n", "-batch", "-height", "-width", "-gray", "-out", "-dtype", "-tokenizer", "-config", "-prediction", "-eta", "-guidance-rescale", "-device", "-compute", "-q"} {
+	for _, f := range []string{"-model", "-prompt", "-negative", "-steps", "-guidance", "-scheduler", "-seed", "-n", "-batch", "-height", "-width", "-gray", "-out", "-dtype", "-tokenizer", "-config", "-prediction", "-eta", "-guidance-rescale", "-device", "-compute", "-q", "-lora", "-lora-unmerged", "-embedding"} {
 		require.Regexp(t, "\n  "+f+"[ \t\n]", stderr, f)
 	}
 }

@@ -50,6 +50,9 @@ type options struct {
 	seed                                                 int64
 	guidance, rescale, eta, strength                     float64
 	gray, quiet, encodeMode, perImageSeeds, nonFinite    bool
+	loras                                                []pipeline.LoRASpec
+	embeddings                                           []string
+	loraUnmerged                                         bool
 }
 
 // usageError is a bad flag or value: exit status 2.
@@ -114,6 +117,21 @@ func newFlags(mode Mode, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.dtype, "dtype", "auto", "weight dtype: auto (as stored), f32, f16 or bf16")
 	fs.StringVar(&o.device, "device", "cpu", "where the models run: cpu, cuda (the first GPU), cuda:N, or sim (the simulated accelerator, for tests); cuda needs a program built with -tags cuda")
 	fs.StringVar(&o.compute, "compute", "f16", "on a GPU, the dtype activations are computed and stored in: f16, bf16 or f32 (f32 for checking against the CPU); the CPU always computes in f32")
+	fs.Func("lora", "LoRA file to apply, FILE or FILE:SCALE (scale 1 by default; 0 gives the base model's output); repeatable. Reads the diffusers (pytorch_lora_weights.safetensors/.bin), kohya/AUTOMATIC1111 (lora_unet_..., lora_te_...) and peft layouts", func(s string) error {
+		l, err := pipeline.ParseLoRASpec(s)
+		if err == nil {
+			o.loras = append(o.loras, l)
+		}
+		return err
+	})
+	fs.BoolVar(&o.loraUnmerged, "lora-unmerged", false, "run the LoRAs beside the weights instead of merging them into them (slower; the weights stay as loaded)")
+	fs.Func("embedding", "textual-inversion file (diffusers' learned_embeds.safetensors or .bin) whose token the prompt can use; repeatable", func(s string) error {
+		if s == "" {
+			return errors.New("empty file name")
+		}
+		o.embeddings = append(o.embeddings, s)
+		return nil
+	})
 	fs.BoolVar(&o.quiet, "q", false, "no progress bar (it is drawn only when standard error is a terminal)")
 	if mode == Img2Img {
 		fs.StringVar(&o.init, "init", "", "init image (PNG or JPEG, any size: resized to cover the output size and centre-cropped; grayscale becomes 3 channels)")
@@ -348,14 +366,19 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 			}
 		}
 		if err == nil {
-			if err = p.ToDevice(o.device, o.compute); err != nil {
+			err = p.ApplyAdapters(pipeline.Options{LoRAs: o.loras, LoRAUnmerged: o.loraUnmerged, Embeddings: o.embeddings})
+			if err == nil {
+				err = p.ToDevice(o.device, o.compute)
+			}
+			if err != nil {
 				p.Close()
 			}
 		}
 	} else {
 		p, err = pipeline.Load(o.model, pipeline.Options{DType: o.dtype, Scheduler: o.scheduler,
 			Prediction: o.prediction, Tokenizer: o.tokenizer, ConfigDir: o.configDir,
-			Device: o.device, Compute: o.compute, Warn: warn})
+			Device: o.device, Compute: o.compute, Warn: warn,
+			LoRAs: o.loras, LoRAUnmerged: o.loraUnmerged, Embeddings: o.embeddings})
 	}
 	if err != nil {
 		return err
