@@ -89,6 +89,16 @@ func (t *Trainer) Checkpoint() (string, error) {
 		}
 		st.Files = append(st.Files, textMasters)
 	}
+	for i, x := range t.models.Extra {
+		if len(t.extraTrain[i]) == 0 {
+			continue
+		}
+		f := x.Name + ".safetensors"
+		if err := x.Params.SaveMasters(filepath.Join(tmp, f), meta); err != nil {
+			return "", errctx.Wrap("train: checkpoint", err)
+		}
+		st.Files = append(st.Files, f)
+	}
 	if err := t.opt.Save(filepath.Join(tmp, optimizerFile), meta); err != nil {
 		return "", errctx.Wrap("train: checkpoint", err)
 	}
@@ -260,6 +270,14 @@ func (t *Trainer) restore(st *resumeState) error {
 	}
 	if len(t.textTrain) > 0 {
 		if err := t.models.Text.LoadMasters(filepath.Join(st.dir, textMasters)); err != nil {
+			return errctx.Wrap("train: resume", err)
+		}
+	}
+	for i, x := range t.models.Extra {
+		if len(t.extraTrain[i]) == 0 {
+			continue
+		}
+		if err := x.Params.LoadMasters(filepath.Join(st.dir, x.Name+".safetensors")); err != nil {
 			return errctx.Wrap("train: resume", err)
 		}
 	}

@@ -7,7 +7,11 @@ import (
 	"slices"
 	"strings"
 
+	"unicode"
+
 	"github.com/roentgo/roentgo/diffusion/dataset"
+	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/nn/lora"
 	"github.com/roentgo/roentgo/nn/optim"
 )
 
@@ -40,8 +44,13 @@ type Config struct {
 	// over the dataset set it: ceil(Epochs * records / (Batch * Accumulate)).
 	Steps  int `json:"steps"`
 	Epochs int `json:"epochs,omitempty"`
-	// Mode is the training mode (ModeNames: "full", "text+unet").
+	// Mode is the training mode (ModeNames: "full", "text+unet", "lora",
+	// "lora+text", "ti").
 	Mode string `json:"mode"`
+	// LoRA holds the settings of the "lora" and "lora+text" modes.
+	LoRA LoRAConfig `json:"lora"`
+	// TI holds the settings of the "ti" (textual inversion) mode.
+	TI TIConfig `json:"ti"`
 	// EMA keeps an exponential moving average of the U-Net's trained
 	// parameters (diffusers' EMAModel defaults); the output model holds the
 	// averages.
@@ -93,6 +102,74 @@ type Config struct {
 	Out string `json:"out"`
 }
 
+// LoRAConfig is the LoRA modes' settings (package nn/lora).
+type LoRAConfig struct {
+	// Rank is the adapters' rank (train_dreambooth_lora's --rank, 4).
+	Rank int `json:"rank"`
+	// Alpha scales the adapters' output by Alpha/Rank; 0 means Alpha = Rank
+	// (scale 1, diffusers 0.16's LoRA, which has no alpha).
+	Alpha float64 `json:"alpha"`
+	// Targets selects the adapted layers: the presets "attention" (the
+	// U-Net's to_q, to_k, to_v, to_out.0 and the text encoder's q/k/v/out
+	// projections), "ff" (the transformers' feed-forward layers and the
+	// text encoder's MLPs), "proj" (proj_in, proj_out) and "conv" (ResNet,
+	// down- and upsampling convolutions), or module-path patterns as
+	// lora.Config.Targets takes them ("attn2.to_k", "*.resnets.*.conv1").
+	Targets []string `json:"targets"`
+	// Format is the output's file layout: "diffusers"
+	// (pytorch_lora_weights.safetensors), "kohya" (lora_kohya.safetensors,
+	// for AUTOMATIC1111 and ComfyUI) or "both".
+	Format string `json:"format"`
+}
+
+// TIConfig is the textual-inversion mode's settings (package clip/ti).
+type TIConfig struct {
+	// Placeholder is the new token ("<cxr-opacity>"), which the captions
+	// must contain; it is added to the tokenizer and the text encoder.
+	Placeholder string `json:"placeholder"`
+	// Initializer is the single vocabulary token whose embedding the new
+	// rows start from ("opacity").
+	Initializer string `json:"initializer"`
+	// Vectors is the number of embedding vectors (rows) of the placeholder.
+	Vectors int `json:"vectors"`
+}
+
+// LoRA target presets (LoRAConfig.Targets).
+var loraPresets = map[string][]string{
+	"attention": lora.AttentionTargets,
+	"ff":        lora.FeedForwardTargets,
+	"proj":      lora.ProjTargets,
+	"conv":      lora.ConvTargets,
+}
+
+// LoRATargetPresets returns the names of the LoRA target presets, sorted.
+func LoRATargetPresets() []string {
+	var out []string
+	for n := range loraPresets {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// loraPatterns expands targets (presets or patterns) into module-path
+// patterns for component (lora.UNet or lora.TextEncoder): the text encoder
+// takes the attention and ff presets and the plain patterns.
+func loraPatterns(targets []string, component string) []string {
+	var out []string
+	for _, t := range targets {
+		if ps, ok := loraPresets[t]; ok {
+			if component == lora.TextEncoder && (t == "proj" || t == "conv") {
+				continue
+			}
+			out = append(out, ps...)
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
 // DefaultConfig returns the defaults of diffusers' train_text_to_image.py
 // where it has them: resolution 512, batch 1, no accumulation, lr 1e-4
 // constant without warm-up, AdamW (0.9, 0.999, 1e-8, weight decay 1e-2),
@@ -106,6 +183,8 @@ func DefaultConfig() Config {
 		LR:            1e-4,
 		Schedule:      "constant",
 		Mode:          "full",
+		LoRA:          LoRAConfig{Rank: 4, Targets: []string{"attention"}, Format: "both"},
+		TI:            TIConfig{Vectors: 1},
 		Precision:     "f32",
 		MaxGradNorm:   1,
 		AdamW:         optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 1e-2},
@@ -156,6 +235,40 @@ func (c *Config) Validate() error {
 	}
 	if _, err := LookupMode(c.Mode); err != nil {
 		bad("%s", strings.TrimPrefix(err.Error(), "train: "))
+	}
+	switch c.Mode {
+	case "lora", "lora+text":
+		l := c.LoRA
+		if l.Rank < 1 || l.Rank > nn.MaxDim {
+			bad("LoRA rank %d: expected 1 to %d", l.Rank, nn.MaxDim)
+		}
+		if !(l.Alpha >= 0) || math.IsInf(l.Alpha, 0) {
+			bad("LoRA alpha %v: expected a finite value >= 0 (0: the rank)", l.Alpha)
+		}
+		if len(l.Targets) == 0 {
+			bad("no LoRA targets: expected presets (%s) or module patterns", strings.Join(LoRATargetPresets(), ", "))
+		}
+		for _, t := range l.Targets {
+			if strings.TrimSpace(t) == "" {
+				bad("an empty LoRA target: expected presets (%s) or module patterns", strings.Join(LoRATargetPresets(), ", "))
+			}
+		}
+		switch l.Format {
+		case "diffusers", "kohya", "both":
+		default:
+			bad("LoRA format %q: expected diffusers, kohya or both", l.Format)
+		}
+	case "ti":
+		ti := c.TI
+		if ti.Placeholder == "" || strings.IndexFunc(ti.Placeholder, unicode.IsSpace) >= 0 {
+			bad("placeholder %q: expected one word without spaces, such as <cxr-opacity>", ti.Placeholder)
+		}
+		if strings.TrimSpace(ti.Initializer) == "" {
+			bad("no initializer: expected a single vocabulary token such as opacity")
+		}
+		if ti.Vectors < 1 || ti.Vectors > 1<<10 {
+			bad("%d vectors: expected 1 to %d", ti.Vectors, 1<<10)
+		}
 	}
 	if c.CheckpointEvery < 0 || c.KeepCheckpoints < 0 {
 		bad("checkpoint-every %d, keep %d: expected >= 0", c.CheckpointEvery, c.KeepCheckpoints)

@@ -25,8 +25,16 @@
 // Both write a diffusers folder (Out/model) whose unet/ (and text_encoder/)
 // weights are replaced — F32 safetensors under diffusers' names, the EMA
 // averages when EMA is on — and whose other files are hard links or copies
-// of the source model's; txt2img, img2img and diffusers load it. RegisterMode
-// adds modes (LoRA, textual inversion).
+// of the source model's; txt2img, img2img and diffusers load it.
+// "lora" and "lora+text" freeze the models and train LoRA adapters
+// (package nn/lora; Config.LoRA: rank, alpha, target presets or patterns)
+// on the U-Net (and the text encoder), writing Out/model/
+// pytorch_lora_weights.safetensors (diffusers' layout) and/or
+// lora_kohya.safetensors; "ti" adds Config.TI.Placeholder to the tokenizer
+// and the text encoder (package clip/ti) and trains only its rows, writing
+// Out/model/learned_embeds.safetensors. pipeline.Options.LoRAs and
+// Options.Embeddings load these files. RegisterMode adds modes; a mode's
+// own parameters go to Models.Extra.
 //
 // # Latents
 //
@@ -54,7 +62,9 @@
 // Out/checkpoint-NNNNNN/ holds trainer.json (version, step, total steps,
 // dataset position, micro-batches drawn, mode, the whole Config),
 // unet.safetensors and text_encoder.safetensors (the trained parameters'
-// F32 masters under their diffusers names), optimizer.safetensors (AdamW:
+// F32 masters under their diffusers names), lora.safetensors or
+// embeddings.safetensors (the masters of a mode's own parameters,
+// Models.Extra), optimizer.safetensors (AdamW:
 // adamw.exp_avg.<name>, adamw.exp_avg_sq.<name>, step counts in metadata)
 // and ema.safetensors (the averages under the parameters' names). A
 // checkpoint is written into a temporary folder and renamed when complete,

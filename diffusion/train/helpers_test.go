@@ -24,6 +24,11 @@ func tinyModel(t testing.TB) string {
 // captions into a new folder: even images are bright on the left ("left
 // opacity"), odd ones on the right ("right opacity"), with seeded noise.
 func writeData(t testing.TB, n int) string {
+	return writeDataCaptions(t, n, "left opacity", "right opacity")
+}
+
+// writeDataCaptions is writeData with the captions of the two classes.
+func writeDataCaptions(t testing.TB, n int, leftCaption, rightCaption string) string {
 	dir := t.TempDir()
 	r := rand.New(rand.NewSource(1))
 	for i := 0; i < n; i++ {
@@ -43,9 +48,9 @@ func writeData(t testing.TB, n int) string {
 		require.NoError(t, err)
 		require.NoError(t, png.Encode(f, img))
 		require.NoError(t, f.Close())
-		caption := "right opacity"
+		caption := rightCaption
 		if left {
-			caption = "left opacity"
+			caption = leftCaption
 		}
 		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("img%02d.txt", i)), []byte(caption), 0o644))
 	}

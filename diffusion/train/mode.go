@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/roentgo/roentgo/clip/ti"
 	"github.com/roentgo/roentgo/diffusion/pipeline"
 	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/nn/lora"
 	"github.com/roentgo/roentgo/tensor"
 )
 
@@ -15,10 +17,44 @@ import (
 // pipeline (tokenizer, text encoder, U-Net, VAE, scheduler config) and the
 // parameter sets of its U-Net and text encoder under their diffusers names.
 // Every parameter starts trainable; a Mode freezes what it does not train.
+// Config is the run's configuration (the mode's settings: Config.LoRA,
+// Config.TI). A mode that trains parameters of its own (LoRA factors, new
+// embedding rows) adds them to Extra; LoRA and Embeddings hold what the
+// built-in LoRA and textual-inversion modes added.
 type Models struct {
 	Pipeline *pipeline.Pipeline
 	UNet     *nn.ParamSet
 	Text     *nn.ParamSet
+	Config   Config
+
+	Extra      []ExtraParams
+	LoRA       *lora.Network
+	Embeddings []*ti.Embedding
+}
+
+// Params is a set of trainable parameters: an *nn.ParamSet, or any set
+// with the same training protocol. Trainable gives the parameters to the
+// optimiser (masters ready, values marked for autograd); after each
+// micro-batch's backward CollectGrads adds scale times the gradients
+// autograd left into the parameters' Grad; ZeroGrad clears them after the
+// optimiser step; SaveMasters and LoadMasters write and read the F32
+// masters under the parameters' names (checkpoints; LoadMasters also sets
+// the values).
+type Params interface {
+	Trainable() ([]*nn.Trainable, error)
+	CollectGrads(scale float32) error
+	ZeroGrad()
+	SaveMasters(path string, metadata map[string]string) error
+	LoadMasters(path string) error
+}
+
+// ExtraParams is a parameter set a mode adds to training (Models.Extra),
+// checkpointed as Name + ".safetensors" beside the U-Net's and the text
+// encoder's masters. Name must be a plain file name other than those of
+// the checkpoint's own files ("unet", "text_encoder", "optimizer", "ema").
+type ExtraParams struct {
+	Name   string
+	Params Params
 }
 
 // WeightFunc returns the final F32 value of a trained parameter: its EMA
@@ -32,10 +68,12 @@ type WeightFunc func(p *nn.Trainable) *tensor.Tensor
 // checkpoints those parameters' masters with the optimiser and EMA state.
 //
 // Full U-Net fine-tuning ("full") and joint U-Net + text-encoder training
-// ("text+unet") are built in. LoRA and textual inversion fit the same
-// shape: Select adds or unfreezes their parameters (LoRA matrices beside the
-// attention projections, one embedding row) and SaveOutput writes a LoRA or
-// embedding file instead of a diffusers folder.
+// ("text+unet") are built in, and so are LoRA ("lora": adapters on the
+// U-Net; "lora+text": on the U-Net and the text encoder) and textual
+// inversion ("ti"): their Select freezes the models and adds their own
+// parameters (Models.Extra: the LoRA factors, the new token's embedding
+// rows), and their SaveOutput writes a LoRA or embedding file instead of a
+// diffusers folder.
 type Mode interface {
 	// Name is the mode's name as Config.Mode gives it.
 	Name() string
@@ -88,6 +126,9 @@ func LookupMode(name string) (Mode, error) {
 func init() {
 	RegisterMode(fullMode{})
 	RegisterMode(textUNetMode{})
+	RegisterMode(loraMode{text: false})
+	RegisterMode(loraMode{text: true})
+	RegisterMode(tiMode{})
 }
 
 // TokenEmbedding is the text encoder's token-embedding table, trained with

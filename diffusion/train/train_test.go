@@ -97,7 +97,7 @@ func TestLossFalls(t *testing.T) {
 // runCheckpointFiles returns the safetensors files of a checkpoint by name.
 func checkpointFiles(t *testing.T, dir string) map[string][]byte {
 	out := map[string][]byte{}
-	for _, f := range []string{unetMasters, textMasters, optimizerFile, emaFile} {
+	for _, f := range []string{unetMasters, textMasters, optimizerFile, emaFile, "lora.safetensors", "embeddings.safetensors"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -272,7 +272,14 @@ func TestBadInput(t *testing.T) {
 		change     func(c *Config)
 	}{
 		{"resolution", "resolution 60: expected a positive multiple of 8", func(c *Config) { c.Resolution = 60 }},
-		{"mode", `unknown mode "lora": expected one of full, text+unet`, func(c *Config) { c.Mode = "lora" }},
+		{"mode", `unknown mode "dreambooth": expected one of full, lora, lora+text, text+unet, ti`, func(c *Config) { c.Mode = "dreambooth" }},
+		{"lora rank", "LoRA rank 0: expected 1 to", func(c *Config) { c.Mode, c.LoRA.Rank = "lora", 0 }},
+		{"lora format", `LoRA format "a1111"`, func(c *Config) { c.Mode, c.LoRA.Format = "lora", "a1111" }},
+		{"lora targets", "match no Linear or Conv2d layer", func(c *Config) { c.Mode, c.LoRA.Targets = "lora", []string{"no_such_layer"} }},
+		{"ti placeholder", `placeholder "": expected one word`, func(c *Config) { c.Mode = "ti" }},
+		{"ti initializer", "must be a single token", func(c *Config) {
+			c.Mode, c.TI.Placeholder, c.TI.Initializer = "ti", "<x>", "pleural effusion"
+		}},
 		{"schedule", `unknown learning-rate schedule "step"`, func(c *Config) { c.Schedule = "step" }},
 		{"precision", `unknown precision "f8"`, func(c *Config) { c.Precision = "f8" }},
 		{"no steps", "neither steps nor epochs", func(c *Config) { c.Steps = 0 }},

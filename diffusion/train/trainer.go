@@ -65,6 +65,7 @@ type Trainer struct {
 	pipe   *pipeline.Pipeline
 
 	unetTrain, textTrain, all []*nn.Trainable
+	extraTrain                [][]*nn.Trainable // per Models.Extra
 	opt                       *optim.AdamW
 	ema                       *optim.EMA
 	lr                        *optim.Schedule
@@ -146,7 +147,7 @@ func newTrainer(cfg Config, st *resumeState) (t *Trainer, err error) {
 	}
 
 	// Parameters: the mode selects, the sets make masters.
-	m := &Models{Pipeline: pipe}
+	m := &Models{Pipeline: pipe, Config: cfg}
 	if m.UNet, err = nn.NewParamSet(pipe.UNet, named.UNet); err != nil {
 		return nil, errctx.Wrap("train: unet", err)
 	}
@@ -164,6 +165,19 @@ func newTrainer(cfg Config, st *resumeState) (t *Trainer, err error) {
 		return nil, errctx.Wrap("train: text encoder", err)
 	}
 	t.all = append(append([]*nn.Trainable(nil), t.unetTrain...), t.textTrain...)
+	names := map[string]bool{"unet": true, "text_encoder": true, "optimizer": true, "ema": true}
+	for _, x := range m.Extra {
+		if x.Name == "" || names[x.Name] || x.Name != filepath.Base(x.Name) || x.Params == nil {
+			return nil, fmt.Errorf("train: mode %s: bad extra parameter set %q", mode.Name(), x.Name)
+		}
+		names[x.Name] = true
+		ps, err := x.Params.Trainable()
+		if err != nil {
+			return nil, errctx.Wrap("train: "+x.Name, err)
+		}
+		t.extraTrain = append(t.extraTrain, ps)
+		t.all = append(t.all, ps...)
+	}
 	if len(t.all) == 0 {
 		return nil, fmt.Errorf("train: mode %s leaves no parameter to train", mode.Name())
 	}
@@ -469,8 +483,7 @@ func (t *Trainer) Step() (StepInfo, error) {
 	k := t.cfg.Accumulate
 	var sum float64
 	fail := func(what string, v float64) error {
-		t.models.UNet.ZeroGrad()
-		t.models.Text.ZeroGrad()
+		t.zeroGrad()
 		return &NonFiniteLossError{Step: t.step + 1, Value: v, What: what, LastCheckpoint: t.lastCheckpoint}
 	}
 	for micro := 0; micro < k; micro++ {
@@ -493,6 +506,11 @@ func (t *Trainer) Step() (StepInfo, error) {
 		}
 		if err := t.models.Text.CollectGrads(scale); err != nil {
 			return StepInfo{}, errctx.Wrap("train", err)
+		}
+		for _, x := range t.models.Extra {
+			if err := x.Params.CollectGrads(scale); err != nil {
+				return StepInfo{}, errctx.Wrap("train: "+x.Name, err)
+			}
 		}
 		t.acc.Next()
 	}
@@ -528,8 +546,7 @@ func (t *Trainer) Step() (StepInfo, error) {
 		}
 		return StepInfo{}, errctx.Wrap("train", err)
 	}
-	t.models.UNet.ZeroGrad()
-	t.models.Text.ZeroGrad()
+	t.zeroGrad()
 	if t.ema != nil {
 		t.ema.Step()
 	}
@@ -540,6 +557,15 @@ func (t *Trainer) Step() (StepInfo, error) {
 		t.OnStep(info)
 	}
 	return info, nil
+}
+
+// zeroGrad clears the gradients of every parameter set.
+func (t *Trainer) zeroGrad() {
+	t.models.UNet.ZeroGrad()
+	t.models.Text.ZeroGrad()
+	for _, x := range t.models.Extra {
+		x.Params.ZeroGrad()
+	}
 }
 
 // warnTruncated warns once about a caption longer than the text encoder

@@ -1,12 +1,17 @@
 // Command train fine-tunes a Stable Diffusion model (a diffusers folder) on
 // images with captions, as diffusers' train_text_to_image.py does: the whole
-// U-Net (-mode full, RoentGen's recipe) or the U-Net and the text encoder
-// (-mode text+unet). See docs/TRAINING.md.
+// U-Net (-mode full, RoentGen's recipe), the U-Net and the text encoder
+// (-mode text+unet), LoRA adapters (-mode lora, lora+text: a
+// pytorch_lora_weights.safetensors and a kohya-layout copy) or a new token
+// (-mode ti, textual inversion: learned_embeds.safetensors). See
+// docs/TRAINING.md.
 //
 //	go run ./examples/train -model sd15 -data cxr/ -resolution 512 -batch 4 \
 //	    -lr 5e-6 -steps 10000 -ema -checkpoint-every 1000 -out runs/cxr
 //	go run ./examples/train -resume runs/cxr          # continue after Ctrl-C
 //	go run ./examples/txt2img -model runs/cxr/model -prompt "left pleural effusion"
+//	go run ./examples/train -model sd15 -data cxr/ -mode lora -rank 8 -lr 1e-4 -steps 2000 -out runs/lora
+//	go run ./examples/txt2img -model sd15 -lora runs/lora/model/pytorch_lora_weights.safetensors -prompt "..."
 //
 // Ctrl-C finishes the current step, writes a checkpoint and exits; -resume
 // continues exactly where it stopped.
@@ -41,7 +46,7 @@ func main() {
 }
 
 // exact are the flags that may change on -resume without changing the run.
-var exact = map[string]bool{"resume": true, "out": true, "workers": true, "checkpoint-every": true, "keep-checkpoints": true,
+var exact = map[string]bool{"resume": true, "out": true, "workers": true, "checkpoint-every": true, "keep-checkpoints": true, "lora-format": true,
 	"latent-cache": true, "validate": true, "validate-every": true, "validate-steps": true, "validate-guidance": true, "validate-seed": true}
 
 // run is the program; it returns the exit status (0, 1 on errors, 2 on bad
@@ -65,6 +70,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&c.Steps, "steps", 0, "optimiser steps (or -epochs)")
 	fs.IntVar(&c.Epochs, "epochs", 0, "passes over the dataset, when -steps is not given")
 	fs.StringVar(&c.Mode, "mode", d.Mode, "what to train: "+strings.Join(train.ModeNames(), ", "))
+	fs.IntVar(&c.LoRA.Rank, "rank", d.LoRA.Rank, "LoRA rank (-mode lora, lora+text)")
+	fs.Float64Var(&c.LoRA.Alpha, "alpha", 0, "LoRA alpha: the adapters are scaled by alpha/rank (0: alpha = rank)")
+	loraTargets := fs.String("lora-targets", strings.Join(d.LoRA.Targets, ","), "comma-separated LoRA targets: presets "+strings.Join(train.LoRATargetPresets(), ", ")+", or module patterns (attn2.to_k)")
+	fs.StringVar(&c.LoRA.Format, "lora-format", d.LoRA.Format, "LoRA output layout: diffusers (pytorch_lora_weights.safetensors), kohya (lora_kohya.safetensors) or both")
+	fs.StringVar(&c.TI.Placeholder, "placeholder", "", "textual inversion (-mode ti): the new token, e.g. <cxr-opacity>, which the captions contain")
+	fs.StringVar(&c.TI.Initializer, "initializer", "", "textual inversion: the vocabulary token the new embedding starts from")
+	fs.IntVar(&c.TI.Vectors, "vectors", d.TI.Vectors, "textual inversion: embedding vectors of the new token")
 	fs.BoolVar(&c.EMA, "ema", false, "keep an EMA of the weights (the output holds the averages)")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", 0, "write a checkpoint every N steps (0: only at the end and on Ctrl-C)")
 	fs.IntVar(&c.KeepCheckpoints, "keep-checkpoints", 0, "keep only the newest N checkpoints (0: all)")
@@ -112,6 +124,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	c.Shuffle = !*noShuffle
+	c.LoRA.Targets = nil
+	for _, t := range strings.Split(*loraTargets, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.LoRA.Targets = append(c.LoRA.Targets, t)
+		}
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
@@ -207,7 +225,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	sample(tr.StepsDone())
 	hits, misses := tr.CacheStats()
 	st = tr.DataStats()
-	fmt.Fprintf(stderr, "train: done: %d steps; model %s", tr.StepsDone(), filepath.Join(c.Out, "model"))
+	what := "model"
+	switch c.Mode {
+	case "lora", "lora+text":
+		what = "LoRA"
+	case "ti":
+		what = "embedding"
+	}
+	fmt.Fprintf(stderr, "train: done: %d steps; %s in %s", tr.StepsDone(), what, filepath.Join(c.Out, "model"))
 	if c.LatentCache != "" {
 		fmt.Fprintf(stderr, "; latent cache %d hits, %d misses", hits, misses)
 	}
@@ -248,6 +273,20 @@ func applySet(saved, c *train.Config, set map[string]bool, latent string) {
 			saved.Epochs = c.Epochs
 		case "mode":
 			saved.Mode = c.Mode
+		case "rank":
+			saved.LoRA.Rank = c.LoRA.Rank
+		case "alpha":
+			saved.LoRA.Alpha = c.LoRA.Alpha
+		case "lora-targets":
+			saved.LoRA.Targets = c.LoRA.Targets
+		case "lora-format":
+			saved.LoRA.Format = c.LoRA.Format
+		case "placeholder":
+			saved.TI.Placeholder = c.TI.Placeholder
+		case "initializer":
+			saved.TI.Initializer = c.TI.Initializer
+		case "vectors":
+			saved.TI.Vectors = c.TI.Vectors
 		case "ema":
 			saved.EMA = c.EMA
 		case "checkpoint-every":

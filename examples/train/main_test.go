@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/roentgo/roentgo/internal/testutil"
+	"github.com/roentgo/roentgo/tensor"
 	"github.com/stretchr/testify/require"
 )
 
@@ -82,7 +83,9 @@ func TestProgram(t *testing.T) {
 		want string
 	}{
 		{[]string{"-model", model, "-data", data, "-out", out, "-steps", "1", "-resolution", "60"}, "resolution 60: expected a positive multiple of 8"},
-		{[]string{"-model", model, "-data", data, "-out", out, "-steps", "1", "-mode", "ti"}, `unknown mode "ti"`},
+		{[]string{"-model", model, "-data", data, "-out", out, "-steps", "1", "-mode", "dreambooth"}, `unknown mode "dreambooth"`},
+		{[]string{"-model", model, "-data", data, "-out", out, "-steps", "1", "-mode", "ti"}, `placeholder "": expected one word`},
+		{[]string{"-model", model, "-data", data, "-out", out, "-steps", "1", "-mode", "lora", "-lora-format", "a1111"}, `LoRA format "a1111"`},
 		{[]string{"-model", model, "-data", data, "-out", out, "-steps", "1", "-lr-schedule", "exp"}, `unknown learning-rate schedule "exp"`},
 		{[]string{"-model", model, "-data", t.TempDir(), "-out", out, "-steps", "1", "-resolution", "64"}, "has no usable images"},
 		{[]string{"-model", model, "-data", data, "-out", out, "-steps", "1", "-latent", "mode"}, `-latent "mode"`},
@@ -92,6 +95,36 @@ func TestProgram(t *testing.T) {
 		require.NotEqual(t, 0, run(context.Background(), tc.args, &b))
 		require.Contains(t, b.String(), tc.want)
 	}
+}
+
+// TestProgramAdapters: -mode lora with -rank, -alpha, -lora-targets and
+// -lora-format kohya writes only the kohya file; -mode ti with
+// -placeholder, -initializer and -vectors writes learned_embeds.safetensors
+// holding [2, dim].
+func TestProgramAdapters(t *testing.T) {
+	model := filepath.Join(testutil.GoldenDir(t), "model", "diffusers")
+	data := writeData(t, 2)
+	common := []string{"-model", model, "-data", data, "-resolution", "64", "-steps", "2", "-lr", "1e-3", "-workers", "1"}
+
+	out := t.TempDir()
+	var log strings.Builder
+	args := append([]string{"-out", out, "-mode", "lora", "-rank", "2", "-alpha", "4", "-lora-targets", "attention, proj", "-lora-format", "kohya"}, common...)
+	require.Equal(t, 0, run(context.Background(), args, &log), log.String())
+	require.Contains(t, log.String(), "LoRA in")
+	require.FileExists(t, filepath.Join(out, "model", "lora_kohya.safetensors"))
+	require.NoFileExists(t, filepath.Join(out, "model", "pytorch_lora_weights.safetensors"))
+	require.FileExists(t, filepath.Join(out, "checkpoint-000002", "lora.safetensors"))
+
+	out = t.TempDir()
+	log.Reset()
+	args = append([]string{"-out", out, "-mode", "ti", "-placeholder", "<effusion>", "-initializer", "haze", "-vectors", "2"}, common...)
+	require.Equal(t, 0, run(context.Background(), args, &log), log.String())
+	a, err := tensor.LoadSafetensors(filepath.Join(out, "model", "learned_embeds.safetensors"))
+	require.NoError(t, err)
+	defer a.Close()
+	v, err := a.Get("<effusion>")
+	require.NoError(t, err)
+	require.Equal(t, 2, v.Dim(0))
 }
 
 // hookWriter passes writes through and calls hook with each.
