@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,18 +14,32 @@ import (
 	"time"
 
 	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/nn/optim"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/tensor/rng"
 )
 
 // benchModels caches the random-weight real-size U-Nets per config and weight
 // dtype (building one takes seconds and 1.7 GB (F16) or 3.4 GB (F32)).
-var benchModels sync.Map // "config/dtype" -> *Model
+var benchModels sync.Map // "config/dtype" -> benchModel
+
+// benchModel is a cached U-Net and its named parameters.
+type benchModel struct {
+	m      *Model
+	params []nn.Param
+}
 
 func realSize(b *testing.B, config string, dt tensor.DType) *Model {
+	m, _ := realSizeParams(b, config, dt)
+	return m
+}
+
+// realSizeParams is realSize with the model's named parameters (the
+// builder's, for nn.NewParamSet).
+func realSizeParams(b *testing.B, config string, dt tensor.DType) (*Model, []nn.Param) {
 	key := fmt.Sprintf("%s/%v", config, dt)
-	if m, ok := benchModels.Load(key); ok {
-		return m.(*Model)
+	if c, ok := benchModels.Load(key); ok {
+		return c.(benchModel).m, c.(benchModel).params
 	}
 	cfg, err := LoadConfig(filepath.Join("testdata", config))
 	if err != nil {
@@ -40,8 +55,8 @@ func realSize(b *testing.B, config string, dt tensor.DType) *Model {
 		b.Fatal(err)
 	}
 	b.Logf("%s U-Net, random %v weights: %d parameters, built in %v", config, dt, numParams(bl.Params()), time.Since(start).Round(time.Millisecond))
-	benchModels.Store(key, m)
-	return m
+	benchModels.Store(key, benchModel{m, bl.Params()})
+	return m, bl.Params()
 }
 
 // BenchmarkSD15 times one U-Net step (Forward) of the SD1.5 architecture with
@@ -109,6 +124,15 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// sysSeconds returns the system CPU time of the process so far.
+func sysSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Stime.Nano()).Seconds()
 }
 
 // vmHWM returns the process's peak resident set size in bytes (VmHWM of
@@ -208,43 +232,116 @@ func forwardFLOPs(m *Model, n, h, w, seq int) float64 {
 	return f
 }
 
-// BenchmarkTrainStep times one training step's forward and backward
-// (epsilon MSE loss, every parameter trainable; no optimiser) at batch 1
-// with 77 tokens: the golden tiny U-Net at 16x16 latents, and the SD1.5
-// architecture (random F32 weights) at 32x32. Metrics: s/step, cpu-s/step,
-// steps/s, and the process's peak resident memory.
+// BenchmarkTrainStep times one training step at batch 1 with 77 tokens:
+// forward, epsilon MSE loss, backward and an AdamW step over every parameter
+// (F32 masters; the optimiser's moments exist from the warm-up step on), as
+// scripts/torch_train_sd15.py does for PyTorch (scripts/bench-train.sh runs
+// both): the golden tiny U-Net at 16x16 latents, and the SD1.5 architecture
+// (random F32 weights) at 32x32 and 64x64 latents, each without and with
+// gradient checkpointing (".../plain", ".../checkpointing"). Metrics:
+// s/step, cpu-s/step, steps/s, the forward, backward and optimiser parts of
+// a step, and the process's peak resident memory (run one SD1.5 case per
+// process for a clean figure: the peak includes every case run before).
 //
 //	go test ./unet -run '^$' -bench 'TrainStep/tiny' -benchtime 20x
-//	go test ./unet -run '^$' -bench 'TrainStep/SD15' -benchtime 2x
+//	go test ./unet -run '^$' -bench 'TrainStep/SD15/F32/32x32/plain' -benchtime 2x
 func BenchmarkTrainStep(b *testing.B) {
 	b.Run("tiny/16x16", func(b *testing.B) {
-		m, err := Load(filepath.Join(goldenDir(b), "model", "diffusers"), tensor.F32)
+		dir := filepath.Join(goldenDir(b), "model", "diffusers", "unet")
+		cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer m.Close()
-		benchTrain(b, m, 16)
+		src, closer, err := nn.OpenComponent(dir, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer closer.Close()
+		m, bl, err := nn.Build(src, cfg, tensor.F32, New)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps, err := nn.NewParamSet(m, bl.Params())
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchTrain(b, m, ps, 16)
 	})
-	b.Run("SD15/F32/32x32", func(b *testing.B) { benchTrain(b, realSize(b, "sd15_config.json", tensor.F32), 32) })
-	b.Run("SD15/F32/32x32/checkpointing", func(b *testing.B) {
-		m := realSize(b, "sd15_config.json", tensor.F32)
-		m.GradientCheckpointing = true
-		defer func() { m.GradientCheckpointing = false }()
-		benchTrain(b, m, 32)
-	})
+	for _, size := range []int{32, 64} {
+		for _, ckpt := range []bool{false, true} {
+			name := fmt.Sprintf("SD15/F32/%dx%d/plain", size, size)
+			if ckpt {
+				name = fmt.Sprintf("SD15/F32/%dx%d/checkpointing", size, size)
+			}
+			b.Run(name, func(b *testing.B) {
+				m, params := realSizeParams(b, "sd15_config.json", tensor.F32)
+				ps, err := nn.NewParamSet(m, params)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.GradientCheckpointing = ckpt
+				defer func() { m.GradientCheckpointing = false }()
+				benchTrain(b, m, ps, size)
+			})
+		}
+	}
 }
 
-// benchTrain times forward + backward of m at batch 1 with size x size
-// latents; every parameter is marked trainable for the benchmark (no
-// optimiser writes them) and unmarked afterwards.
-func benchTrain(b *testing.B, m *Model, size int) {
-	params := nn.Tensors(m)
-	for _, p := range params {
-		p.SetRequiresGrad(true)
+// trainPoolLimit is the buffer-pool limit of the training benchmarks: no
+// practical limit (the pool never holds more than the step had live at
+// once). ROENTGO_TRAIN_POOL_LIMIT (bytes) overrides it, e.g. 2147483648 for
+// the library's default.
+const trainPoolLimit = 1 << 40
+
+// benchTrain times training steps of m at batch 1 with size x size latents:
+// every parameter of ps is made trainable (its value is its F32 master) and
+// updated by AdamW; afterwards the parameters are unmarked for autograd (the
+// weights the steps changed stay changed: they are random anyway).
+//
+// The step hands autograd's gradients to the optimiser without a copy (the
+// trainable's Grad is the leaf's gradient tensor) and drops them after the
+// update, as torch's loss.backward(), optimizer.step() and zero_grad() do.
+func benchTrain(b *testing.B, m *Model, ps *nn.ParamSet, size int) {
+	// A training step releases and re-allocates the same activations and
+	// gradients every step: a buffer pool large enough to hold them all
+	// serves every allocation after the warm-up. With the default 2 GiB
+	// limit the rest goes to the garbage collector, whose heap grows to
+	// about twice the live data (+4 GB peak RSS at 32x32) and whose returned
+	// pages fault back in every step (seconds of system time per step).
+	limit := int64(trainPoolLimit)
+	if v := os.Getenv("ROENTGO_TRAIN_POOL_LIMIT"); v != "" { // bytes, for comparisons
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatalf("ROENTGO_TRAIN_POOL_LIMIT=%q: %v", v, err)
+		}
+		limit = n
+	}
+	old := tensor.SetPoolLimit(limit)
+	defer func() {
+		tensor.SetPoolLimit(old) // drains the pool
+		debug.FreeOSMemory()
+	}()
+	train, err := ps.Trainable()
+	if err != nil {
+		b.Fatal(err)
 	}
 	defer func() {
-		for _, p := range params {
-			p.SetRequiresGrad(false)
+		for _, p := range train {
+			p.Grad = nil
+			p.Tensor.ZeroGrad()
+			p.Tensor.SetRequiresGrad(false)
+		}
+	}()
+	opt, err := optim.NewAdamW(train, optim.DefaultAdamW())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { // the moments (6.9 GB for SD1.5) go back to the pool now
+		for _, p := range train {
+			if m, v, _, ok := opt.State(p.Name); ok {
+				m.Release()
+				v.Release()
+			}
 		}
 	}()
 	g := rng.New(3)
@@ -252,20 +349,34 @@ func benchTrain(b *testing.B, m *Model, size int) {
 	noise := tensor.Randn(g, 1, 4, size, size)
 	ctx := tensor.Randn(g, 1, 77, m.Config.CrossAttentionDim.at(0))
 	ts := tensor.Scalar(500)
+	var fwd, bwd, upd time.Duration
 	step := func() {
+		t0 := time.Now()
 		pred := m.Forward(sample, ts, ctx)
 		loss := tensor.MSELoss(pred, noise)
+		t1 := time.Now()
 		if err := tensor.Backward(loss); err != nil {
 			b.Fatal(err)
 		}
 		pred.Release()
 		loss.Release()
-		for _, p := range params {
-			p.ZeroGrad()
+		t2 := time.Now()
+		for _, p := range train {
+			p.Grad = p.Tensor.Grad()
 		}
+		if err := opt.Step(1e-4); err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range train {
+			p.Grad = nil
+			p.Tensor.ZeroGrad()
+		}
+		t3 := time.Now()
+		fwd, bwd, upd = fwd+t1.Sub(t0), bwd+t2.Sub(t1), upd+t3.Sub(t2)
 	}
-	step() // warm-up
-	cpu0 := cpuSeconds()
+	step() // warm-up: the buffer pool, AdamW's moments
+	fwd, bwd, upd = 0, 0, 0
+	cpu0, sys0 := cpuSeconds(), sysSeconds()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		step()
@@ -275,6 +386,11 @@ func benchTrain(b *testing.B, m *Model, size int) {
 	b.ReportMetric(sec, "s/step")
 	b.ReportMetric(1/sec, "steps/s")
 	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
+	// System time: page faults of freshly allocated memory, mostly.
+	b.ReportMetric((sysSeconds()-sys0)/float64(b.N), "sys-s/step")
+	b.ReportMetric(fwd.Seconds()/float64(b.N), "fwd-s/step")
+	b.ReportMetric(bwd.Seconds()/float64(b.N), "bwd-s/step")
+	b.ReportMetric(upd.Seconds()/float64(b.N), "adamw-s/step")
 	if hwm := vmHWM(); hwm > 0 {
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
 	}

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 var maxThreads atomic.Int32
@@ -42,21 +43,18 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 		chunks = t
 	}
 	per := (n + chunks - 1) / chunks
-	var wg sync.WaitGroup
-	for lo := per; lo < n; lo += per {
-		hi := min(lo+per, n)
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, hi)
-	}
-	fn(0, min(per, n))
-	wg.Wait()
+	ParallelTasks((n+per-1)/per, func(c int) { fn(c*per, min(c*per+per, n)) })
 }
 
 // ParallelTasks runs fn(i) for every i in [0, n) on up to Threads() goroutines that
 // take tasks dynamically (good for tasks of uneven cost). It returns when all are done.
+//
+// The helpers are persistent goroutines that spin for a short while
+// (helperSpin) after a call before they park, so that the next call, usually
+// microseconds later, starts on every thread at once: waking a parked thread
+// costs an OS scheduling delay, milliseconds on a loaded machine, during which
+// the caller would run the tasks alone. A call made while another is running
+// (from a task, or from another goroutine) starts goroutines of its own.
 func ParallelTasks(n int, fn func(i int)) {
 	t := Threads()
 	if t <= 1 || n <= 1 {
@@ -68,6 +66,32 @@ func ParallelTasks(n int, fn func(i int)) {
 	if t > n {
 		t = n
 	}
+	if !poolBusy.CompareAndSwap(false, true) {
+		spawnTasks(n, t, fn)
+		return
+	}
+	startHelpers(t - 1)
+	j := &job{n: int64(n), fn: fn}
+	j.slots.Store(int64(t - 1))
+	poolJob.Store(j)
+	for k := 0; k < t-1; k++ {
+		select {
+		case poolWake <- struct{}{}:
+		default:
+		}
+	}
+	j.run()
+	for spins := 0; j.done.Load() < j.n; spins++ {
+		if spins%64 == 63 {
+			runtime.Gosched()
+		}
+	}
+	poolJob.Store(nil)
+	poolBusy.Store(false)
+}
+
+// spawnTasks is ParallelTasks on t-1 new goroutines and the caller's.
+func spawnTasks(n, t int, fn func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	work := func() {
@@ -85,4 +109,71 @@ func ParallelTasks(n int, fn func(i int)) {
 	}
 	work()
 	wg.Wait()
+}
+
+// job is one ParallelTasks call the helpers may join.
+type job struct {
+	n     int64
+	next  atomic.Int64 // the next task to take
+	done  atomic.Int64 // tasks finished
+	slots atomic.Int64 // helpers that may still join (Threads()-1 at the call)
+	fn    func(i int)
+}
+
+// run takes and runs tasks until none is left.
+func (j *job) run() {
+	for {
+		i := j.next.Add(1) - 1
+		if i >= j.n {
+			return
+		}
+		j.fn(int(i))
+		j.done.Add(1)
+	}
+}
+
+// helperSpin is how long an idle helper looks for a new call before it parks.
+const helperSpin = 200 * time.Microsecond
+
+var (
+	poolBusy    atomic.Bool         // a ParallelTasks call owns poolJob
+	poolJob     atomic.Pointer[job] // the call helpers may join, or nil
+	poolWake    = make(chan struct{}, 256)
+	poolMu      sync.Mutex
+	poolHelpers int // helper goroutines started
+)
+
+// startHelpers makes sure at least k helper goroutines exist.
+func startHelpers(k int) {
+	poolMu.Lock()
+	for ; poolHelpers < k; poolHelpers++ {
+		go helper()
+	}
+	poolMu.Unlock()
+}
+
+// helper joins the calls of ParallelTasks: it spins for helperSpin after its
+// last call, then parks until a call wakes it.
+func helper() {
+	var last *job
+	for {
+		idle := time.Now()
+		for spins := 0; ; spins++ {
+			if j := poolJob.Load(); j != nil && j != last {
+				last = j
+				if j.slots.Add(-1) >= 0 {
+					j.run()
+				}
+				idle = time.Now()
+				continue
+			}
+			if spins%64 == 63 {
+				if time.Since(idle) > helperSpin {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+		<-poolWake
+	}
 }
