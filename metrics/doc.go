@@ -44,6 +44,19 @@
 // diversity score: mean MS-SSIM over all pairs of a prompt's images, data
 // range 1.
 //
+// # Prompt adherence and memorisation
+//
+// AUROC is the Mann–Whitney U statistic over P·N (ties count one half, as
+// sklearn's roc_auc_score). Adherence takes a classifier's scores for one
+// finding and what each image's prompt says about it (LabelState, read from
+// CheXpert-style values by ParseLabel) and gives detection rates for prompts
+// that state, negate and omit the finding, and AUROC of stated against the
+// rest. CosineNeighbors and CorrelationNeighbors find each generated image's
+// nearest training images (cosine of features; Pearson correlation of
+// downsampled pixels); SummarizeMemorization counts those above a threshold,
+// ClosestPairs lists the closest pairs and ExcludeSelf turns a set compared
+// with itself into its leave-one-out baseline.
+//
 // Golden values come from scripts/golden_eval.py (numpy, scipy, torch) and
 // are committed under testdata/, so the tests need no Python.
 package metrics
