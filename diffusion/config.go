@@ -85,7 +85,9 @@ type Config struct {
 	// VarianceType (DDPM): fixed_small, fixed_small_log, fixed_large,
 	// fixed_large_log.
 	VarianceType string `json:"variance_type"`
-	// SkipPRKSteps (PNDM) must be true: only the PLMS steps are implemented.
+	// SkipPRKSteps (PNDM) skips the pseudo Runge-Kutta warm-up (3 steps of
+	// 4 model evaluations each) and starts PLMS at once, as Stable
+	// Diffusion configures it; false runs the warm-up as diffusers does.
 	SkipPRKSteps bool `json:"skip_prk_steps"`
 
 	// UseKarrasSigmas (Euler, Heun, DPM-Solver) uses the noise levels of

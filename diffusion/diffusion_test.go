@@ -207,8 +207,10 @@ func TestNewNames(t *testing.T) {
 	}
 	bad := cfg
 	bad.SkipPRKSteps = false
-	if _, err := New("pndm", bad); err == nil || !strings.Contains(err.Error(), "skip_prk_steps") {
+	if s, err := New("pndm", bad); err != nil {
 		t.Errorf("pndm without skip_prk_steps: %v", err)
+	} else if err := s.SetTimesteps(3); err == nil || !strings.Contains(err.Error(), "skip_prk_steps") {
+		t.Errorf("pndm without skip_prk_steps, 3 steps: %v", err)
 	}
 	bad = cfg
 	bad.VarianceType = "learned"

@@ -104,7 +104,8 @@ func TestSchedulersNeverPanic(t *testing.T) {
 							}
 							msg := err.Error()
 							switch {
-							case name == "pndm" && !skipPRK:
+							case name == "pndm" && !skipPRK && n < 4:
+								// The Runge-Kutta warm-up needs 4 timesteps.
 								if !strings.Contains(msg, "skip_prk_steps") {
 									t.Errorf("pndm without skip_prk_steps: %v", err)
 								}

@@ -3,7 +3,8 @@
 // VAE (package vae) and a scheduler (package diffusion), loaded from a
 // diffusers pipeline folder, into text-to-image and image-to-image
 // generation with the semantics of diffusers 0.16.1's
-// StableDiffusionPipeline and StableDiffusionImg2ImgPipeline.
+// StableDiffusionPipeline, StableDiffusionImg2ImgPipeline and its two
+// inpainting pipelines.
 //
 // Load reads a folder with model_index.json and the subfolders tokenizer/,
 // text_encoder/, unet/, vae/ and scheduler/ (weights as .safetensors, PyTorch
@@ -40,6 +41,12 @@
 // generator, and noises the latents to the first timestep of
 // scheduler.timesteps[start:], start = diffusion.ImageToImageStart(steps,
 // strength, order).
+//
+// Inpainting (Inpaint) repaints the white part of a mask: with an
+// inpainting U-Net (9 input channels) as diffusers 0.16.1's
+// StableDiffusionInpaintPipeline, with an ordinary model as its
+// StableDiffusionInpaintPipelineLegacy (img2img plus blending at every
+// step); see Inpaint.
 //
 // Outputs are 8-bit images; EncodePNG adds tEXt chunks with the generation
 // parameters (ReadPNGText reads them back) and WriteFileAtomic writes files

@@ -76,6 +76,14 @@ type Request struct {
 	InitImage  image.Image
 	Strength   float64
 	EncodeMode bool
+	// MaskImage (Inpaint) says where to repaint the init image: white
+	// (luma >= 128 of 255, a value >= 0.5) is repainted, black kept (see
+	// Inpaint for how each kind of model reads gray values). Init image and
+	// mask are both brought to the output size (centre crop to its aspect
+	// ratio, then resizing: antialiased for the image, nearest for the
+	// mask), so a mask of another size than the init image is stretched
+	// with it (Warn says so).
+	MaskImage image.Image
 
 	// PerImageSeeds gives image i of the request its own generator, seeded
 	// with Seed+i, for its initial noise, its VAE posterior sample (img2img)
@@ -160,11 +168,24 @@ var ErrNonFinite = errors.New("values are not finite (NaN or infinite)")
 
 // trace records the intermediate values of a run (tests).
 type trace struct {
+	// named, if set, gets named intermediates: prep_image, init_latents,
+	// noise (img2img and legacy inpainting), prep_mask, masked_image,
+	// mask_latent, masked_image_latents, keep_mask (inpainting),
+	// step_prev_sample, init_latents_proper, latents_after_blend (legacy
+	// inpainting, per step).
+	named  func(name string, v []float32)
 	embeds func(e *tensor.Tensor)
 	init   func(latents *tensor.Tensor)
 	unet   func(in, out *tensor.Tensor, t float64)
 	step   func(sample, guided *tensor.Tensor, t float64)
 	final  func(latents, decoded *tensor.Tensor)
+}
+
+// values passes a named intermediate to the trace, if there is one.
+func (tr *trace) values(name string, t *tensor.Tensor) {
+	if tr != nil && tr.named != nil {
+		tr.named(name, t.Float32s())
+	}
 }
 
 // Timings are the wall times of a generation's phases.
@@ -189,7 +210,11 @@ type Result struct {
 	Scheduler            string
 	Height, Width        int
 	ModelHash, ModelName string
-	Strength             float64 // Img2Img only
+	Strength             float64 // Img2Img and legacy Inpaint only
+	// Inpaint is "" for txt2img and img2img, else InpaintModel (a 9-channel
+	// inpainting U-Net) or InpaintLegacy (mask blending with a 4-channel
+	// U-Net).
+	Inpaint string
 	// Indices gives each image's index in the whole request (prompt-major):
 	// 0, 1, ... unless Request.Only selected some.
 	Indices []int
@@ -265,6 +290,9 @@ func (r *Result) Text(i int) []TextChunk {
 	if r.img2img {
 		t = append(t, TextChunk{"strength", strconv.FormatFloat(r.Strength, 'g', -1, 64)})
 	}
+	if r.Inpaint != "" {
+		t = append(t, TextChunk{"inpaint", r.Inpaint})
+	}
 	t = append(t, TextChunk{"software", "roentgo"})
 	params := r.Prompts[i]
 	if r.Negatives[i] != "" {
@@ -281,6 +309,26 @@ func (r *Result) Text(i int) []TextChunk {
 	return append(t, TextChunk{"parameters", params})
 }
 
+// mode is what a generation starts from.
+type mode int
+
+const (
+	modeTxt2Img mode = iota // noise
+	modeImg2Img             // the noised init image
+	modeInpaint             // init image and mask
+)
+
+// modeOf is the mode a request asks for by what it holds.
+func modeOf(req *Request) mode {
+	switch {
+	case req.MaskImage != nil:
+		return modeInpaint
+	case req.InitImage != nil:
+		return modeImg2Img
+	}
+	return modeTxt2Img
+}
+
 // plan is a validated request.
 type plan struct {
 	prompts, negatives []string // one per generated image
@@ -293,18 +341,21 @@ type plan struct {
 	sched              diffusion.Scheduler
 	batch              int
 	tiledDecode        bool
+	mode               mode
+	inpaintModel       bool // a 9-channel U-Net (with modeInpaint)
 }
 
 // Validate checks a request against the pipeline without running it and
 // returns the first problem (sizes, steps, scheduler, counts, strength,
 // selection, the memory the size needs).
 func (p *Pipeline) Validate(req *Request) error {
-	_, err := p.plan(req, req.InitImage != nil, false)
+	_, err := p.plan(req, modeOf(req), false)
 	return err
 }
 
-func (p *Pipeline) plan(req *Request, img2img, warn bool) (*plan, error) {
-	pl := &plan{}
+func (p *Pipeline) plan(req *Request, m mode, warn bool) (*plan, error) {
+	pl := &plan{mode: m}
+	img2img := m != modeTxt2Img
 	prompts := req.Prompts
 	if len(prompts) == 0 {
 		prompts = []string{req.Prompt}
@@ -394,11 +445,17 @@ func (p *Pipeline) plan(req *Request, img2img, warn bool) (*plan, error) {
 	}
 	if img2img {
 		if req.InitImage == nil {
+			if m == modeInpaint {
+				return nil, errors.New("pipeline: inpainting needs an init image")
+			}
 			return nil, errors.New("pipeline: image-to-image needs an init image")
 		}
 		if !(req.Strength >= 0 && req.Strength <= 1) {
 			return nil, fmt.Errorf("pipeline: strength %v; expected a value in [0, 1]", req.Strength)
 		}
+	}
+	if err := p.planInpaint(pl, req, warn); err != nil {
+		return nil, err
 	}
 	if err := p.checkMemory(pl, img2img, warn); err != nil {
 		return nil, err
@@ -517,7 +574,10 @@ func (p *Pipeline) encodeText(texts []string, chunk bool) (*tensor.Tensor, error
 // non-finite) after some batches were finished, it returns those batches'
 // images in a Result together with the error.
 func (p *Pipeline) Txt2Img(ctx context.Context, req Request) (*Result, error) {
-	return p.run(ctx, &req, false)
+	if req.MaskImage != nil {
+		return nil, errors.New("pipeline: Txt2Img got a mask; use Inpaint")
+	}
+	return p.run(ctx, &req, modeTxt2Img)
 }
 
 // Img2Img generates images from req.InitImage and text (see the package
@@ -525,13 +585,16 @@ func (p *Pipeline) Txt2Img(ctx context.Context, req Request) (*Result, error) {
 // VAE's reconstruction of the init image. It returns finished images with
 // an error as Txt2Img does.
 func (p *Pipeline) Img2Img(ctx context.Context, req Request) (*Result, error) {
-	return p.run(ctx, &req, true)
+	if req.MaskImage != nil {
+		return nil, errors.New("pipeline: Img2Img got a mask; use Inpaint")
+	}
+	return p.run(ctx, &req, modeImg2Img)
 }
 
 // run is generate with device failures (out of device memory, a failed
 // kernel launch) returned as errors.
-func (p *Pipeline) run(ctx context.Context, req *Request, img2img bool) (res *Result, err error) {
-	if derr := tensor.Catch(func() { res, err = p.generate(ctx, req, img2img) }); derr != nil {
+func (p *Pipeline) run(ctx context.Context, req *Request, m mode) (res *Result, err error) {
+	if derr := tensor.Catch(func() { res, err = p.generate(ctx, req, m) }); derr != nil {
 		return res, errctx.Wrap("pipeline", derr)
 	}
 	return res, err
@@ -638,9 +701,9 @@ func finite(t *tensor.Tensor) bool {
 	return true
 }
 
-func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*Result, error) {
+func (p *Pipeline) generate(ctx context.Context, req *Request, m mode) (*Result, error) {
 	start := time.Now()
-	pl, err := p.plan(req, img2img, true)
+	pl, err := p.plan(req, m, true)
 	if err != nil {
 		return nil, err
 	}
@@ -650,7 +713,7 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 	res := &Result{
 		Prompts: pl.prompts, Negatives: pl.negatives, Seed: req.Seed, Steps: pl.steps,
 		Guidance: req.Guidance, Scheduler: pl.sched.Name(), Height: pl.h, Width: pl.w,
-		ModelName: p.name(), Strength: req.Strength, img2img: img2img,
+		ModelName: p.name(), Strength: req.Strength, img2img: m == modeImg2Img || (m == modeInpaint && !pl.inpaintModel),
 		Total: pl.total, PerImageSeeds: req.PerImageSeeds || len(req.Seeds) > 0, Seeds: req.Seeds,
 	}
 	n := len(pl.prompts)
@@ -676,20 +739,35 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 	// Initial latents.
 	shared, gens := noiseFor(req, pl)
 	all := batchSource(pl, shared, gens, 0, n)
-	c := p.UNet.Config.InChannels
+	c := p.VAE.Config.LatentChannels
 	var latents *tensor.Tensor
+	var inp *inpaintState
 	first := 0
-	if !img2img {
+	switch {
+	case m == modeTxt2Img || pl.inpaintModel:
 		noise := tensor.Randn(all, n, c, pl.lh, pl.lw)
 		latents = noise.MulScalar(float32(pl.sched.InitNoiseSigma()))
 		noise.Release()
-	} else {
+		if pl.inpaintModel {
+			res.Inpaint = InpaintModel
+			if inp, err = p.inpaintModelInputs(req, pl, shared, gens); err != nil {
+				latents.Release()
+				return nil, err
+			}
+		}
+	case m == modeImg2Img:
 		latents, first, err = p.img2imgLatents(req, pl, shared, gens)
 		if err != nil {
 			return nil, err
 		}
+	default:
+		res.Inpaint = InpaintLegacy
+		if latents, inp, first, err = p.legacyInpaintLatents(req, pl, shared, gens); err != nil {
+			return nil, err
+		}
 	}
 	defer latents.Release()
+	defer inp.release()
 	if req.trace != nil && req.trace.init != nil {
 		req.trace.init(latents)
 	}
@@ -727,6 +805,9 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 		opts := diffusion.SampleOptions{Noise: batchSource(pl, shared, gens, lo, hi), Start: first}
 		offset := b * nsteps
 		opts.Callback = func(step, all int, t float64, lat *tensor.Tensor) bool {
+			if inp.legacy() {
+				inp.blend(pl.sched, lat, lo, hi, t, req.trace)
+			}
 			if !req.AllowNonFinite && !finite(lat) {
 				bad = fmt.Errorf("pipeline: step %d of %d (timestep %v): the latents' %w; check the weights, the guidance scale and the scheduler config, or allow it with AllowNonFinite (-allow-nonfinite)",
 					first+step+1, first+all, t, ErrNonFinite)
@@ -738,7 +819,12 @@ func (p *Pipeline) generate(ctx context.Context, req *Request, img2img bool) (*R
 			}
 			return true
 		}
-		out, err := diffusion.Sample(ctx, pl.sched, p.denoiser(req, pl, cond), x, opts)
+		extra := inp.extraRows(lo, hi)
+		out, err := diffusion.Sample(ctx, pl.sched, p.denoiser(req, pl, cond, extra), x, opts)
+		extra.Release()
+		if err == nil && inp.legacy() {
+			out = inp.finalBlend(out, lo, hi)
+		}
 		cond.Release()
 		x.Release()
 		if err == nil && bad != nil {
@@ -824,12 +910,30 @@ func (r *Result) partial(err error) (*Result, error) {
 }
 
 // denoiser is the guided U-Net for one batch: cond holds [uncond; cond]
-// embeddings (2B rows) with guidance, B rows without.
-func (p *Pipeline) denoiser(req *Request, pl *plan, cond *tensor.Tensor) diffusion.Denoiser {
+// embeddings (2B rows) with guidance, B rows without. extra (nil but for an
+// inpainting U-Net) holds the batch's extra input channels [B, 5, h, w]
+// (mask, masked-image latents), concatenated after the scaled latents as
+// diffusers' StableDiffusionInpaintPipeline does (duplicated with
+// guidance).
+func (p *Pipeline) denoiser(req *Request, pl *plan, cond, extra *tensor.Tensor) diffusion.Denoiser {
 	return func(ctx context.Context, x *tensor.Tensor, t float64) (*tensor.Tensor, error) {
 		in := x
 		if pl.cfg {
 			in = tensor.Cat(0, x, x)
+		}
+		if extra != nil {
+			e := extra
+			if pl.cfg {
+				e = tensor.Cat(0, extra, extra)
+			}
+			cat := tensor.Cat(1, in, e)
+			if e != extra {
+				e.Release()
+			}
+			if in != x {
+				in.Release()
+			}
+			in = cat
 		}
 		hts := tensor.Scalar(float32(t))
 		ts := p.toDevice(hts)
@@ -874,19 +978,55 @@ func (p *Pipeline) denoiser(req *Request, pl *plan, cond *tensor.Tensor) diffusi
 // for every image (diffusers duplicates one encoding); with per-image
 // generators each image samples it from its own.
 func (p *Pipeline) img2imgLatents(req *Request, pl *plan, shared *rng.Generator, gens []*rng.Generator) (*tensor.Tensor, int, error) {
-	first, err := diffusion.ImageToImageStart(pl.steps, req.Strength, pl.sched.Order())
+	lat, init, noise, first, err := p.noisedInit(req, pl, shared, gens)
 	if err != nil {
-		return nil, 0, errctx.Wrap("pipeline", err)
+		return nil, 0, err
+	}
+	init.Release()
+	noise.Release()
+	return lat, first, nil
+}
+
+// noisedInit is img2imgLatents keeping its parts: the noised latents, the
+// encoded init image (scaled, [N, C, h, w]) and the noise (nil when no step
+// is left: the latents are then a copy of the encoded image).
+func (p *Pipeline) noisedInit(req *Request, pl *plan, shared *rng.Generator, gens []*rng.Generator) (lat, init, noise *tensor.Tensor, first int, err error) {
+	first, err = diffusion.ImageToImageStart(pl.steps, req.Strength, pl.sched.Order())
+	if err != nil {
+		return nil, nil, nil, 0, errctx.Wrap("pipeline", err)
+	}
+	hx := ImageToTensor(req.InitImage, pl.w, pl.h)
+	req.trace.values("prep_image", hx)
+	init = p.encodeImage(hx, req.EncodeMode, len(pl.prompts), shared, gens)
+	hx.Release()
+	req.trace.values("init_latents", init)
+	ts := pl.sched.Timesteps()
+	if first >= len(ts) {
+		return init.Clone(), init, nil, first, nil
 	}
 	n := len(pl.prompts)
-	hx := ImageToTensor(req.InitImage, pl.w, pl.h)
+	noise = tensor.Randn(batchSource(pl, shared, gens, 0, n), init.Shape()...)
+	req.trace.values("noise", noise)
+	tsRows := make([]float64, n)
+	for i := range tsRows {
+		tsRows[i] = ts[first]
+	}
+	lat = pl.sched.AddNoise(init, noise, tsRows)
+	return lat, init, noise, first, nil
+}
+
+// encodeImage encodes the host image tensor hx [1, 3, H, W] with the VAE
+// and returns n rows of scaled latents [n, C, h, w]: the posterior's mean
+// with mode, else a sample, drawn once from the shared generator (one
+// encoding repeated, as diffusers does) or once per image from gens.
+func (p *Pipeline) encodeImage(hx *tensor.Tensor, mode bool, n int, shared *rng.Generator, gens []*rng.Generator) *tensor.Tensor {
 	x := p.toDevice(hx)
-	hx.Release()
 	dist := p.VAE.Encode(x)
 	x.Release()
+	defer dist.Release()
 	sample := func(g tensor.RandSource) *tensor.Tensor {
 		var z *tensor.Tensor
-		if req.EncodeMode {
+		if mode {
 			z = dist.Mode()
 		} else {
 			z = dist.Sample(g)
@@ -909,21 +1049,7 @@ func (p *Pipeline) img2imgLatents(req *Request, pl *plan, shared *rng.Generator,
 			defer rows[i].Release()
 		}
 	}
-	dist.Release()
-	init := tensor.Cat(0, rows...)
-	ts := pl.sched.Timesteps()
-	if first >= len(ts) {
-		return init, first, nil
-	}
-	noise := tensor.Randn(batchSource(pl, shared, gens, 0, n), init.Shape()...)
-	tsRows := make([]float64, n)
-	for i := range tsRows {
-		tsRows[i] = ts[first]
-	}
-	lat := pl.sched.AddNoise(init, noise, tsRows)
-	noise.Release()
-	init.Release()
-	return lat, first, nil
+	return tensor.Cat(0, rows...)
 }
 
 // name is the model's name for the metadata: the folder's or file's base

@@ -12,19 +12,24 @@ import (
 	"github.com/roentgo/roentgo/tensor"
 )
 
-// LoadImage decodes a PNG or JPEG file.
-func LoadImage(path string) (image.Image, error) {
+// LoadImage decodes a PNG or JPEG file (an init image).
+func LoadImage(path string) (image.Image, error) { return loadImage(path, "init image") }
+
+// LoadMask decodes a PNG or JPEG file (an inpainting mask).
+func LoadMask(path string) (image.Image, error) { return loadImage(path, "mask") }
+
+func loadImage(path, what string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: init image: %v", err)
+		return nil, fmt.Errorf("pipeline: %s: %v", what, err)
 	}
 	defer f.Close()
 	img, _, err := image.Decode(f)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: init image %s: %v; expected a PNG or JPEG file", path, err)
+		return nil, fmt.Errorf("pipeline: %s %s: %v; expected a PNG or JPEG file", what, path, err)
 	}
 	if b := img.Bounds(); b.Dx() < 1 || b.Dy() < 1 {
-		return nil, fmt.Errorf("pipeline: init image %s is empty", path)
+		return nil, fmt.Errorf("pipeline: %s %s is empty", what, path)
 	}
 	return img, nil
 }
@@ -43,15 +48,7 @@ func ImageToTensor(img image.Image, width, height int) *tensor.Tensor {
 	rgb := toRGBPlanes(img)
 	b := img.Bounds()
 	sw, sh := b.Dx(), b.Dy()
-	// Crop to the target aspect ratio, centred.
-	cx, cy, cw, ch := 0, 0, sw, sh
-	if sw*height > sh*width { // too wide
-		cw = int(math.Round(float64(sh) * float64(width) / float64(height)))
-		cx = (sw - cw) / 2
-	} else if sw*height < sh*width { // too tall
-		ch = int(math.Round(float64(sw) * float64(height) / float64(width)))
-		cy = (sh - ch) / 2
-	}
+	cx, cy, cw, ch := cropRegion(sw, sh, width, height)
 	out := make([]float32, 3*width*height)
 	for c := 0; c < 3; c++ {
 		plane := rgb[c]
@@ -72,6 +69,20 @@ func ImageToTensor(img image.Image, width, height int) *tensor.Tensor {
 		}
 	}
 	return tensor.FromFloat32(out, 1, 3, height, width)
+}
+
+// cropRegion returns the largest centred region (x, y, w, h) of an sw x sh
+// image with the aspect ratio of width x height.
+func cropRegion(sw, sh, width, height int) (cx, cy, cw, ch int) {
+	cx, cy, cw, ch = 0, 0, sw, sh
+	if sw*height > sh*width { // too wide
+		cw = max(int(math.Round(float64(sh)*float64(width)/float64(height))), 1)
+		cx = (sw - cw) / 2
+	} else if sw*height < sh*width { // too tall
+		ch = max(int(math.Round(float64(sw)*float64(height)/float64(width))), 1)
+		cy = (sh - ch) / 2
+	}
+	return cx, cy, cw, ch
 }
 
 // toRGBPlanes returns the 8-bit R, G and B planes of img (values 0..255).

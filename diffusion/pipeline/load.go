@@ -190,8 +190,10 @@ func checkFolder(dir string, o Options) error {
 	if err != nil {
 		return err
 	}
-	if strings.Contains(mi.ClassName, "XL") || strings.Contains(mi.ClassName, "Upscale") || strings.Contains(mi.ClassName, "Inpaint") {
-		return fmt.Errorf("pipeline: %s holds a %s; expected a StableDiffusionPipeline (SD 1.x / 2.x text-to-image)", dir, mi.ClassName)
+	// StableDiffusionInpaintPipeline folders (sd-v1-5-inpainting) hold the
+	// same components with a 9-channel U-Net (Inpaint runs them).
+	if strings.Contains(mi.ClassName, "XL") || strings.Contains(mi.ClassName, "Upscale") || (strings.Contains(mi.ClassName, "Inpaint") && mi.ClassName != "StableDiffusionInpaintPipeline") {
+		return fmt.Errorf("pipeline: %s holds a %s; expected a StableDiffusionPipeline (SD 1.x / 2.x text-to-image) or a StableDiffusionInpaintPipeline", dir, mi.ClassName)
 	}
 	want := map[string]string{"tokenizer": "CLIPTokenizer", "text_encoder": "CLIPTextModel", "unet": "UNet2DConditionModel", "vae": "AutoencoderKL"}
 	var bad []string
@@ -405,8 +407,10 @@ func (p *Pipeline) checkCompatible() error {
 	if p.Tokenizer.MaxLength() > tc.MaxPositionEmbeddings {
 		return fmt.Errorf("pipeline: the tokenizer's length %d exceeds the text encoder's max_position_embeddings %d", p.Tokenizer.MaxLength(), tc.MaxPositionEmbeddings)
 	}
-	if l := p.VAE.Config.LatentChannels; l != uc.InChannels || l != uc.OutChannels {
-		return fmt.Errorf("pipeline: the VAE has %d latent channels but the U-Net takes %d and gives %d", l, uc.InChannels, uc.OutChannels)
+	// An inpainting U-Net takes the latents, a mask and the masked image's
+	// latents (2l + 1 channels).
+	if l := p.VAE.Config.LatentChannels; (l != uc.InChannels && 2*l+1 != uc.InChannels) || l != uc.OutChannels {
+		return fmt.Errorf("pipeline: the VAE has %d latent channels but the U-Net takes %d and gives %d; expected it to take %d (or %d, an inpainting U-Net) and give %d", l, uc.InChannels, uc.OutChannels, l, 2*l+1, l)
 	}
 	return nil
 }

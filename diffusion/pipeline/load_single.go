@@ -148,6 +148,9 @@ func loadSingleFile(path string, o Options) (*Pipeline, error) {
 	if err := checkStandardSizes(ck, ucfg, vcfg, tcfg); err != nil {
 		return nil, err
 	}
+	if ucfg, err = unetInChannels(ck, ucfg); err != nil {
+		return nil, err
+	}
 	if p.Tokenizer, err = clip.Load(tokDir); err != nil {
 		return nil, errctx.Wrap("pipeline: tokenizer", err)
 	}
@@ -265,4 +268,34 @@ func checkStandardSizes(ck *sdckpt.Checkpoint, ucfg *unet.Config, vcfg *vae.Conf
 		}
 	}
 	return nil
+}
+
+// unetInChannels returns the U-Net config to build a single-file
+// checkpoint's U-Net with: ucfg (nil: the variant's standard config) with
+// in_channels taken from the file's conv_in weight [C0, in, k, k] when it
+// holds an inpainting U-Net (sd-v1-5-inpainting and the like: 9 = 4 latent
+// + 1 mask + 4 masked-image latents); other channel counts are left for the
+// builder to report. A config from ConfigDir that disagrees with the file
+// is an error naming both.
+func unetInChannels(ck *sdckpt.Checkpoint, ucfg *unet.Config) (*unet.Config, error) {
+	_, shape, ok := ck.Source(sdckpt.UNet).Info("conv_in.weight")
+	if !ok || len(shape) != 4 {
+		return ucfg, nil
+	}
+	in := shape[1]
+	if ucfg != nil {
+		if ucfg.InChannels != in {
+			return nil, fmt.Errorf("pipeline: %s: the U-Net's conv_in takes %d channels but the given unet/config.json says in_channels %d", ck.Path, in, ucfg.InChannels)
+		}
+		return ucfg, nil
+	}
+	c := unet.SD15Config()
+	if ck.Variant == sdckpt.SD2 {
+		c = unet.SD21Config()
+	}
+	if in == c.InChannels || in != 2*c.InChannels+1 {
+		return nil, nil
+	}
+	c.InChannels = in
+	return &c, nil
 }

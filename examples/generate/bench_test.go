@@ -22,7 +22,7 @@ func benchGenerate(b *testing.B, p *pipeline.Pipeline, size, steps, batch, image
 		pf.rows = append(pf.rows, &row{id: fmt.Sprintf("r%d", i), prompt: fmt.Sprintf("finding %d, chest radiograph", i)})
 	}
 	s := settings{N: 1, Seed: 1, Steps: steps, Guidance: 4, Scheduler: "pndm", Width: size, Height: size, LongPrompt: "truncate"}
-	imgs, err := buildJob(pf, s)
+	imgs, err := buildJob(pf, s, ".", false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func benchGenerate(b *testing.B, p *pipeline.Pipeline, size, steps, batch, image
 		var keep []manifestLine
 		b.StartTimer()
 		for lo := 0; lo < len(imgs); lo += batch {
-			if err := runBatch(b.Context(), p, j, o, imgs[lo:min(lo+batch, len(imgs))], cache, app, &keep, "cpu"); err != nil {
+			if err := runBatch(b.Context(), p, j, o, imgs[lo:min(lo+batch, len(imgs))], cache, &inputCache{}, app, &keep, "cpu"); err != nil {
 				b.Fatal(err)
 			}
 		}

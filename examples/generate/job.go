@@ -27,6 +27,11 @@ type settings struct {
 	Labels          []string `json:"labels"`
 	UIDSalt         string   `json:"uid_salt"`
 	BodyPart        string   `json:"body_part"`
+	// Strength is the default strength of rows with an init image.
+	Strength float64 `json:"strength,omitempty"`
+	// Inputs maps every init and mask image the prompt file names (as
+	// written) to its SHA-256, so that changed images make another job.
+	Inputs map[string]string `json:"inputs,omitempty"`
 }
 
 // jobFile is job<suffix>.json: what a shard of a job is.
@@ -56,6 +61,22 @@ type genImage struct {
 	scheduler        string
 	width, height    int
 	labels           map[string]string
+	// init and mask as written in the prompt file, initPath and maskPath
+	// resolved against its folder ("" for txt2img rows).
+	init, mask         string
+	initPath, maskPath string
+	strength           float64
+}
+
+// mode is how the image is generated: "txt2img", "img2img" or "inpaint".
+func (im *genImage) mode() string {
+	switch {
+	case im.mask != "":
+		return "inpaint"
+	case im.init != "":
+		return "img2img"
+	}
+	return "txt2img"
 }
 
 // config is what images denoised together must share.
@@ -63,10 +84,12 @@ type config struct {
 	width, height, steps int
 	guidance             float64
 	scheduler            string
+	initPath, maskPath   string
+	strength             float64
 }
 
 func (im *genImage) config() config {
-	return config{im.width, im.height, im.steps, im.guidance, im.scheduler}
+	return config{im.width, im.height, im.steps, im.guidance, im.scheduler, im.initPath, im.maskPath, im.strength}
 }
 
 // job is a resolved job: its images and identity.
@@ -91,11 +114,31 @@ func imageKey(id string, k int) string { return id + "_" + strconv.Itoa(k) }
 //	                         = s.Seed + the image's index (otherwise)
 //
 // where the index counts the images of the whole file in order (row by row).
-func buildJob(pf *promptFile, s settings) ([]*genImage, error) {
+// Init and mask paths are resolved against dir (the prompt file's folder)
+// unless absolute. Rows with an init image take s.Strength unless they give
+// one; inpainting rows with an inpainting model (inpaintModel), which
+// ignores strength, get 1.
+func buildJob(pf *promptFile, s settings, dir string, inpaintModel bool) ([]*genImage, error) {
 	var out []*genImage
+	resolve := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, filepath.FromSlash(p))
+	}
 	for ri, r := range pf.rows {
 		im := genImage{row: ri, id: r.id, prompt: r.prompt, negative: s.Negative, steps: s.Steps,
-			guidance: s.Guidance, scheduler: s.Scheduler, width: s.Width, height: s.Height, labels: r.labels}
+			guidance: s.Guidance, scheduler: s.Scheduler, width: s.Width, height: s.Height, labels: r.labels,
+			init: r.init, mask: r.mask, initPath: resolve(r.init), maskPath: resolve(r.mask)}
+		if r.init != "" {
+			im.strength = s.Strength
+			if r.mask != "" && inpaintModel {
+				im.strength = 1
+			}
+			if r.strength != nil {
+				im.strength = *r.strength
+			}
+		}
 		if r.negative != nil {
 			im.negative = *r.negative
 		}
@@ -170,11 +213,11 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// regenerate is the txt2img command that makes image im alone (as an 8-bit
-// PNG; -gray for the grayscale formats).
+// regenerate is the txt2img, img2img or inpaint command that makes image im
+// alone (as an 8-bit PNG; -gray for the grayscale formats).
 func (j *job) regenerate(im *genImage) string {
 	var b strings.Builder
-	b.WriteString("txt2img")
+	b.WriteString(im.mode())
 	if j.modelFlag != "" {
 		b.WriteString(" -model " + shellQuote(j.modelFlag))
 	}
@@ -189,6 +232,12 @@ func (j *job) regenerate(im *genImage) string {
 	}
 	if j.longPrompt != "truncate" {
 		b.WriteString(" -long-prompt " + j.longPrompt)
+	}
+	if im.init != "" {
+		b.WriteString(" -init " + shellQuote(im.initPath) + " -strength " + strconv.FormatFloat(im.strength, 'g', -1, 64))
+	}
+	if im.mask != "" {
+		b.WriteString(" -mask " + shellQuote(im.maskPath))
 	}
 	if j.formats[0].name != "png" {
 		b.WriteString(" -gray")

@@ -129,7 +129,7 @@ func TestPromptFiles(t *testing.T) {
 	require.Equal(t, `cardiomegaly, "PA" view`, pf.rows[1].prompt)
 	require.Equal(t, "blurry", *pf.rows[1].negative)
 	require.Equal(t, map[string]string{"Cardiomegaly": "1", "Pleural Effusion": ""}, pf.rows[1].labels)
-	images, err := buildJob(pf, settings{N: 1, Seed: 42, Steps: 5, Guidance: 4, Scheduler: "pndm", Width: 64, Height: 64})
+	images, err := buildJob(pf, settings{N: 1, Seed: 42, Steps: 5, Guidance: 4, Scheduler: "pndm", Width: 64, Height: 64}, ".", false)
 	require.NoError(t, err)
 	require.Len(t, images, 7)
 	var seeds []uint64
@@ -151,7 +151,7 @@ func TestPromptFiles(t *testing.T) {
 	require.Equal(t, uint64(18446744073709551615), *pf.rows[0].seed)
 	require.Equal(t, map[string]string{"Edema": "1.0", "Sex": "F"}, pf.rows[0].labels)
 	require.Equal(t, map[string]string{"Edema": "", "Sex": ""}, pf.rows[1].labels)
-	images, err = buildJob(pf, settings{N: 1, Steps: 5, Scheduler: "pndm", Width: 8, Height: 8})
+	images, err = buildJob(pf, settings{N: 1, Steps: 5, Scheduler: "pndm", Width: 8, Height: 8}, ".", false)
 	require.NoError(t, err)
 	require.Equal(t, "euler_a", images[2].scheduler)
 	require.Equal(t, 64, images[2].width)
@@ -550,4 +550,100 @@ func TestBadUsage(t *testing.T) {
 	}
 	code, stderr := gen(t, context.Background(), noEnv, "-merge")
 	require.Equal(t, 2, code, stderr)
+}
+
+// TestInitAndMaskColumns: rows with init (img2img) and init+mask
+// (inpainting) columns, paths relative to the prompt file, are routed to
+// Img2Img and Inpaint, recorded in the manifest, and each image is its
+// regenerate command's image; bad rows are refused before any work.
+func TestInitAndMaskColumns(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "in"), 0o755))
+	initImg := image.NewGray(image.Rect(0, 0, 40, 40))
+	for i := range initImg.Pix {
+		initImg.Pix[i] = uint8(i * 5)
+	}
+	mask := image.NewGray(image.Rect(0, 0, 40, 40))
+	for y := 10; y < 30; y++ {
+		for x := 5; x < 25; x++ {
+			mask.Pix[y*40+x] = 255
+		}
+	}
+	for name, img := range map[string]image.Image{"a.png": initImg, "m.png": mask} {
+		f, err := os.Create(filepath.Join(dir, "in", name))
+		require.NoError(t, err)
+		require.NoError(t, png.Encode(f, img))
+		require.NoError(t, f.Close())
+	}
+	prompts := writePrompts(t, dir, "p.csv", `id,prompt,n,init,mask,strength
+t,plain,1,,,
+i,from image,2,in/a.png,,0.5
+m,inpainted,1,in/a.png,in/m.png,
+`)
+	out := filepath.Join(dir, "out")
+	code, stderr := gen(t, context.Background(), noEnv, genArgs(prompts, out, "-batch", "2")...)
+	require.Equal(t, 0, code, stderr)
+	rows := manifestRows(t, filepath.Join(out, "manifest.jsonl"))
+	require.Len(t, rows, 4)
+	p, err := pipeline.Demo()
+	require.NoError(t, err)
+	defer p.Close()
+	modes := map[string]string{}
+	for _, row := range rows {
+		var r record
+		require.NoError(t, json.Unmarshal([]byte(row), &r))
+		modes[r.Key] = r.Mode
+		req := pipeline.Request{Prompt: r.Prompt, Negative: r.Negative, Seed: r.Seed,
+			Steps: r.Steps, Guidance: r.Guidance, Scheduler: r.Scheduler, Width: r.Width, Height: r.Height}
+		var res *pipeline.Result
+		switch r.Mode {
+		case "":
+			require.True(t, strings.HasPrefix(r.Regenerate, "txt2img "), r.Regenerate)
+			res, err = p.Txt2Img(context.Background(), req)
+		case "img2img":
+			require.Equal(t, "in/a.png", r.Init)
+			require.Equal(t, 0.5, *r.Strength)
+			require.True(t, strings.HasPrefix(r.Regenerate, "img2img "), r.Regenerate)
+			require.Contains(t, r.Regenerate, "-init "+filepath.Join(dir, "in", "a.png")+" -strength 0.5")
+			req.InitImage, req.Strength = initImg, *r.Strength
+			res, err = p.Img2Img(context.Background(), req)
+		case "inpaint":
+			require.Equal(t, "in/m.png", r.Mask)
+			require.Equal(t, 0.8, *r.Strength, "the -strength default")
+			require.Equal(t, pipeline.InpaintLegacy, r.Inpaint, "the demo model has a 4-channel U-Net")
+			require.Contains(t, r.Regenerate, "-mask "+filepath.Join(dir, "in", "m.png"))
+			req.InitImage, req.MaskImage, req.Strength = initImg, mask, *r.Strength
+			res, err = p.Inpaint(context.Background(), req)
+		}
+		require.NoError(t, err)
+		img := readPNG(t, filepath.Join(out, "png", r.Key+".png"))
+		require.Equal(t, res.Images[0].Pix, toNRGBA(img).Pix, "image %s", r.Key)
+	}
+	require.Equal(t, map[string]string{"t_0": "", "i_0": "img2img", "i_1": "img2img", "m_0": "inpaint"}, modes)
+	job, err := os.ReadFile(filepath.Join(out, "job.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(job), `"in/m.png"`, "the inputs' hashes are part of the job")
+
+	// A changed init image is another job.
+	initImg.Pix[0] = 1
+	f, err := os.Create(filepath.Join(dir, "in", "a.png"))
+	require.NoError(t, err)
+	require.NoError(t, png.Encode(f, initImg))
+	require.NoError(t, f.Close())
+	code, stderr = gen(t, context.Background(), noEnv, genArgs(prompts, out, "-batch", "2")...)
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, "belongs to another job")
+
+	for _, c := range []struct{ csv, want string }{
+		{"prompt,mask\nx,in/m.png\n", "column mask \"in/m.png\" without an init image"},
+		{"prompt,strength\nx,0.5\n", "column strength without an init image"},
+		{"prompt,init,strength\nx,in/a.png,1.5\n", "column strength: \"1.5\"; expected a number in [0, 1]"},
+		{"prompt,init\nx,in/missing.png\n", "line 2: init image: open"},
+		{"prompt,init,mask\nx,in/a.png,p.csv\n", "line 2: mask"},
+	} {
+		bad := writePrompts(t, dir, "bad.csv", c.csv)
+		code, stderr := gen(t, context.Background(), noEnv, genArgs(bad, filepath.Join(dir, "badout"))...)
+		require.Equal(t, 2, code, stderr)
+		require.Contains(t, stderr, c.want)
+	}
 }

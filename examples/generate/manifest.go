@@ -39,8 +39,17 @@ type record struct {
 	Device          string            `json:"device"`
 	Job             string            `json:"job"`
 	Labels          map[string]string `json:"labels,omitempty"`
-	Regenerate      string            `json:"regenerate"`
-	Timings         timings           `json:"timings"`
+	// Mode is img2img or inpaint for rows with an init image (absent for
+	// txt2img); Init and Mask are the images as the prompt file names them,
+	// Strength the img2img strength, Inpaint the pipeline's kind of
+	// inpainting ("model" or "legacy").
+	Mode       string   `json:"mode,omitempty"`
+	Init       string   `json:"init,omitempty"`
+	Mask       string   `json:"mask,omitempty"`
+	Strength   *float64 `json:"strength,omitempty"`
+	Inpaint    string   `json:"inpaint,omitempty"`
+	Regenerate string   `json:"regenerate"`
+	Timings    timings  `json:"timings"`
 }
 
 // timings are an image's costs. The batch's phases are shared by its

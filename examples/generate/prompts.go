@@ -17,7 +17,7 @@ import (
 )
 
 // knownColumns are the prompt file's columns that are not labels.
-var knownColumns = []string{"id", "prompt", "negative", "n", "seed", "steps", "guidance", "scheduler", "width", "height", "size"}
+var knownColumns = []string{"id", "prompt", "negative", "n", "seed", "steps", "guidance", "scheduler", "width", "height", "size", "init", "mask", "strength"}
 
 func isKnown(col string) bool {
 	for _, k := range knownColumns {
@@ -45,7 +45,12 @@ type row struct {
 	scheduler string
 	width     int
 	height    int
-	labels    map[string]string
+	// init and mask are image paths as written (relative to the prompt
+	// file's folder unless absolute): init alone makes the row img2img,
+	// both inpainting; strength is img2img's (and legacy inpainting's).
+	init, mask string
+	strength   *float64
+	labels     map[string]string
 }
 
 // promptFile is a parsed prompt file.
@@ -222,6 +227,16 @@ func (r *row) set(col, v, raw string) error {
 		r.negative = &s
 	case "scheduler":
 		r.scheduler = v
+	case "init":
+		r.init = v
+	case "mask":
+		r.mask = v
+	case "strength":
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 1) {
+			return bad("a number in [0, 1]")
+		}
+		r.strength = &f
 	case "n", "steps", "width", "height":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -281,7 +296,13 @@ func (r *row) check() error {
 	if r.n > maxRowImages {
 		return fmt.Errorf("column n: %d; expected at most %d images a row", r.n, maxRowImages)
 	}
-	texts := []string{r.id, r.prompt, r.scheduler}
+	if r.mask != "" && r.init == "" {
+		return fmt.Errorf("column mask %q without an init image; expected init (the image to inpaint) beside mask", r.mask)
+	}
+	if r.strength != nil && r.init == "" {
+		return errors.New("column strength without an init image; strength goes with init (img2img) or init and mask (inpainting)")
+	}
+	texts := []string{r.id, r.prompt, r.scheduler, r.init, r.mask}
 	if r.negative != nil {
 		texts = append(texts, *r.negative)
 	}
@@ -428,7 +449,7 @@ func errOr(err error, s string) string {
 // numbers for numeric ones (size: a "WxH" string or a number).
 func (r *row) setJSON(k string, v any) error {
 	switch k {
-	case "id", "prompt", "negative", "scheduler":
+	case "id", "prompt", "negative", "scheduler", "init", "mask":
 		s, ok := v.(string)
 		if !ok {
 			return fmt.Errorf("%s: %v; expected a string", k, v)

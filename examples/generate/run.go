@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"image"
 	"io"
 	"io/fs"
 	"math"
@@ -38,7 +39,7 @@ type options struct {
 	n, steps, width, height, batch       int
 	shards, textCache                    int
 	seed                                 uint64
-	guidance, rescale                    float64
+	guidance, rescale, strength          float64
 	quiet, merge, verify, allowNonFinite bool
 
 	env            func(string) (string, bool)
@@ -52,7 +53,7 @@ type options struct {
 func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	o.model.Register(fs)
-	fs.StringVar(&o.prompts, "prompts", "", "prompt file: CSV with a header row, or JSONL (one object a line); columns/keys id, prompt, negative, n, seed, steps, guidance, scheduler, width, height, size (WxH), and labels (every other column, or those -labels names; in JSONL also a \"labels\" object); only prompt is required, the others default to the flags below")
+	fs.StringVar(&o.prompts, "prompts", "", "prompt file: CSV with a header row, or JSONL (one object a line); columns/keys id, prompt, negative, n, seed, steps, guidance, scheduler, width, height, size (WxH), init (an init image: the row is img2img), mask (with init: the row is inpainting, white = repaint), strength (with init; default -strength), and labels (every other column, or those -labels names; in JSONL also a \"labels\" object); only prompt is required, the others default to the flags below")
 	fs.StringVar(&o.out, "out", "", "output folder (created): images under FORMAT/ID_K.EXT, manifest.jsonl, job.json, labels.csv (with a -SSSSS-of-NNNNN suffix per shard)")
 	fs.StringVar(&o.formats, "format", "png", "output formats, comma-separated: png (8-bit RGB), gray (8-bit grayscale PNG), png16 (16-bit grayscale PNG from the decoder's floats), dcm8, dcm16 (DICOM Secondary Capture, 8 or 16 bits)")
 	fs.StringVar(&o.labels, "labels", "", "comma-separated label columns; empty: every column that is not a parameter is a label; with -labels, any other unknown column is an error")
@@ -61,6 +62,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&o.seed, "seed", 42, "base seed: image k of a row with a seed column gets seed+k; without one, the image with index i (counting every image of the file in order) gets this seed + i")
 	fs.IntVar(&o.steps, "steps", 50, "default number of denoising steps")
 	fs.Float64Var(&o.guidance, "guidance", 7.5, "default classifier-free guidance scale")
+	fs.Float64Var(&o.strength, "strength", 0.8, "default strength in [0, 1] of rows with an init image (img2img, and inpainting with an ordinary model; an inpainting model ignores it and starts from noise)")
 	fs.Float64Var(&o.rescale, "guidance-rescale", 0, "guidance rescale phi in [0, 1] for every image (0: off)")
 	fs.StringVar(&o.scheduler, "scheduler", "", "default sampler ("+strings.Join(diffusion.SchedulerNames, ", ")+"); empty: the model's")
 	fs.IntVar(&o.width, "width", 0, "default image width (multiple of 8); 0: the model's default")
@@ -161,6 +163,9 @@ func (o *options) checkFlags() (settings, []formatInfo, shard, error) {
 	if !(o.rescale >= 0 && o.rescale <= 1) {
 		return fail("-guidance-rescale %v; expected a value in [0, 1]", o.rescale)
 	}
+	if !(o.strength >= 0 && o.strength <= 1) {
+		return fail("-strength %v; expected a value in [0, 1]", o.strength)
+	}
 	if o.width < 0 || o.height < 0 || o.width > pipeline.MaxSize || o.height > pipeline.MaxSize {
 		return fail("%v", pipeline.SizeError(o.width, o.height, 0))
 	}
@@ -214,6 +219,13 @@ func generate(ctx context.Context, o *options) error {
 	if err != nil {
 		return usageError{err}
 	}
+	promptDir := filepath.Dir(o.prompts)
+	if s.Inputs, err = checkInputs(pf, promptDir); err != nil {
+		return usageError{err}
+	}
+	if s.Inputs != nil {
+		s.Strength = o.strength
+	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return fmt.Errorf("cannot create the output folder: %v", err)
 	}
@@ -258,7 +270,7 @@ func generate(ctx context.Context, o *options) error {
 	if s.Height == 0 {
 		s.Height = dh
 	}
-	images, err := buildJob(pf, s)
+	images, err := buildJob(pf, s, promptDir, p.IsInpaintModel())
 	if err != nil {
 		return usageError{err}
 	}
@@ -293,6 +305,7 @@ func generate(ctx context.Context, o *options) error {
 	cache := pipeline.NewTextCache(o.textCache)
 	defer cache.Close()
 	checked := map[config]bool{}
+	inputs := &inputCache{}
 	for _, im := range mine {
 		c := im.config()
 		if checked[c] {
@@ -301,8 +314,15 @@ func generate(ctx context.Context, o *options) error {
 		checked[c] = true
 		req := pipeline.Request{Prompt: im.prompt, Height: c.height, Width: c.width, Steps: c.steps, Guidance: c.guidance,
 			Scheduler: c.scheduler, NumImages: o.batch, BatchSize: o.batch, LongPrompt: s.LongPrompt}
+		if err := inputs.set(&req, im); err != nil {
+			return usageError{fmt.Errorf("prompt file row %s: %w", im.id, err)}
+		}
 		if err := p.Validate(&req); err != nil {
-			return usageError{fmt.Errorf("prompt file row %s (and every image of size %dx%d, %d steps, %s): %w", im.id, c.width, c.height, c.steps, c.scheduler, err)}
+			what := ""
+			if im.init != "" {
+				what = ", " + im.mode() + " from " + im.init
+			}
+			return usageError{fmt.Errorf("prompt file row %s (and every image of size %dx%d, %d steps, %s%s): %w", im.id, c.width, c.height, c.steps, c.scheduler, what, err)}
 		}
 	}
 
@@ -389,7 +409,7 @@ func generate(ctx context.Context, o *options) error {
 			if err := ctx.Err(); err != nil {
 				return o.interrupted(generated, len(todo), err)
 			}
-			if err := runBatch(ctx, p, j, o, batch, cache, app, &keep, device); err != nil {
+			if err := runBatch(ctx, p, j, o, batch, cache, inputs, app, &keep, device); err != nil {
 				generated += countDone(batch, keep)
 				if ctx.Err() != nil || errors.Is(err, pipeline.ErrCancelled) {
 					return o.interrupted(generated, len(todo), err)
@@ -467,11 +487,14 @@ func checkJobFile(path string, jf *jobFile) error {
 
 // runBatch denoises one batch and writes each image as soon as it is
 // decoded: its files atomically, then its manifest row, synced.
-func runBatch(ctx context.Context, p *pipeline.Pipeline, j *job, o *options, batch []*genImage, cache *pipeline.TextCache, app *appender, keep *[]manifestLine, device string) error {
+func runBatch(ctx context.Context, p *pipeline.Pipeline, j *job, o *options, batch []*genImage, cache *pipeline.TextCache, inputs *inputCache, app *appender, keep *[]manifestLine, device string) error {
 	c := batch[0].config()
 	req := pipeline.Request{Height: c.height, Width: c.width, Steps: c.steps, Guidance: c.guidance,
 		GuidanceRescale: j.rescale, Scheduler: c.scheduler, NumImages: 1, BatchSize: len(batch),
 		LongPrompt: j.longPrompt, TextCache: cache, AllowNonFinite: o.allowNonFinite}
+	if err := inputs.set(&req, batch[0]); err != nil {
+		return err
+	}
 	for _, im := range batch {
 		req.Prompts = append(req.Prompts, im.prompt)
 		req.Negatives = append(req.Negatives, im.negative)
@@ -490,6 +513,10 @@ func runBatch(ctx context.Context, p *pipeline.Pipeline, j *job, o *options, bat
 			Scheduler: res.Scheduler, Width: res.Width, Height: res.Height, LongPrompt: j.longPrompt,
 			Model: res.ModelName, ModelHash: res.ModelHash, Device: device, Job: j.hash, Labels: im.labels,
 			Regenerate: j.regenerate(im)}
+		if im.init != "" {
+			st := im.strength
+			rec.Mode, rec.Init, rec.Mask, rec.Strength, rec.Inpaint = im.mode(), im.init, im.mask, &st, res.Inpaint
+		}
 		for _, f := range j.formats {
 			data, err := encodeImage(f, res, i, im, j)
 			if err != nil {
@@ -514,8 +541,85 @@ func runBatch(ctx context.Context, p *pipeline.Pipeline, j *job, o *options, bat
 		}
 		return nil
 	}
-	_, err := p.Txt2Img(ctx, req)
+	var err error
+	switch batch[0].mode() {
+	case "inpaint":
+		_, err = p.Inpaint(ctx, req)
+	case "img2img":
+		_, err = p.Img2Img(ctx, req)
+	default:
+		_, err = p.Txt2Img(ctx, req)
+	}
 	return err
+}
+
+// checkInputs reads every init and mask image the prompt file names
+// (resolved against dir unless absolute), checking that each decodes, and
+// returns their SHA-256 by the path as written (nil when there are none).
+func checkInputs(pf *promptFile, dir string) (map[string]string, error) {
+	var out map[string]string
+	for _, r := range pf.rows {
+		for _, in := range []struct {
+			path string
+			load func(string) (image.Image, error)
+		}{{r.init, pipeline.LoadImage}, {r.mask, pipeline.LoadMask}} {
+			if in.path == "" {
+				continue
+			}
+			if _, done := out[in.path]; done {
+				continue
+			}
+			full := in.path
+			if !filepath.IsAbs(full) {
+				full = filepath.Join(dir, filepath.FromSlash(full))
+			}
+			_, err := in.load(full)
+			var data []byte
+			if err == nil {
+				data, err = os.ReadFile(full)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("prompt file line %d: %v", r.line, strings.TrimPrefix(err.Error(), "pipeline: "))
+			}
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[in.path] = sha256Hex(data)
+		}
+	}
+	return out, nil
+}
+
+// inputCache holds the init and mask images of the last batch, so that a
+// job with many images of one init image reads it once, and a job with many
+// init images keeps only one in memory.
+type inputCache struct {
+	initPath, maskPath string
+	init, mask         image.Image
+}
+
+// set puts im's init image, mask and strength into req.
+func (c *inputCache) set(req *pipeline.Request, im *genImage) error {
+	var err error
+	if im.initPath != "" && im.initPath != c.initPath {
+		if c.init, err = pipeline.LoadImage(im.initPath); err != nil {
+			return err
+		}
+		c.initPath = im.initPath
+	}
+	if im.maskPath != "" && im.maskPath != c.maskPath {
+		if c.mask, err = pipeline.LoadMask(im.maskPath); err != nil {
+			return err
+		}
+		c.maskPath = im.maskPath
+	}
+	if im.initPath != "" {
+		req.InitImage, req.Strength = c.init, im.strength
+	}
+	if im.maskPath != "" {
+		req.MaskImage = c.mask
+	}
+	return nil
 }
 
 // sortRows sorts manifest rows by image index.

@@ -1,5 +1,5 @@
-// Package cli is the command-line front end shared by the txt2img and
-// img2img example programs: flag definitions, input checks that run before
+// Package cli is the command-line front end shared by the txt2img, img2img
+// and inpaint example programs: flag definitions, input checks that run before
 // any model is loaded, a progress bar, PNG output with metadata, and error
 // reporting as one line on stderr with a non-zero exit status.
 package cli
@@ -32,17 +32,24 @@ type Mode int
 const (
 	Txt2Img Mode = iota
 	Img2Img
+	// Inpaint repaints the white part of -mask in -init (pipeline.Inpaint).
+	Inpaint
 )
 
 func (m Mode) String() string {
-	if m == Img2Img {
+	switch m {
+	case Img2Img:
 		return "img2img"
+	case Inpaint:
+		return "inpaint"
 	}
 	return "txt2img"
 }
 
 type options struct {
 	model, prompt, negative, scheduler, out, dtype, init string
+	mask                                                 string
+	strengthSet                                          bool
 	device, compute                                      string
 	tokenizer, configDir, prediction                     string
 	longPrompt                                           string
@@ -133,16 +140,25 @@ func newFlags(mode Mode, o *options, stderr io.Writer) *flag.FlagSet {
 		return nil
 	})
 	fs.BoolVar(&o.quiet, "q", false, "no progress bar (it is drawn only when standard error is a terminal)")
-	if mode == Img2Img {
+	if mode != Txt2Img {
 		fs.StringVar(&o.init, "init", "", "init image (PNG or JPEG, any size: resized to cover the output size and centre-cropped; grayscale becomes 3 channels)")
-		fs.Float64Var(&o.strength, "strength", 0.8, "how much the init image is changed, in [0, 1]: 1 starts from pure noise, 0 keeps the image")
+		strengthHelp := "how much the init image is changed, in [0, 1]: 1 starts from pure noise, 0 keeps the image"
+		if mode == Inpaint {
+			strengthHelp += "; used with ordinary (4-channel) models, whose inpainting is img2img with the kept region restored after every step (diffusers' legacy inpainting); an inpainting model (9-channel U-Net, sd-v1-5-inpainting) always starts from pure noise, as diffusers 0.16.1 does, and ignores it"
+		}
+		fs.Float64Var(&o.strength, "strength", 0.8, strengthHelp)
 		fs.BoolVar(&o.encodeMode, "encode-mode", false, "encode the init image to the mean of the VAE posterior instead of a sample from it (diffusers samples)")
+	}
+	if mode == Inpaint {
+		fs.StringVar(&o.mask, "mask", "", fmt.Sprintf("mask image (PNG or JPEG): white repaints, black keeps; resized with the init image to the output size (nearest), so a mask of another size is stretched (with a warning). Gray values: an inpainting model thresholds the luma at %g (128 of 255 and more repaint), an ordinary model blends in proportion, as diffusers' two inpainting pipelines do (with a warning)", pipeline.MaskThreshold))
 	}
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n", mode)
 		if mode == Img2Img {
 			fmt.Fprintf(stderr, "Generates images from an init image and a prompt with Stable Diffusion (diffusers' img2img).\n\n")
+		} else if mode == Inpaint {
+			fmt.Fprintf(stderr, "Repaints the white part of a mask in an init image from a prompt with Stable Diffusion\n(diffusers' inpainting: an inpainting model's 9-channel U-Net, or mask blending with an ordinary model).\n\n")
 		} else {
 			fmt.Fprintf(stderr, "Generates images from a prompt with Stable Diffusion (diffusers' txt2img), as 8-bit PNGs\nwith the generation parameters in tEXt chunks.\n\n")
 		}
@@ -258,6 +274,11 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q; the prompt goes in -prompt \"...\"", fs.Arg(0))}
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "strength" {
+			o.strengthSet = true
+		}
+	})
 	// Checks that need neither the model nor the disk.
 	if o.out == "" {
 		return usageError{errors.New("-out is empty; expected an output file name (.png or .jpg), or - for standard output")}
@@ -327,17 +348,25 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	if o.model == "" && (o.tokenizer != "" || o.configDir != "") {
 		return usageError{errors.New("-tokenizer and -config go with -model (a single-file checkpoint or a diffusers folder)")}
 	}
-	var initImg image.Image
-	if mode == Img2Img {
+	var initImg, maskImg image.Image
+	if mode != Txt2Img {
 		if !(o.strength >= 0 && o.strength <= 1) {
 			return usageError{fmt.Errorf("-strength %v; expected a value in [0, 1]", o.strength)}
 		}
 		if o.init == "" {
 			return usageError{errors.New("-init is empty; expected an init image (PNG or JPEG)")}
 		}
+		if mode == Inpaint && o.mask == "" {
+			return usageError{errors.New("-mask is empty; expected a mask image (PNG or JPEG; white = repaint)")}
+		}
 		var err error
 		if initImg, err = pipeline.LoadImage(o.init); err != nil {
 			return err
+		}
+		if mode == Inpaint {
+			if maskImg, err = pipeline.LoadMask(o.mask); err != nil {
+				return err
+			}
 		}
 	}
 	var paths []string
@@ -389,11 +418,14 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 		Prompt: o.prompt, Negative: o.negative, Height: o.height, Width: o.width,
 		Steps: o.steps, Guidance: o.guidance, GuidanceRescale: o.rescale,
 		Scheduler: o.scheduler, Eta: o.eta, Seed: seed, NumImages: o.n, BatchSize: o.batch,
-		InitImage: initImg, Strength: o.strength, EncodeMode: o.encodeMode,
+		InitImage: initImg, MaskImage: maskImg, Strength: o.strength, EncodeMode: o.encodeMode,
 		PerImageSeeds: o.perImageSeeds, LongPrompt: o.longPrompt, AllowNonFinite: o.nonFinite,
 	}
 	if o.index >= 0 {
 		req.Only = []int{o.index}
+	}
+	if mode == Inpaint && p.IsInpaintModel() && !o.strengthSet {
+		req.Strength = 1 // not used: no warning about the default
 	}
 	if err := p.Validate(&req); err != nil {
 		return usageError{err}
@@ -432,9 +464,12 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 		return err
 	}
 	var res *pipeline.Result
-	if mode == Img2Img {
+	switch mode {
+	case Img2Img:
 		res, err = p.Img2Img(ctx, req)
-	} else {
+	case Inpaint:
+		res, err = p.Inpaint(ctx, req)
+	default:
 		res, err = p.Txt2Img(ctx, req)
 	}
 	bar.finish()
@@ -460,8 +495,12 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 		}
 	}
 	steps := fmt.Sprintf("%d steps", res.Steps)
-	if mode == Img2Img {
+	if mode == Img2Img || res.Inpaint == pipeline.InpaintLegacy {
 		steps = fmt.Sprintf("%d of %d steps (strength %g)", res.StepsRun, res.Steps, res.Strength)
+	}
+	sched := res.Scheduler
+	if res.Inpaint != "" {
+		sched += ", inpainting " + map[string]string{pipeline.InpaintModel: "with the inpainting U-Net", pipeline.InpaintLegacy: "by mask blending (4-channel model)"}[res.Inpaint]
 	}
 	seedNote := ""
 	if o.seed < 0 {
@@ -472,7 +511,7 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 		on = fmt.Sprintf(" on %v (%s, %v)", p.Device, tensor.DeviceName(p.Device), tensor.ComputeDType(p.Device))
 	}
 	fmt.Fprintf(stderr, "%s: %d image(s) %dx%d, %s %s, seed %d%s%s: text encoding %.2fs, denoising %.2fs%s, decoding %.2fs; wrote %s\n",
-		mode, len(res.Images), res.Width, res.Height, steps, res.Scheduler, res.Seed, seedNote, on,
+		mode, len(res.Images), res.Width, res.Height, steps, sched, res.Seed, seedNote, on,
 		tm.TextEncoding.Seconds(), tm.Denoising.Seconds(), rate, tm.Decoding.Seconds(), where)
 	return nil
 }
