@@ -121,18 +121,17 @@ func (p *Trainable) AddGrad(g *tensor.Tensor, scale float32) error {
 		c := f.Contiguous()
 		defer c.Release()
 		if p.Grad == nil {
-			p.Grad = tensor.Zeros(tensor.F32, p.Shape()...)
+			p.Grad = tensor.Persist(tensor.Zeros(tensor.F32, p.Shape()...))
 		}
-		dst, src := p.Grad.F32Data(), c.F32Data()
+		// Grad += scale*g with the tensor ops' parallel kernels: each
+		// element is float32(scale*v) added once, as a plain loop would.
 		if scale == 1 {
-			for i, v := range src {
-				dst[i] += v
-			}
+			p.Grad.AddInPlace(c)
 			return
 		}
-		for i, v := range src {
-			dst[i] += scale * v
-		}
+		sc := c.Affine(scale, 0)
+		defer sc.Release()
+		p.Grad.AddInPlace(sc)
 	})
 	return errctx.Wrap("nn: parameter "+p.Name, err)
 }
@@ -168,7 +167,7 @@ func (p *Trainable) addRows(rows []int64, grad []float32, scale float32) error {
 		return err
 	}
 	if p.Grad == nil {
-		p.Grad = tensor.Zeros(tensor.F32, sh...)
+		p.Grad = tensor.Persist(tensor.Zeros(tensor.F32, sh...))
 		p.sparseBuf, p.dirty, p.denseDirty = p.Grad, nil, false
 	}
 	if p.Grad == p.sparseBuf {
@@ -571,7 +570,12 @@ func (ps *ParamSet) CollectGrads(scale float32) error {
 			continue
 		}
 		if g := p.Tensor.Grad(); g != nil {
-			if err := p.AddGrad(g, scale); err != nil {
+			if p.Grad == nil && scale == 1 && takeable(g, p.Shape()) {
+				// Move autograd's gradient over instead of adding it to
+				// zeros: the same values, no second buffer.
+				p.Grad = tensor.Persist(g.Detach())
+				p.denseDirty = true
+			} else if err := p.AddGrad(g, scale); err != nil {
 				return err
 			}
 			p.Tensor.ZeroGrad()
@@ -728,4 +732,10 @@ func (ps *ParamSet) LoadMasters(path string) error {
 		}
 	}
 	return nil
+}
+
+// takeable reports whether the autograd gradient g can become a Trainable's
+// Grad as it is: a contiguous F32 host tensor of the parameter's shape.
+func takeable(g *tensor.Tensor, shape tensor.Shape) bool {
+	return g.DType() == tensor.F32 && g.Device() == tensor.CPU && g.IsContiguous() && g.Shape().Equal(shape)
 }

@@ -266,6 +266,29 @@ func TestGradients(t *testing.T) {
 	require.Nil(t, p.Grad)
 }
 
+// With scale 1 and no gradient held, CollectGrads moves autograd's F32
+// gradient over (no copy); a second micro-batch then adds into it without
+// touching anything else.
+func TestCollectGradsMoves(t *testing.T) {
+	w := tensor.FromFloat32([]float32{1, 2, 3}, 3)
+	ps, err := NewParamSet(nil, []Param{{Name: "w", Tensor: w}})
+	require.NoError(t, err)
+	tr, err := ps.Trainable()
+	require.NoError(t, err)
+	p := tr[0]
+	x1 := tensor.FromFloat32([]float32{1, -2, 4}, 3)
+	require.NoError(t, tensor.Backward(w.Mul(x1).SumAll()))
+	buf := &w.Grad().F32Data()[0]
+	require.NoError(t, ps.CollectGrads(1))
+	require.Nil(t, w.Grad())
+	require.Equal(t, []float32{1, -2, 4}, p.Grad.Float32s())
+	require.Same(t, buf, &p.Grad.F32Data()[0], "the autograd buffer itself")
+	require.NoError(t, tensor.Backward(w.Mul(tensor.FromFloat32([]float32{0.5, 1, 1}, 3)).SumAll()))
+	require.NoError(t, ps.CollectGrads(1))
+	require.Equal(t, []float32{1.5, -1, 5}, p.Grad.Float32s())
+	require.Equal(t, []float32{1, -2, 4}, x1.Float32s(), "inputs untouched")
+}
+
 // SaveWeights writes every parameter as the model holds it; SaveMasters and
 // LoadMasters round-trip the trainable masters, and LoadMasters refuses
 // files that do not fit, changing nothing.

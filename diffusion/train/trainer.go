@@ -59,10 +59,12 @@ func (e *NonFiniteLossError) Error() string {
 // documentation). Create it with New or Resume, call Step or Run, then
 // SaveModel; Close it.
 type Trainer struct {
-	cfg    Config
-	mode   Mode
-	models *Models
-	pipe   *pipeline.Pipeline
+	cfg  Config
+	mode Mode
+	// restorePool puts the buffer pool's limit back at Close.
+	restorePool func()
+	models      *Models
+	pipe        *pipeline.Pipeline
 
 	unetTrain, textTrain, all []*nn.Trainable
 	extraTrain                [][]*nn.Trainable // per Models.Extra
@@ -108,6 +110,7 @@ func newTrainer(cfg Config, st *resumeState) (t *Trainer, err error) {
 	}
 	mode, _ := LookupMode(cfg.Mode)
 	t = &Trainer{cfg: cfg, mode: mode}
+	t.restorePool = raisePoolLimit()
 	built := t
 	defer func() {
 		if err != nil {
@@ -249,6 +252,10 @@ func (t *Trainer) Close() error {
 	if t.pipe != nil {
 		errs = append(errs, t.pipe.Close())
 		t.pipe = nil
+	}
+	if t.restorePool != nil {
+		t.restorePool()
+		t.restorePool = nil
 	}
 	return errors.Join(errs...)
 }
