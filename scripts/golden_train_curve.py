@@ -64,6 +64,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_unet import unet  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SHARED = os.path.join(ROOT, "..", "shared", "golden")
 GOLDEN = os.path.join(SHARED, "tiny-sd1")
@@ -101,107 +104,8 @@ class Params:
         return t
 
 
-def unet(P, cfg, sample, t, ctx):
-    """diffusers' UNet2DConditionModel forward (copied from golden_unet.py)."""
-    G, eps = cfg["norm_num_groups"], cfg["norm_eps"]
-    boc = cfg["block_out_channels"]
-    n = len(boc)
-    heads = cfg["attention_head_dim"]
-    heads = heads if isinstance(heads, list) else [heads] * n
-    lin_proj = cfg.get("use_linear_projection", False)
-    layers = cfg["layers_per_block"]
-    temb_ch = 4 * boc[0]
-    D = ctx.shape[-1]
-
-    def gn(x, p, c, e=eps):
-        return F.group_norm(x, G, P(p + ".weight", c, kind="gamma"), P(p + ".bias", c, kind="b"), e)
-
-    def conv(x, p, cin, cout, k=3, stride=1):
-        return F.conv2d(x, P(p + ".weight", cout, cin, k, k), P(p + ".bias", cout, kind="b"), stride, k // 2)
-
-    def lin(x, p, cin, cout, bias=True):
-        return F.linear(x, P(p + ".weight", cout, cin), P(p + ".bias", cout, kind="b") if bias else None)
-
-    def res(x, temb, p, cout, scale=1.0):
-        cin = x.shape[1]
-        h = conv(F.silu(gn(x, p + ".norm1", cin)), p + ".conv1", cin, cout)
-        h = h + lin(F.silu(temb), p + ".time_emb_proj", temb_ch, cout)[:, :, None, None]
-        h = conv(F.silu(gn(h, p + ".norm2", cout)), p + ".conv2", cout, cout)
-        if cin != cout:
-            x = conv(x, p + ".conv_shortcut", cin, cout, k=1)
-        return (x + h) / scale
-
-    def attn(x, c, p, nh, ctx_dim):
-        B, S, C = x.shape
-        q = lin(x, p + ".to_q", C, C, bias=False)
-        k = lin(c, p + ".to_k", ctx_dim, C, bias=False)
-        v = lin(c, p + ".to_v", ctx_dim, C, bias=False)
-        dh = C // nh
-
-        def heads_of(z):
-            return z.reshape(B, z.shape[1], nh, dh).permute(0, 2, 1, 3)
-
-        w = torch.softmax(heads_of(q) @ heads_of(k).transpose(-1, -2) / math.sqrt(dh), dim=-1)
-        o = (w @ heads_of(v)).permute(0, 2, 1, 3).reshape(B, S, C)
-        return lin(o, p + ".to_out.0", C, C)
-
-    def ln(x, p):
-        C = x.shape[-1]
-        return F.layer_norm(x, (C,), P(p + ".weight", C, kind="gamma"), P(p + ".bias", C, kind="b"), 1e-5)
-
-    def spatial(x, p, nh):
-        B, C, H, W = x.shape
-        h = gn(x, p + ".norm", C, 1e-6)
-        if lin_proj:
-            h = lin(h.permute(0, 2, 3, 1).reshape(B, H * W, C), p + ".proj_in", C, C)
-        else:
-            h = conv(h, p + ".proj_in", C, C, k=1).permute(0, 2, 3, 1).reshape(B, H * W, C)
-        tb = p + ".transformer_blocks.0"
-        z = ln(h, tb + ".norm1")
-        h = attn(z, z, tb + ".attn1", nh, C) + h
-        h = attn(ln(h, tb + ".norm2"), ctx, tb + ".attn2", nh, D) + h
-        a, g = lin(ln(h, tb + ".norm3"), tb + ".ff.net.0.proj", C, 8 * C).chunk(2, dim=-1)
-        h = lin(a * F.gelu(g), tb + ".ff.net.2", 4 * C, C) + h
-        if lin_proj:
-            h = lin(h, p + ".proj_out", C, C).reshape(B, H, W, C).permute(0, 3, 1, 2)
-        else:
-            h = conv(h.reshape(B, H, W, C).permute(0, 3, 1, 2), p + ".proj_out", C, C, k=1)
-        return h + x
-
-    half = boc[0] // 2
-    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / (half - cfg["freq_shift"]))
-    arg = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(arg), torch.sin(arg)] if cfg["flip_sin_to_cos"] else [torch.sin(arg), torch.cos(arg)], dim=-1)
-    temb = lin(F.silu(lin(emb, "time_embedding.linear_1", boc[0], temb_ch)), "time_embedding.linear_2", temb_ch, temb_ch)
-
-    h = conv(sample, "conv_in", sample.shape[1], boc[0])
-    stack = [h]
-    for i, kind in enumerate(cfg["down_block_types"]):
-        for j in range(layers):
-            h = res(h, temb, f"down_blocks.{i}.resnets.{j}", boc[i])
-            if kind.startswith("CrossAttn"):
-                h = spatial(h, f"down_blocks.{i}.attentions.{j}", heads[i])
-            stack.append(h)
-        if i < n - 1:
-            h = conv(h, f"down_blocks.{i}.downsamplers.0.conv", boc[i], boc[i], stride=2)
-            stack.append(h)
-    ms = cfg["mid_block_scale_factor"]
-    h = res(h, temb, "mid_block.resnets.0", boc[-1], ms)
-    h = spatial(h, "mid_block.attentions.0", heads[-1])
-    h = res(h, temb, "mid_block.resnets.1", boc[-1], ms)
-    for u, kind in enumerate(cfg["up_block_types"]):
-        i = n - 1 - u
-        for j in range(layers + 1):
-            h = res(torch.cat([h, stack.pop()], dim=1), temb, f"up_blocks.{u}.resnets.{j}", boc[i])
-            if kind.startswith("CrossAttn"):
-                h = spatial(h, f"up_blocks.{u}.attentions.{j}", heads[i])
-        if i > 0:
-            h = F.interpolate(h, size=stack[-1].shape[-2:], mode="nearest")
-            h = conv(h, f"up_blocks.{u}.upsamplers.0.conv", boc[i], boc[i])
-    assert not stack
-    h = F.silu(gn(h, "conv_norm_out", boc[0]))
-    return conv(h, "conv_out", boc[0], cfg["out_channels"])
-
+# unet(P, cfg, sample, t, ctx): diffusers' UNet2DConditionModel forward, from
+# golden_unet.py (beside this script).
 
 def npy(path):
     return torch.from_numpy(np.load(path))

@@ -199,55 +199,60 @@ def save(dirname, **arrays):
         np.save(os.path.join(OUT, dirname, k + ".npy"), v.detach().numpy().astype(np.float32))
 
 
-torch.set_grad_enabled(False)
+def main():
+    torch.set_grad_enabled(False)
 
-# 1. Validate against diffusers' golden outputs.
-cfg = json.load(open(os.path.join(GOLDEN, "model/diffusers/unet/config.json")))
-sd = read_safetensors(os.path.join(GOLDEN, "model/diffusers/unet/diffusion_pytorch_model.safetensors"))
-P = Params(sd)
-sample, ehs, out = npy("unet/sample.npy"), npy("unet/encoder_hidden_states.npy"), npy("unet/out.npy")
-for i, ts in enumerate([999, 500, 1]):
-    got = unet(P, cfg, sample, torch.full((2,), float(ts)), ehs)
-    err = (got - out[i]).abs().max().item()
-    assert err < 1e-5, (ts, err)
-    print(f"reproduces diffusers at t={ts}: max |diff| {err:.2g}")
+    # 1. Validate against diffusers' golden outputs.
+    cfg = json.load(open(os.path.join(GOLDEN, "model/diffusers/unet/config.json")))
+    sd = read_safetensors(os.path.join(GOLDEN, "model/diffusers/unet/diffusion_pytorch_model.safetensors"))
+    P = Params(sd)
+    sample, ehs, out = npy("unet/sample.npy"), npy("unet/encoder_hidden_states.npy"), npy("unet/out.npy")
+    for i, ts in enumerate([999, 500, 1]):
+        got = unet(P, cfg, sample, torch.full((2,), float(ts)), ehs)
+        err = (got - out[i]).abs().max().item()
+        assert err < 1e-5, (ts, err)
+        print(f"reproduces diffusers at t={ts}: max |diff| {err:.2g}")
 
-# 2. Odd latent size with the tiny-sd1 weights.
-g = torch.Generator().manual_seed(200)
-odd = torch.randn((2, 4, 17, 11), generator=g)
-ts = torch.tensor([981.0, 1.0])
-save("odd", sample=odd, timesteps=ts, out=unet(P, cfg, odd, ts, ehs))
+    # 2. Odd latent size with the tiny-sd1 weights.
+    g = torch.Generator().manual_seed(200)
+    odd = torch.randn((2, 4, 17, 11), generator=g)
+    ts = torch.tensor([981.0, 1.0])
+    save("odd", sample=odd, timesteps=ts, out=unet(P, cfg, odd, ts, ehs))
 
-# 3. SD2-style tiny U-Net with random F16 weights.
-cfg2 = {
-    "_class_name": "UNet2DConditionModel",
-    "attention_head_dim": [2, 4, 4],
-    "block_out_channels": [16, 32, 32],
-    "cross_attention_dim": 24,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "norm_eps": 1e-5,
-    "out_channels": 4,
-    "use_linear_projection": True,
-    "upcast_attention": True,
-    "mid_block_scale_factor": 1.5,
-    "freq_shift": 1,
-    "flip_sin_to_cos": False,
-}
-ctx2 = torch.randn((2, 7, 24), generator=g)
-x2 = torch.randn((2, 4, 12, 20), generator=g)
-init = Params(None, seed=201)
-unet(init, cfg2, x2, torch.tensor([10.0, 700.0]), ctx2)  # creates every parameter
-weights = {k: v.half().float() for k, v in init.made.items()}  # the F16-stored values
-P2 = Params(weights)
-d = os.path.join(OUT, "sd2tiny", "unet")
-os.makedirs(d, exist_ok=True)
-json.dump(cfg2, open(os.path.join(d, "config.json"), "w"), indent=2)
-write_safetensors_f16(os.path.join(d, "diffusion_pytorch_model.fp16.safetensors"), weights)
-ts2 = torch.tensor([10.0, 700.0])
-x3 = torch.randn((1, 4, 10, 14), generator=g)  # 10x14 -> 5x7 -> 3x4 -> 5x7 -> 10x14
-save("sd2tiny", ctx=ctx2, sample=x2, timesteps=ts2, out=unet(P2, cfg2, x2, ts2, ctx2),
-     odd_sample=x3, odd_out=unet(P2, cfg2, x3, torch.tensor([333.0]), ctx2[:1]))
-print(f"sd2tiny: {len(weights)} tensors, {sum(v.numel() for v in weights.values())} parameters")
+    # 3. SD2-style tiny U-Net with random F16 weights.
+    cfg2 = {
+        "_class_name": "UNet2DConditionModel",
+        "attention_head_dim": [2, 4, 4],
+        "block_out_channels": [16, 32, 32],
+        "cross_attention_dim": 24,
+        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "norm_eps": 1e-5,
+        "out_channels": 4,
+        "use_linear_projection": True,
+        "upcast_attention": True,
+        "mid_block_scale_factor": 1.5,
+        "freq_shift": 1,
+        "flip_sin_to_cos": False,
+    }
+    ctx2 = torch.randn((2, 7, 24), generator=g)
+    x2 = torch.randn((2, 4, 12, 20), generator=g)
+    init = Params(None, seed=201)
+    unet(init, cfg2, x2, torch.tensor([10.0, 700.0]), ctx2)  # creates every parameter
+    weights = {k: v.half().float() for k, v in init.made.items()}  # the F16-stored values
+    P2 = Params(weights)
+    d = os.path.join(OUT, "sd2tiny", "unet")
+    os.makedirs(d, exist_ok=True)
+    json.dump(cfg2, open(os.path.join(d, "config.json"), "w"), indent=2)
+    write_safetensors_f16(os.path.join(d, "diffusion_pytorch_model.fp16.safetensors"), weights)
+    ts2 = torch.tensor([10.0, 700.0])
+    x3 = torch.randn((1, 4, 10, 14), generator=g)  # 10x14 -> 5x7 -> 3x4 -> 5x7 -> 10x14
+    save("sd2tiny", ctx=ctx2, sample=x2, timesteps=ts2, out=unet(P2, cfg2, x2, ts2, ctx2),
+         odd_sample=x3, odd_out=unet(P2, cfg2, x3, torch.tensor([333.0]), ctx2[:1]))
+    print(f"sd2tiny: {len(weights)} tensors, {sum(v.numel() for v in weights.values())} parameters")
+
+
+if __name__ == "__main__":
+    main()
