@@ -121,6 +121,10 @@ var availableMemory = func() (float64, bool) {
 	return 0, false
 }
 
+// AvailableMemory returns the memory the system can give this process
+// without swapping (Linux's MemAvailable), or false where it is not known.
+func AvailableMemory() (bytes float64, ok bool) { return availableMemory() }
+
 // gib formats bytes in GiB.
 func gib(b float64) string { return fmt.Sprintf("%.1f GiB", b/(1<<30)) }
 

@@ -1,11 +1,7 @@
 package train
 
 import (
-	"bufio"
-	"os"
-	"strconv"
-	"strings"
-
+	"github.com/roentgo/roentgo/diffusion/pipeline"
 	"github.com/roentgo/roentgo/tensor"
 )
 
@@ -22,7 +18,7 @@ import (
 // raisePoolLimit raises the pool limit to half the memory available now
 // (never lowering it) and returns the function that restores the old one.
 func raisePoolLimit() (restore func()) {
-	avail, ok := availableMemory()
+	avail, ok := pipeline.AvailableMemory()
 	if !ok {
 		return func() {}
 	}
@@ -35,26 +31,4 @@ func raisePoolLimit() (restore func()) {
 		tensor.SetPoolLimit(old)
 	}
 	return func() { tensor.SetPoolLimit(old) }
-}
-
-// availableMemory returns Linux's MemAvailable in bytes, or false where it
-// is not known.
-func availableMemory() (float64, bool) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemAvailable:" {
-			kb, err := strconv.ParseFloat(fields[1], 64)
-			if err != nil {
-				return 0, false
-			}
-			return kb * 1024, true
-		}
-	}
-	return 0, false
 }
