@@ -429,9 +429,8 @@ func (b *accelBackend[B]) timestepEmbedding(t, out *Tensor, dim int, flip bool, 
 	b.check("timestep embedding", b.d.Convert(b.at(tmp), b.at(out), n*dim))
 }
 
-// Training kernels. The autograd rules (nn.go, math.go) still compute their
-// gradients on the host; these helpers are what they will call on an
-// accelerator: tensor operands in the compute dtype, saved statistics and
+// Training ops (the backend's backward methods, which the autograd rules
+// dispatch): tensor operands in the compute dtype, saved statistics and
 // parameter gradients F32 (see kernels.Device), gradients overwritten. Index
 // tensors (ids) are in host memory. An absent (nil) optional tensor is the
 // device's absent operand.
@@ -461,27 +460,110 @@ func (b *accelBackend[B]) conv2dBackwardBias(p cpu.ConvParams, dy, db *Tensor) {
 }
 
 // attentionWithLSE is attention that also writes lse [B, H, Sq] (F32) for
-// attentionBackward. Head dims up to maxFusedHeadDim.
+// attentionBackward. Heads wider than maxFusedHeadDim run attentionUnfused
+// and leave lse unwritten: their backward recomputes the probabilities.
 func (b *accelBackend[B]) attentionWithLSE(p cpu.AttnParams, q, k, v, o, lse *Tensor) {
-	b.checkHeadDim(p)
+	if p.D > maxFusedHeadDim {
+		b.attentionUnfused(p, q, k, v, o)
+		return
+	}
 	b.flops.Add(4 * int64(p.B) * int64(p.H) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
 	b.check("attention", b.d.AttentionWithLSE(p, b.at(q), b.at(k), b.at(v), b.at(o), b.at(lse)))
 }
 
 // attentionBackward computes dq, dk, dv (laid out like q, k, v) from do and
-// the forward's inputs, o and lse (attentionWithLSE).
+// the forward's inputs, o and lse (attentionWithLSE); heads wider than
+// maxFusedHeadDim take attentionBackwardUnfused.
 func (b *accelBackend[B]) attentionBackward(p cpu.AttnParams, do, q, k, v, o, lse, dq, dk, dv *Tensor) {
-	b.checkHeadDim(p)
+	if p.D > maxFusedHeadDim {
+		b.attentionBackwardUnfused(p, do, q, k, v, dq, dk, dv)
+		return
+	}
 	// five products: S (recomputed), dV, dP, dQ, dK
 	b.flops.Add(10 * int64(p.B) * int64(p.H) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
 	b.check("attention backward", b.d.AttentionBackward(p, b.at(do), b.at(q), b.at(k), b.at(v), b.at(o), b.at(lse),
 		b.at(dq), b.at(dk), b.at(dv)))
 }
 
-// checkHeadDim panics for head dims the fused training kernels lack.
-func (b *accelBackend[B]) checkHeadDim(p cpu.AttnParams) {
-	if p.D > maxFusedHeadDim {
-		panic(fmt.Sprintf("tensor: attention backward: head dim %d > %d is not supported on %v", p.D, maxFusedHeadDim, b.dev))
+// attentionBackwardUnfused is attentionBackward for heads wider than the
+// fused kernels take, with the operations of attentionUnfused: per head, the
+// probabilities P are recomputed as there (S = scale Q K^T in F32, softmax)
+// and
+//
+//	dV = P^T dO,  dP = dO V^T,  dS = P (dP - rowsum(P dP)),
+//	dQ = scale dS K,  dK = scale dS^T Q,
+//
+// with P and dS rounded to the gradients' dtype as operands of the products
+// (as P is in the forward) and dP, dS computed in F32. It materialises
+// [B, Sq, Sk] scores.
+func (b *accelBackend[B]) attentionBackwardUnfused(p cpu.AttnParams, do, q, k, v, dq, dk, dv *Tensor) {
+	if p.Causal {
+		panic(fmt.Sprintf("tensor: Attention: causal attention with head dim %d > %d is not supported on %v", p.D, maxFusedHeadDim, b.dev))
+	}
+	qs, ks, vs, os := p.Strides()
+	n := p.Sq * p.Sk
+	s := newTensor(b.dev, F32, Shape{p.B, p.Sq, p.Sk}, false) // P
+	defer s.Release()
+	ds := newTensor(b.dev, F32, Shape{p.B, p.Sq, p.Sk}, false) // dP, then dS
+	defer ds.Release()
+	// pc holds P, then dS, in the gradients' dtype for the products.
+	pc := ds
+	if dt := dq.st.dtype; dt != F32 {
+		pc = newTensor(b.dev, dt, Shape{p.B, p.Sq, p.Sk}, false)
+		defer pc.Release()
+	}
+	dm := func(t *Tensor, off, stride int, trans bool) kernels.DeviceMat[B] {
+		return kernels.DeviceMat[B]{Buf: b.atOff(t, t.offset+off), Stride: stride, Trans: trans}
+	}
+	for h := range p.H {
+		off := h * p.D
+		b.flops.Add(10 * int64(p.B) * int64(p.Sq) * int64(p.Sk) * int64(p.D))
+		// P = softmax(scale Q K^T)
+		b.check("attention backward", b.d.Gemm(kernels.GemmParams[B]{
+			Batch: p.B, M: p.Sq, N: p.Sk, K: p.D, Alpha: p.Scale,
+			A: dm(q, off, qs, false), StrideA: p.Sq * qs,
+			B: dm(k, off, ks, true), StrideB: p.Sk * ks,
+			C: b.at(s), Ldc: p.Sk, StrideC: n,
+		}))
+		b.check("attention backward", b.d.Softmax(b.at(s), b.at(s), p.B*p.Sq, p.Sk))
+		pm := s
+		if pc != ds {
+			b.check("attention backward", b.d.Convert(b.at(s), b.at(pc), p.B*n))
+			pm = pc
+		}
+		// dV = P^T dO: [Sk, D] = [Sk, Sq] [Sq, D]
+		b.check("attention backward", b.d.Gemm(kernels.GemmParams[B]{
+			Batch: p.B, M: p.Sk, N: p.D, K: p.Sq, Alpha: 1,
+			A: dm(pm, 0, p.Sk, true), StrideA: n,
+			B: dm(do, off, os, false), StrideB: p.Sq * os,
+			C: b.atOff(dv, dv.offset+off), Ldc: vs, StrideC: p.Sk * vs,
+		}))
+		// dP = dO V^T: [Sq, Sk] = [Sq, D] [D, Sk] (F32)
+		b.check("attention backward", b.d.Gemm(kernels.GemmParams[B]{
+			Batch: p.B, M: p.Sq, N: p.Sk, K: p.D, Alpha: 1,
+			A: dm(do, off, os, false), StrideA: p.Sq * os,
+			B: dm(v, off, vs, true), StrideB: p.Sk * vs,
+			C: b.at(ds), Ldc: p.Sk, StrideC: n,
+		}))
+		// dS = P (dP - rowsum(P dP)), in place over dP
+		b.check("attention backward", b.d.SoftmaxBackward(b.at(s), b.at(ds), b.at(ds), p.B*p.Sq, p.Sk))
+		if pc != ds {
+			b.check("attention backward", b.d.Convert(b.at(ds), b.at(pc), p.B*n))
+		}
+		// dQ = scale dS K: [Sq, D] = [Sq, Sk] [Sk, D]
+		b.check("attention backward", b.d.Gemm(kernels.GemmParams[B]{
+			Batch: p.B, M: p.Sq, N: p.D, K: p.Sk, Alpha: p.Scale,
+			A: dm(pc, 0, p.Sk, false), StrideA: n,
+			B: dm(k, off, ks, false), StrideB: p.Sk * ks,
+			C: b.atOff(dq, dq.offset+off), Ldc: qs, StrideC: p.Sq * qs,
+		}))
+		// dK = scale dS^T Q: [Sk, D] = [Sk, Sq] [Sq, D]
+		b.check("attention backward", b.d.Gemm(kernels.GemmParams[B]{
+			Batch: p.B, M: p.Sk, N: p.D, K: p.Sq, Alpha: p.Scale,
+			A: dm(pc, 0, p.Sk, true), StrideA: n,
+			B: dm(q, off, qs, false), StrideB: p.Sq * qs,
+			C: b.atOff(dk, dk.offset+off), Ldc: ks, StrideC: p.Sk * ks,
+		}))
 	}
 }
 
@@ -543,4 +625,12 @@ func (b *accelBackend[B]) embeddingBackward(ids, dy *Tensor, d, vocab int, dw *T
 // of a lookup of ids for the distinct ids rows (cpu.EmbeddingGradRows).
 func (b *accelBackend[B]) embeddingBackwardSparse(ids, dy *Tensor, d int, rows []int64, grad *Tensor) {
 	b.check("embedding backward", b.d.EmbeddingBackwardSparse(hostIDs(ids), b.at(dy), d, rows, b.at(grad)))
+}
+
+// clampBackward computes dx = dy where lo <= x <= hi (or x is NaN), else 0,
+// on the host (no device kernel; Clamp is rare in training graphs).
+func (b *accelBackend[B]) clampBackward(x, dy, dx *Tensor, lo, hi float32) {
+	b.viaHost([]*Tensor{dx}, []*Tensor{x, dy}, func(o, in []*Tensor) {
+		cpuBackend{}.clampBackward(in[0], in[1], o[0], lo, hi)
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"sync/atomic"
+
+	"github.com/roentgo/roentgo/kernels/cpu"
 )
 
 // Reverse-mode automatic differentiation: a tape over the coarse ops.
@@ -134,9 +136,14 @@ func (t *Tensor) SetName(name string) *Tensor {
 // result of an op recorded because one of its inputs did.
 func (t *Tensor) RequiresGrad() bool { return t.ag != nil && t.ag.requires }
 
-// Grad returns the gradient accumulated into the leaf t by Backward (an F32
-// tensor of t's shape on t's device, in the device's compute dtype), or nil.
-// It belongs to t: ZeroGrad releases it.
+// Grad returns the gradient accumulated into the leaf t by Backward, or nil:
+// a tensor of t's shape on t's device, F32 on every device (on an
+// accelerator computing in F16 or BF16 the contributions are converted to F32
+// as they reach the leaf and summed in F32, as PyTorch keeps an F32
+// parameter's gradient in F32 under autocast; gradients of intermediate
+// values, which rules pass on, stay in the compute dtype, except parameter
+// gradients the training kernels produce in F32). It belongs to t: ZeroGrad
+// releases it.
 func (t *Tensor) Grad() *Tensor {
 	if t.ag == nil {
 		return nil
@@ -411,6 +418,7 @@ func backwardCollect(loss, seed *Tensor, opts []BackwardOptions, collect []*grad
 		if gr == nil {
 			continue
 		}
+		gr = leafF32(gr)
 		if g.grad == nil {
 			g.grad = own(gr)
 		} else {
@@ -437,9 +445,36 @@ func own(t *Tensor) *Tensor {
 	return c
 }
 
+// leafF32 returns the gradient g of a leaf as F32 (see Grad), consuming g:
+// F16 and BF16 gradients (an accelerator's compute dtype) are converted.
+func leafF32(g *Tensor) *Tensor {
+	if dt := g.DType(); dt != F16 && dt != BF16 {
+		return g
+	}
+	f := g.toImpl(F32)
+	g.Release()
+	return f
+}
+
 // accumulate returns acc + g, consuming both: in place into acc when acc
-// owns its storage, else into a new tensor.
+// owns its storage, else into a new tensor. The sum has the compute dtype,
+// except that two F32 gradients (leaf gradients, parameter gradients of the
+// training kernels) are summed in F32 on a device computing in F16 or BF16.
 func accumulate(acc, g *Tensor) *Tensor {
+	dev := acc.Device()
+	if acc.DType() == F32 && g.DType() == F32 && ComputeDType(dev) != F32 && acc.shape.Equal(g.shape) && g.Device() == dev {
+		b := backendFor(dev)
+		if exclusive(acc) {
+			b.binary(cpu.BAdd, acc, acc, g)
+			g.Release()
+			return acc
+		}
+		sum := newTensor(dev, F32, acc.shape, false)
+		b.binary(cpu.BAdd, sum, acc, g)
+		acc.Release()
+		g.Release()
+		return sum
+	}
 	if exclusive(acc) && acc.DType() == ComputeDType(acc.Device()) && acc.shape.Equal(g.shape) {
 		acc.AddInPlace(g)
 		g.Release()

@@ -49,12 +49,61 @@ func numGrad(x *Tensor, f func() float64, h float32) []float64 {
 // (F32 forwards, h = 1e-2: tolerance 2e-2 of the largest gradient; sign,
 // transpose or broadcast-reduction mistakes are O(1)).
 func TestGradFiniteDifferences(t *testing.T) {
+	for _, c := range gradCases() {
+		t.Run(c.name, func(t *testing.T) {
+			r := rand.New(rand.NewSource(1))
+			in := c.make(r)
+			y := c.f(in)
+			loss, R := weightedLoss(r, y)
+			if err := Backward(loss); err != nil {
+				t.Fatal(err)
+			}
+			eval := func() float64 {
+				var v float64
+				NoGrad(func() {
+					out := c.f(in)
+					p := out.Mul(R)
+					v = float64(p.SumAll().Item())
+				})
+				return v
+			}
+			for k, x := range in {
+				g := x.Grad()
+				if g == nil {
+					t.Fatalf("input %d has no gradient", k)
+				}
+				if !g.Shape().Equal(x.Shape()) {
+					t.Fatalf("input %d: gradient shape %v, want %v", k, g.Shape(), x.Shape())
+				}
+				num := numGrad(x, eval, 1e-2)
+				got := g.Float32s()
+				scale := 0.0
+				for _, v := range num {
+					scale = math.Max(scale, math.Abs(v))
+				}
+				for i := range num {
+					if math.Abs(float64(got[i])-num[i]) > 2e-2*math.Max(scale, 1) {
+						t.Fatalf("input %d [%d]: analytic %v, numerical %v (scale %v)", k, i, got[i], num[i], scale)
+					}
+				}
+			}
+		})
+	}
+}
+
+// gradCase is one recorded computation of the rule tests: make returns its
+// leaf inputs (on the CPU), f computes the output from inputs on any device.
+type gradCase struct {
+	name string
+	make func(r *rand.Rand) []*Tensor
+	f    func(in []*Tensor) *Tensor
+}
+
+// gradCases covers every backward rule of the package (TestGradFiniteDifferences
+// on the CPU, TestGradAccelMatchesCPU on the simulated device).
+func gradCases() []gradCase {
 	type inputs = []*Tensor
-	cases := []struct {
-		name string
-		make func(r *rand.Rand) inputs
-		f    func(in inputs) *Tensor
-	}{
+	return []gradCase{
 		{"Add broadcast", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 4), leaf(r, 1, 0, 4)} }, func(in inputs) *Tensor { return in[0].Add(in[1]) }},
 		{"Sub broadcast", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 2, 1, 3), leaf(r, 1, 0, 4, 1)} }, func(in inputs) *Tensor { return in[0].Sub(in[1]) }},
 		{"Mul broadcast", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 4), leaf(r, 1, 0, 3, 1)} }, func(in inputs) *Tensor { return in[0].Mul(in[1]) }},
@@ -118,7 +167,8 @@ func TestGradFiniteDifferences(t *testing.T) {
 		{"GEGLU", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 3, 8)} }, func(in inputs) *Tensor { return GEGLU(in[0]) }},
 		{"Upsample", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 1, 2, 3, 2)} }, func(in inputs) *Tensor { return Upsample2xNearest(in[0]) }},
 		{"Embedding", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 5, 3)} }, func(in inputs) *Tensor {
-			return Embedding(FromInt64([]int64{4, 1, 4, 0}, 2, 2), in[0])
+			ids := FromInt64([]int64{4, 1, 4, 0}, 2, 2)
+			return Embedding(ids.ToDevice(in[0].Device()), in[0]) // I64 ids are host memory anywhere
 		}},
 		{"Conv2d 3x3 pad 1", func(r *rand.Rand) inputs {
 			return inputs{leaf(r, 1, 0, 2, 3, 5, 4), leaf(r, 0.3, 0, 4, 3, 3, 3), leaf(r, 1, 0, 4)}
@@ -147,6 +197,15 @@ func TestGradFiniteDifferences(t *testing.T) {
 			k, v := in[1].Narrow(2, 0, 6), in[1].Narrow(2, 6, 6)
 			return Attention(in[0], k, v, 3, 0.7, false)
 		}},
+		{"Attention wide head", func(r *rand.Rand) inputs { // unfused on accelerators
+			return inputs{leaf(r, 0.3, 0, 1, 3, 264), leaf(r, 0.3, 0, 1, 4, 264), leaf(r, 1, 0, 1, 4, 264)}
+		}, func(in inputs) *Tensor {
+			return Attention(in[0], in[1], in[2], 1, 0, false)
+		}},
+		{"Clone Split Flatten scalar ops", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 2, 4)} }, func(in inputs) *Tensor {
+			parts := in[0].Clone().Split([]int{1, 3}, 1)
+			return Cat(1, parts[1].Neg().AddScalar(1), parts[0].MulScalar(2)).Flatten(0, 1)
+		}},
 		{"Pad2d Clamp", func(r *rand.Rand) inputs { return inputs{leaf(r, 1, 0, 1, 2, 3, 2)} }, func(in inputs) *Tensor {
 			return Pad2d(in[0], 1, 2, 0, 1).Clamp(-0.7, 0.8)
 		}},
@@ -157,46 +216,6 @@ func TestGradFiniteDifferences(t *testing.T) {
 			h.SubInPlace(in[0])
 			return h.Tanh()
 		}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := rand.New(rand.NewSource(1))
-			in := c.make(r)
-			y := c.f(in)
-			loss, R := weightedLoss(r, y)
-			if err := Backward(loss); err != nil {
-				t.Fatal(err)
-			}
-			eval := func() float64 {
-				var v float64
-				NoGrad(func() {
-					out := c.f(in)
-					p := out.Mul(R)
-					v = float64(p.SumAll().Item())
-				})
-				return v
-			}
-			for k, x := range in {
-				g := x.Grad()
-				if g == nil {
-					t.Fatalf("input %d has no gradient", k)
-				}
-				if !g.Shape().Equal(x.Shape()) {
-					t.Fatalf("input %d: gradient shape %v, want %v", k, g.Shape(), x.Shape())
-				}
-				num := numGrad(x, eval, 1e-2)
-				got := g.Float32s()
-				scale := 0.0
-				for _, v := range num {
-					scale = math.Max(scale, math.Abs(v))
-				}
-				for i := range num {
-					if math.Abs(float64(got[i])-num[i]) > 2e-2*math.Max(scale, 1) {
-						t.Fatalf("input %d [%d]: analytic %v, numerical %v (scale %v)", k, i, got[i], num[i], scale)
-					}
-				}
-			}
-		})
 	}
 }
 

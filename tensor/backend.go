@@ -9,8 +9,9 @@ import (
 
 // backend is the per-device implementation of the tensor ops. The exported ops
 // check shapes, choose layouts and allocate outputs, then call exactly one
-// backend method; a device (CPU now, CUDA behind the cuda build tag later)
-// implements this interface and registers itself in backends.
+// backend method; a device (the CPU, or an accelerator through accelBackend)
+// implements this interface and registers itself in backends. The autograd
+// rules dispatch their backward ops through it the same way.
 //
 // Operands arrive validated: dtypes are as documented per method, shapes agree,
 // and "contiguous" operands are dense from their offset. Outputs are allocated by
@@ -77,6 +78,55 @@ type backend interface {
 	upsample2x(x, y *Tensor, nc, h, w int)
 	// timestepEmbedding: t F32 contiguous [n] (always F32) -> out [n, dim].
 	timestepEmbedding(t, out *Tensor, dim int, flip bool, shift, scale, maxPeriod float32)
+
+	// Training: the forwards that save what their backward reads, and the
+	// backward ops the autograd rules dispatch (kernels.Device's training
+	// kernels; kernels/cpu's ...Backward functions on the CPU). Tensor
+	// operands and input gradients (dx, dq, ...) are contiguous and in the
+	// compute dtype, weights of any float dtype; saved statistics (mean, rstd,
+	// lse) and parameter gradients (dw, db, dgamma, dbeta) are F32. Gradients
+	// are overwritten, not accumulated. Optional operands may be nil.
+
+	// conv2dBackwardData: dx [N, C, H, W] from dy [N, K, OH, OW] and the
+	// weights w [K, C, R, S] (any float dtype).
+	conv2dBackwardData(p cpu.ConvParams, dy, w, dx *Tensor)
+	// conv2dBackwardWeight: dw [K, C, R, S] (F32) from x and dy.
+	conv2dBackwardWeight(p cpu.ConvParams, x, dy, dw *Tensor)
+	// conv2dBackwardBias: db [K] (F32), dy summed over N, OH and OW.
+	conv2dBackwardBias(p cpu.ConvParams, dy, db *Tensor)
+	// attentionWithLSE is attention that also writes lse [B*H*Sq] (F32),
+	// each query's log-sum-exp, for attentionBackward. A device that runs
+	// the head dim unfused (accelerators above maxFusedHeadDim) may leave lse
+	// unwritten: its attentionBackward recomputes the probabilities.
+	attentionWithLSE(p cpu.AttnParams, q, k, v, o, lse *Tensor)
+	// attentionBackward: dq, dk, dv (laid out like q, k, v) from do (laid out
+	// like o), the forward's inputs, o and lse.
+	attentionBackward(p cpu.AttnParams, do, q, k, v, o, lse, dq, dk, dv *Tensor)
+	// groupNormSave is groupNorm that also writes mean and rstd [n*groups] (F32).
+	groupNormSave(x, y *Tensor, n, c, hw, groups int, eps float32, gamma, beta *Tensor, silu bool, mean, rstd *Tensor)
+	// groupNormBackward: dx, dgamma and dbeta [c] (F32; each may be nil) from
+	// x, dy and the saved mean and rstd.
+	groupNormBackward(x, dy, dx *Tensor, n, c, hw, groups int, mean, rstd, gamma, beta *Tensor, silu bool, dgamma, dbeta *Tensor)
+	// layerNormSave is layerNorm that also writes mean and rstd [rows] (F32).
+	layerNormSave(x, y *Tensor, rows, cols int, eps float32, gamma, beta, mean, rstd *Tensor)
+	// layerNormBackward: dx, dgamma and dbeta [cols] (F32; each may be nil).
+	layerNormBackward(x, dy, dx *Tensor, rows, cols int, mean, rstd, gamma, dgamma, dbeta *Tensor)
+	// softmaxBackward: dx = y*(dy - rowsum(dy*y)) from the softmax output y.
+	softmaxBackward(y, dy, dx *Tensor, rows, cols int)
+	// activateBackward: dx = dy * f'(x) over x's elements.
+	activateBackward(f cpu.Activation, x, dy, dx *Tensor)
+	// gegluBackward: dx [rows, 2d] from x [rows, 2d] and dy [rows, d].
+	gegluBackward(x, dy, dx *Tensor, rows, d int)
+	// upsample2xBackward: each 2x2 block of dy [nc, 2h, 2w] summed into dx [nc, h, w].
+	upsample2xBackward(dy, dx *Tensor, nc, h, w int)
+	// embeddingBackward: the dense gradient dw [vocab, d] (F32) of a lookup
+	// of ids (I64, host memory on every device) from dy [len(ids), d].
+	embeddingBackward(ids, dy *Tensor, d, vocab int, dw *Tensor)
+	// embeddingBackwardSparse: the gradient rows grad [len(rows), d] (F32)
+	// for the distinct ids rows (cpu.EmbeddingGradRows).
+	embeddingBackwardSparse(ids, dy *Tensor, d int, rows []int64, grad *Tensor)
+	// clampBackward: dx = dy where lo <= x <= hi (or x is NaN), else 0.
+	clampBackward(x, dy, dx *Tensor, lo, hi float32)
 }
 
 // matArg is a matrix operand of gemm: the stored row-major matrix starts off

@@ -246,3 +246,90 @@ func (cpuBackend) timestepEmbedding(t, out *Tensor, dim int, flip bool, shift, s
 	n := t.Numel()
 	cpu.TimestepEmbedding(f32n(t, n), dim, flip, shift, scale, maxPeriod, f32n(out, n*dim))
 }
+
+// Training ops: kernels/cpu's backward kernels over the host slices.
+
+func (cpuBackend) conv2dBackwardData(p cpu.ConvParams, dy, w, dx *Tensor) {
+	wm := matArg{t: w, off: w.offset, stride: p.C * p.R * p.S}.mat()
+	cpu.Conv2dBackwardData(p, f32n(dy, dy.Numel()), wm, f32n(dx, dx.Numel()))
+}
+
+func (cpuBackend) conv2dBackwardWeight(p cpu.ConvParams, x, dy, dw *Tensor) {
+	cpu.Conv2dBackwardWeight(p, f32n(x, x.Numel()), f32n(dy, dy.Numel()), f32n(dw, dw.Numel()))
+}
+
+func (cpuBackend) conv2dBackwardBias(p cpu.ConvParams, dy, db *Tensor) {
+	cpu.Conv2dBackwardBias(p, f32n(dy, dy.Numel()), f32n(db, p.K))
+}
+
+func (cpuBackend) attentionWithLSE(p cpu.AttnParams, q, k, v, o, lse *Tensor) {
+	cpu.AttentionWithLSE(p, f32s(q), f32s(k), f32s(v), f32s(o), f32s(lse))
+}
+
+func (cpuBackend) attentionBackward(p cpu.AttnParams, do, q, k, v, o, lse, dq, dk, dv *Tensor) {
+	cpu.AttentionBackward(p, f32s(do), f32s(q), f32s(k), f32s(v), f32s(o), f32s(lse), f32s(dq), f32s(dk), f32s(dv))
+}
+
+func (cpuBackend) groupNormSave(x, y *Tensor, n, c, hw, groups int, eps float32, gamma, beta *Tensor, silu bool, mean, rstd *Tensor) {
+	m := n * c * hw
+	cpu.GroupNormSave(f32n(x, m), f32n(y, m), n, c, hw, groups, eps, f32n(gamma, c), f32n(beta, c), silu,
+		f32n(mean, n*groups), f32n(rstd, n*groups))
+}
+
+func (cpuBackend) groupNormBackward(x, dy, dx *Tensor, n, c, hw, groups int, mean, rstd, gamma, beta *Tensor, silu bool, dgamma, dbeta *Tensor) {
+	m := n * c * hw
+	cpu.GroupNormBackward(f32n(x, m), f32n(dy, m), f32n(dx, m), n, c, hw, groups, f32n(mean, n*groups), f32n(rstd, n*groups),
+		f32n(gamma, c), f32n(beta, c), silu, f32n(dgamma, c), f32n(dbeta, c))
+}
+
+func (cpuBackend) layerNormSave(x, y *Tensor, rows, cols int, eps float32, gamma, beta, mean, rstd *Tensor) {
+	m := rows * cols
+	cpu.LayerNormSave(f32n(x, m), f32n(y, m), rows, cols, eps, f32n(gamma, cols), f32n(beta, cols), f32n(mean, rows), f32n(rstd, rows))
+}
+
+func (cpuBackend) layerNormBackward(x, dy, dx *Tensor, rows, cols int, mean, rstd, gamma, dgamma, dbeta *Tensor) {
+	m := rows * cols
+	cpu.LayerNormBackward(f32n(x, m), f32n(dy, m), f32n(dx, m), rows, cols, f32n(mean, rows), f32n(rstd, rows),
+		f32n(gamma, cols), f32n(dgamma, cols), f32n(dbeta, cols))
+}
+
+func (cpuBackend) softmaxBackward(y, dy, dx *Tensor, rows, cols int) {
+	m := rows * cols
+	cpu.SoftmaxBackward(f32n(y, m), f32n(dy, m), f32n(dx, m), rows, cols)
+}
+
+func (cpuBackend) activateBackward(f cpu.Activation, x, dy, dx *Tensor) {
+	n := x.Numel()
+	cpu.ActivateBackward(f, f32n(x, n), f32n(dy, n), f32n(dx, n))
+}
+
+func (cpuBackend) gegluBackward(x, dy, dx *Tensor, rows, d int) {
+	cpu.GEGLUBackward(f32n(x, rows*2*d), f32n(dy, rows*d), f32n(dx, rows*2*d), rows, d)
+}
+
+func (cpuBackend) upsample2xBackward(dy, dx *Tensor, nc, h, w int) {
+	cpu.Upsample2xBackward(f32n(dy, nc*4*h*w), f32n(dx, nc*h*w), nc, h, w)
+}
+
+func (cpuBackend) embeddingBackward(ids, dy *Tensor, d, vocab int, dw *Tensor) {
+	id := hostIDs(ids)
+	cpu.EmbeddingBackward(id, f32n(dy, len(id)*d), d, vocab, f32n(dw, vocab*d))
+}
+
+func (cpuBackend) embeddingBackwardSparse(ids, dy *Tensor, d int, rows []int64, grad *Tensor) {
+	id := hostIDs(ids)
+	cpu.EmbeddingBackwardSparse(id, f32n(dy, len(id)*d), d, rows, f32n(grad, len(rows)*d))
+}
+
+func (cpuBackend) clampBackward(x, dy, dx *Tensor, lo, hi float32) {
+	n := x.Numel()
+	xs, g, d := f32n(x, n), f32n(dy, n), f32n(dx, n)
+	// PyTorch's rule: g where lo <= x <= hi, else 0 (NaN x passes g).
+	for i, v := range xs {
+		if v < lo || v > hi {
+			d[i] = 0
+		} else {
+			d[i] = g[i]
+		}
+	}
+}

@@ -38,3 +38,12 @@ func TestCUDAMemory(t *testing.T) {
 	m := DeviceMemory(dev)
 	t.Logf("device memory: %d in use, %d cached, %d total", m.InUse, m.Cached, m.Total)
 }
+
+// TestCUDAGrads runs every backward rule (gradCases) on the CUDA device
+// against the CPU, as TestGradAccelMatchesCPU does on the simulated device.
+func TestCUDAGrads(t *testing.T) {
+	for _, dt := range []DType{F32, F16, BF16} {
+		dev := openCUDA(t, dt)
+		t.Run(dt.String(), func(t *testing.T) { checkGradsOn(t, dev, dt) })
+	}
+}

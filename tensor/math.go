@@ -386,22 +386,16 @@ func (t *Tensor) Clamp(lo, hi float32) *Tensor {
 	if !needsGrad(t) {
 		return out
 	}
-	cpuOnly("Clamp", t.Device())
+	dev := t.Device()
 	sx := save(t)
 	return record(out, "Clamp", []*Tensor{t}, []savedValue{sx}, func(g *Tensor) []*Tensor {
 		// PyTorch's rule: g where lo <= x <= hi, else 0 (NaN x passes g).
-		xs := sx.t.Float32s()
+		xc, rx := f32Contig(sx.t)
+		defer rx()
 		gc, rg := computeContig(g)
 		defer rg()
-		dx := newTensor(CPU, F32, sx.t.shape, false)
-		d, gv := f32s(dx), f32n(gc, len(xs))
-		for i, v := range xs {
-			if v < lo || v > hi {
-				d[i] = 0
-			} else {
-				d[i] = gv[i]
-			}
-		}
+		dx := newTensor(dev, ComputeDType(dev), sx.t.shape, false)
+		backendFor(dev).clampBackward(xc, gc, dx, lo, hi)
 		return []*Tensor{dx}
 	})
 }

@@ -37,7 +37,7 @@ func attnBench(b *testing.B, p AttnParams, attn func(AttnParams, []float32, []fl
 	for i := 0; i < b.N; i++ {
 		attn(p, q, k, v, o)
 	}
-	b.ReportMetric(attnFlops(p)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	reportGFLOPS(b, attnFlops(p), Threads())
 }
 
 // BenchmarkAttention reports GFLOP/s and the scratch of all goroutines together

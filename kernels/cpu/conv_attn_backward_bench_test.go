@@ -48,7 +48,7 @@ func convBwdBench(b *testing.B, p ConvParams, dt DType, which string, data, weig
 	for i := 0; i < b.N; i++ {
 		run()
 	}
-	b.ReportMetric(convFlops(p)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	reportGFLOPS(b, convFlops(p), Threads())
 }
 
 func convBwdDataFast(p ConvParams, dy []float32, w Mat, _, dx []float32) {
@@ -151,7 +151,7 @@ func attnBwdBench(b *testing.B, p AttnParams, forward bool, bwd func(p AttnParam
 	for i := 0; i < b.N; i++ {
 		run()
 	}
-	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	reportGFLOPS(b, flops, Threads())
 }
 
 // BenchmarkAttentionBackward reports GFLOP/s of the backward beside the

@@ -40,7 +40,7 @@ func convBench(b *testing.B, p ConvParams, dt DType, conv func(ConvParams, []flo
 	for i := 0; i < b.N; i++ {
 		conv(p, x, w, bias, y)
 	}
-	b.ReportMetric(convFlops(p)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	reportGFLOPS(b, convFlops(p), Threads())
 }
 
 // BenchmarkConv2d reports GFLOP/s and the im2col scratch of each goroutine.
@@ -88,7 +88,7 @@ func BenchmarkConv2dColdWeights(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				Conv2d(p, x, ws[i%len(ws)], bias, y)
 			}
-			b.ReportMetric(convFlops(p)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportGFLOPS(b, convFlops(p), Threads())
 		})
 	}
 }

@@ -17,6 +17,15 @@ type Features struct {
 	HasAVX512 bool
 	// HasF16C reports the F16C half-precision conversion instructions.
 	HasF16C bool
+	// HasAVX512BF16 reports AVX512_BF16 (VDPBF16PS: BF16 pair dot products
+	// accumulated in F32) with HasAVX512.
+	HasAVX512BF16 bool
+	// HasAVX512FP16 reports AVX512_FP16 (half-precision arithmetic, CPUID
+	// leaf 7 EDX bit 23) with HasAVX512; only detected in assembly builds.
+	HasAVX512FP16 bool
+	// HasAVX512VNNI reports AVX512_VNNI (8- and 16-bit integer dot products)
+	// with HasAVX512.
+	HasAVX512VNNI bool
 }
 
 // CPU holds the features detected at start-up. Which of them the kernels use can
@@ -29,10 +38,21 @@ func detectFeatures() Features {
 	}
 	x := cpu.X86
 	avx2 := x.HasAVX && x.HasAVX2 && x.HasFMA && x.HasOSXSAVE
+	avx512 := avx2 && x.HasAVX512F && x.HasAVX512BW && x.HasAVX512DQ && x.HasAVX512VL
+	fp16 := false
+	if haveCPUID && avx512 {
+		if maxLeaf, _, _, _ := cpuidex(0, 0); maxLeaf >= 7 {
+			_, _, _, edx := cpuidex(7, 0)
+			fp16 = edx&(1<<23) != 0
+		}
+	}
 	return Features{
-		HasAVX2FMA: avx2,
-		HasAVX512:  avx2 && x.HasAVX512F && x.HasAVX512BW && x.HasAVX512DQ && x.HasAVX512VL,
-		HasF16C:    x.HasAVX && x.HasF16C && x.HasOSXSAVE,
+		HasAVX2FMA:    avx2,
+		HasAVX512:     avx512,
+		HasF16C:       x.HasAVX && x.HasF16C && x.HasOSXSAVE,
+		HasAVX512BF16: avx512 && x.HasAVX512BF16,
+		HasAVX512FP16: fp16,
+		HasAVX512VNNI: avx512 && x.HasAVX512VNNI,
 	}
 }
 

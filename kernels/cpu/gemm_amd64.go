@@ -239,6 +239,9 @@ var (
 		packA:  packA6AVX2}
 )
 
+// asmKernels lists the assembly micro-kernels, whose blocking init tunes.
+func asmKernels() []*gemmKernel { return []*gemmKernel{&avx512GemmKernel, &avx2GemmKernel} }
+
 // activeKernel returns the micro-kernel for the current level.
 func activeKernel() *gemmKernel {
 	switch level() {

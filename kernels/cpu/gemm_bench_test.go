@@ -42,7 +42,7 @@ func BenchmarkGemm(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			f(m, n, k, 1, am, bm, 0, c, n)
 		}
-		b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		reportGFLOPS(b, 2*float64(m)*float64(n)*float64(k), Threads())
 	}
 	for _, s := range benchShapes {
 		m, k, n := s[0], s[1], s[2]
@@ -91,7 +91,7 @@ func BenchmarkGemmSerialAttention(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				GemmSerial(s.m, s.n, s.k, 1, F32Mat(a, s.k, false), F32Mat(bb, ldb, s.tb), 0, c, s.n)
 			}
-			b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportGFLOPS(b, 2*float64(s.m*s.n*s.k), 1)
 		})
 	}
 }
@@ -118,6 +118,59 @@ func BenchmarkGemmMicroKernel(b *testing.B) {
 				kern.fn(kc, pa, pb[q*kc*kern.nr:], c[q*kern.nr:], ldc, 1, 0)
 			}
 		}
-		b.ReportMetric(2*float64(kc*kern.mr*kern.nr*panels)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		reportGFLOPS(b, 2*float64(kc*kern.mr*kern.nr*panels), 1)
 	})
+}
+
+// BenchmarkGemmBlocking times Gemm (F32, and B as transposed F16 like the
+// nn.Linear weights) on benchShapes with the active kernel's blocking as
+// tuned from Caches() ("tuned") and as the compiled-in constants ("const"),
+// to check the rule of gemm_blocking.go on a new machine.
+func BenchmarkGemmBlocking(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 11))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = rng.Float32()*2 - 1
+		}
+		return s
+	}
+	tuned := *activeKernel()
+	consts := tuned
+	switch tuned.name {
+	case "avx512-14x32":
+		consts.kc, consts.mc, consts.nc, consts.l1MC, consts.l1NC = 384, 14*24, 4096, 14*96, 320
+	case "avx2-6x16":
+		consts.kc, consts.mc, consts.nc = 256, 6*32, 4096
+	}
+	if ci := Caches(); ci.Source != "default" { // the rule, whether or not ROENTGO_GEMM_BLOCKING applied it
+		tuneBlocking(&tuned, ci)
+	}
+	for _, s := range benchShapes {
+		m, k, n := s[0], s[1], s[2]
+		a, bf := fill(m*k), fill(k*n)
+		bh := make([]uint16, len(bf))
+		F32ToF16(bh, bf)
+		c := make([]float32, m*n)
+		for _, op := range []struct {
+			name string
+			b    Mat
+		}{{"f32", F32Mat(bf, n, false)}, {"f16Bt", HalfMat(bh, F16, k, true)}} {
+			for _, v := range []struct {
+				name string
+				kern *gemmKernel
+			}{{"tuned", &tuned}, {"const", &consts}} {
+				b.Run(fmt.Sprintf("%s/M%d_K%d_N%d/%s", op.name, m, k, n, v.name), func(b *testing.B) {
+					testKernel = v.kern
+					defer func() { testKernel = nil }()
+					Gemm(m, n, k, 1, F32Mat(a, k, false), op.b, 0, c, n)
+					b.ResetTimer()
+					for range b.N {
+						Gemm(m, n, k, 1, F32Mat(a, k, false), op.b, 0, c, n)
+					}
+					reportGFLOPS(b, 2*float64(m)*float64(n)*float64(k), Threads())
+				})
+			}
+		}
+	}
 }

@@ -4,6 +4,9 @@ package cpu
 
 const haveAsm = false
 
+// asmKernels lists the assembly micro-kernels: none in this build.
+func asmKernels() []*gemmKernel { return nil }
+
 // activeKernel returns the micro-kernel for the current level.
 func activeKernel() *gemmKernel { return &goGemmKernel }
 

@@ -1,0 +1,215 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The peak loops run iters iterations of independent multiply-adds into
+// separate accumulators (enough chains to cover the FMA latency times the
+// number of FMA pipes on current x86 cores), on zeroed registers so that no
+// denormals or overflow slow them down. They compute nothing; Peak times them.
+
+// func cpuidex(leaf, sub uint32) (a, b, c, d uint32)
+TEXT ·cpuidex(SB), NOSPLIT, $0-24
+	MOVL leaf+0(FP), AX
+	MOVL sub+4(FP), CX
+	CPUID
+	MOVL AX, a+8(FP)
+	MOVL BX, b+12(FP)
+	MOVL CX, c+16(FP)
+	MOVL DX, d+20(FP)
+	RET
+
+// func peakFMA256(iters int): 12 x VFMADD231PS ymm per iteration (192 flops).
+TEXT ·peakFMA256(SB), NOSPLIT, $0-8
+	MOVQ iters+0(FP), CX
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	VPXOR Y10, Y10, Y10
+	VPXOR Y11, Y11, Y11
+	VPXOR Y12, Y12, Y12
+	VPXOR Y13, Y13, Y13
+loop:
+	VFMADD231PS Y12, Y13, Y0
+	VFMADD231PS Y12, Y13, Y1
+	VFMADD231PS Y12, Y13, Y2
+	VFMADD231PS Y12, Y13, Y3
+	VFMADD231PS Y12, Y13, Y4
+	VFMADD231PS Y12, Y13, Y5
+	VFMADD231PS Y12, Y13, Y6
+	VFMADD231PS Y12, Y13, Y7
+	VFMADD231PS Y12, Y13, Y8
+	VFMADD231PS Y12, Y13, Y9
+	VFMADD231PS Y12, Y13, Y10
+	VFMADD231PS Y12, Y13, Y11
+	DECQ CX
+	JNZ  loop
+	VZEROUPPER
+	RET
+
+// func peakFMA512(iters int): 16 x VFMADD231PS zmm per iteration (512 flops).
+TEXT ·peakFMA512(SB), NOSPLIT, $0-8
+	MOVQ iters+0(FP), CX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+	VPXORQ Z16, Z16, Z16
+	VPXORQ Z17, Z17, Z17
+loop:
+	VFMADD231PS Z16, Z17, Z0
+	VFMADD231PS Z16, Z17, Z1
+	VFMADD231PS Z16, Z17, Z2
+	VFMADD231PS Z16, Z17, Z3
+	VFMADD231PS Z16, Z17, Z4
+	VFMADD231PS Z16, Z17, Z5
+	VFMADD231PS Z16, Z17, Z6
+	VFMADD231PS Z16, Z17, Z7
+	VFMADD231PS Z16, Z17, Z8
+	VFMADD231PS Z16, Z17, Z9
+	VFMADD231PS Z16, Z17, Z10
+	VFMADD231PS Z16, Z17, Z11
+	VFMADD231PS Z16, Z17, Z12
+	VFMADD231PS Z16, Z17, Z13
+	VFMADD231PS Z16, Z17, Z14
+	VFMADD231PS Z16, Z17, Z15
+	DECQ CX
+	JNZ  loop
+	VZEROUPPER
+	RET
+
+// func peakDPBF16(iters int): 16 x VDPBF16PS per iteration (1024 flops).
+TEXT ·peakDPBF16(SB), NOSPLIT, $0-8
+	MOVQ iters+0(FP), CX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+	VPXORQ Z16, Z16, Z16
+	VPXORQ Z17, Z17, Z17
+loop:
+	// VDPBF16PS Z17, Z16, Z0 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xc1
+	// VDPBF16PS Z17, Z16, Z1 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xc9
+	// VDPBF16PS Z17, Z16, Z2 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xd1
+	// VDPBF16PS Z17, Z16, Z3 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xd9
+	// VDPBF16PS Z17, Z16, Z4 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xe1
+	// VDPBF16PS Z17, Z16, Z5 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xe9
+	// VDPBF16PS Z17, Z16, Z6 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xf1
+	// VDPBF16PS Z17, Z16, Z7 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb2; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xf9
+	// VDPBF16PS Z17, Z16, Z8 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xc1
+	// VDPBF16PS Z17, Z16, Z9 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xc9
+	// VDPBF16PS Z17, Z16, Z10 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xd1
+	// VDPBF16PS Z17, Z16, Z11 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xd9
+	// VDPBF16PS Z17, Z16, Z12 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xe1
+	// VDPBF16PS Z17, Z16, Z13 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xe9
+	// VDPBF16PS Z17, Z16, Z14 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xf1
+	// VDPBF16PS Z17, Z16, Z15 (AVX512_BF16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x32; BYTE $0x7e; BYTE $0x40; BYTE $0x52; BYTE $0xf9
+	DECQ CX
+	JNZ  loop
+	VZEROUPPER
+	RET
+
+// func peakFMAPH(iters int): 16 x VFMADD231PH per iteration (1024 flops).
+TEXT ·peakFMAPH(SB), NOSPLIT, $0-8
+	MOVQ iters+0(FP), CX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+	VPXORQ Z16, Z16, Z16
+	VPXORQ Z17, Z17, Z17
+loop:
+	// VFMADD231PH Z17, Z16, Z0 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xc1
+	// VFMADD231PH Z17, Z16, Z1 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xc9
+	// VFMADD231PH Z17, Z16, Z2 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xd1
+	// VFMADD231PH Z17, Z16, Z3 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xd9
+	// VFMADD231PH Z17, Z16, Z4 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xe1
+	// VFMADD231PH Z17, Z16, Z5 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xe9
+	// VFMADD231PH Z17, Z16, Z6 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xf1
+	// VFMADD231PH Z17, Z16, Z7 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0xb6; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xf9
+	// VFMADD231PH Z17, Z16, Z8 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xc1
+	// VFMADD231PH Z17, Z16, Z9 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xc9
+	// VFMADD231PH Z17, Z16, Z10 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xd1
+	// VFMADD231PH Z17, Z16, Z11 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xd9
+	// VFMADD231PH Z17, Z16, Z12 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xe1
+	// VFMADD231PH Z17, Z16, Z13 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xe9
+	// VFMADD231PH Z17, Z16, Z14 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xf1
+	// VFMADD231PH Z17, Z16, Z15 (AVX512_FP16; the Go assembler lacks it)
+	BYTE $0x62; BYTE $0x36; BYTE $0x7d; BYTE $0x40; BYTE $0xb8; BYTE $0xf9
+	DECQ CX
+	JNZ  loop
+	VZEROUPPER
+	RET
