@@ -28,10 +28,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torch.utils.checkpoint as ckpt  # noqa: E402
+from torch import nn  # noqa: E402
 
 sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_unet_sd15 import Resnet, Transformer, UNetSD15  # noqa: E402
+from torch_unet_sd15 import Attn, Resnet, Transformer, UNetSD15  # noqa: E402
 
 
 def enable_checkpointing(model):
@@ -48,6 +49,37 @@ def enable_checkpointing(model):
             mod.forward = fwd
 
 
+class LoRALinear(nn.Module):
+    """y = base(x) + up(down(x)) * alpha/rank with the base frozen; down is
+    normal(std 1/rank) and up zero, as diffusers 0.16's LoRA layers start."""
+
+    def __init__(self, base, rank):
+        super().__init__()
+        self.base = base
+        self.down = nn.Linear(base.in_features, rank, bias=False)
+        self.up = nn.Linear(rank, base.out_features, bias=False)
+        nn.init.normal_(self.down.weight, std=1 / rank)
+        nn.init.zeros_(self.up.weight)
+
+    def forward(self, x):
+        return self.base(x) + self.up(self.down(x))
+
+
+def add_lora(model, rank):
+    """Freezes model and wraps every attention projection in a LoRALinear;
+    returns the adapters' parameters."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = []
+    for mod in list(model.modules()):
+        if isinstance(mod, Attn):
+            for name in ("q", "k", "v", "o"):
+                lin = LoRALinear(getattr(mod, name), rank)
+                setattr(mod, name, lin)
+                params += [lin.down.weight, lin.up.weight]
+    return params
+
+
 def cpu_seconds():
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -61,6 +93,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lora", type=int, default=0,
+                    help="rank of LoRA adapters on the attention projections (q, k, v, out); the base is frozen")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -70,7 +104,10 @@ def main():
         enable_checkpointing(model)
     model.train()
     nparams = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    train = list(model.parameters())
+    if args.lora:
+        train = add_lora(model, args.lora)
+    opt = torch.optim.AdamW(train, lr=args.lr)
     sample = torch.randn(1, 4, args.size, args.size)
     noise = torch.randn(1, 4, args.size, args.size)
     ctx = torch.randn(1, 77, 768)
@@ -99,6 +136,8 @@ def main():
     med = runs[len(runs) // 2]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
     name = f"torch SD15/F32/{args.size}x{args.size}" + ("/checkpointing" if args.checkpointing else "")
+    if args.lora:
+        name += f"/lora-r{args.lora}"
     print(f"{name:40s} {med[0]:8.3f} s/step (median of {args.steps}; forward {med[1]:.3f}, backward {med[2]:.3f}, "
           f"AdamW {med[3]:.3f})  {cpu:8.3f} cpu-s/step  {rss:9.0f} peak-RSS-MiB  "
           f"threads {torch.get_num_threads()}  params {nparams / 1e6:.1f}M  loss {med[4]:.4f}  "

@@ -61,18 +61,32 @@ func Conv2d(x, w, b *Tensor, o ConvOpts) *Tensor {
 	if !needsGrad(x, w, b) {
 		return y
 	}
-	sx, sw := save(xc), save(wc)
-	hasBias := b != nil
+	// Only the gradients some input needs are computed, and only the values
+	// they read are saved: a frozen weight (LoRA, textual inversion) costs
+	// neither its gradient nor a saved input.
+	needX, needW, needB := needsGrad(x), needsGrad(w), needsGrad(b)
+	var sx, sw savedValue
+	if needW {
+		sx = save(xc)
+	}
+	if needX {
+		sw = save(wc)
+	}
+	xShape, wShape := xc.shape.Clone(), wc.shape.Clone()
 	return record(y, "Conv2d", []*Tensor{x, w, b}, []savedValue{sx, sw}, func(g *Tensor) []*Tensor {
 		gy, rg := computeContig(g)
 		defer rg()
 		be := backendFor(dev)
-		dx := newTensor(dev, ComputeDType(dev), sx.t.shape, false)
-		be.conv2dBackwardData(p, gy, sw.t, dx)
-		dw := newTensor(dev, F32, sw.t.shape, false)
-		be.conv2dBackwardWeight(p, sx.t, gy, dw)
-		var db *Tensor
-		if hasBias {
+		var dx, dw, db *Tensor
+		if needX {
+			dx = newTensor(dev, ComputeDType(dev), xShape, false)
+			be.conv2dBackwardData(p, gy, sw.t, dx)
+		}
+		if needW {
+			dw = newTensor(dev, F32, wShape, false)
+			be.conv2dBackwardWeight(p, sx.t, gy, dw)
+		}
+		if needB {
 			db = newTensor(dev, F32, Shape{p.K}, false)
 			be.conv2dBackwardBias(p, gy, db)
 		}

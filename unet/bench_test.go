@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/roentgo/roentgo/nn"
+	"github.com/roentgo/roentgo/nn/lora"
 	"github.com/roentgo/roentgo/nn/optim"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/tensor/rng"
@@ -284,6 +285,21 @@ func BenchmarkTrainStep(b *testing.B) {
 				benchTrain(b, m, ps, size)
 			})
 		}
+		// LoRA fine-tuning (issue 10): rank-4 adapters on the attention
+		// projections (to_q/to_k/to_v/to_out.0), the base model frozen.
+		b.Run(fmt.Sprintf("SD15/F32/%dx%d/lora-r4", size, size), func(b *testing.B) {
+			m, _ := realSizeParams(b, "sd15_config.json", tensor.F32)
+			net, err := lora.Attach(m, lora.Config{Rank: 4, Alpha: 4})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer net.Remove()
+			ps, err := net.ParamSet()
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchTrain(b, m, ps, size)
+		})
 	}
 }
 
