@@ -13,23 +13,37 @@ func Linear(x, w, b *Tensor) *Tensor {
 	if !needsGrad(x, w, b) {
 		return out
 	}
-	sx, sw := save(x), save(w)
-	hasBias := b != nil
+	// Only the gradients some input needs are computed, and only the values
+	// they read are saved: a frozen weight (LoRA, textual inversion) costs
+	// neither its product nor a saved input.
+	needX, needW, needB := needsGrad(x), needsGrad(w), needsGrad(b)
+	var sx, sw savedValue
+	if needW {
+		sx = save(x)
+	}
+	if needX {
+		sw = save(w)
+	}
+	xShape := x.shape.Clone()
+	in, outF := w.Dim(1), w.Dim(0)
 	return record(out, "Linear", []*Tensor{x, w, b}, []savedValue{sx, sw}, func(g *Tensor) []*Tensor {
 		// g [..., out]; dx = g w, dw = g^T x over all rows, db = sum of g's rows.
-		in, outF := sw.t.Dim(1), sw.t.Dim(0)
 		g2 := g.Reshape(-1, outF)
 		defer g2.Release()
-		x2 := sx.t.Reshape(-1, in)
-		defer x2.Release()
-		dx2 := g2.matmulImpl(sw.t)
-		dx := dx2.Reshape(sx.t.shape...)
-		dx2.Release()
-		gt := g2.Transpose(0, 1)
-		dw := gt.matmulImpl(x2)
-		gt.Release()
-		var db *Tensor
-		if hasBias {
+		var dx, dw, db *Tensor
+		if needX {
+			dx2 := g2.matmulImpl(sw.t)
+			dx = dx2.Reshape(xShape...)
+			dx2.Release()
+		}
+		if needW {
+			x2 := sx.t.Reshape(-1, in)
+			gt := g2.Transpose(0, 1)
+			dw = gt.matmulImpl(x2)
+			gt.Release()
+			x2.Release()
+		}
+		if needB {
 			db = g2.Sum(0, false)
 		}
 		return []*Tensor{dx, dw, db}
