@@ -8,6 +8,7 @@ package clip
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -105,18 +106,36 @@ func (c TextConfig) numParams() float64 {
 // LoadTextConfig reads a transformers CLIPTextConfig config.json: keys absent
 // from the file keep DefaultTextConfig's values. The result is validated.
 func LoadTextConfig(path string) (TextConfig, error) {
-	c := DefaultTextConfig()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return c, errctx.Wrap("clip: text config", err)
+		return DefaultTextConfig(), errctx.Wrap("clip: text config", err)
 	}
-	if err := json.Unmarshal(data, &c); err != nil {
+	c, err := decodeTextConfig(data)
+	if err != nil {
 		return c, fmt.Errorf("clip: text config %s: %w", path, err)
 	}
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("%w (in %s)", err, path)
 	}
 	return c, nil
+}
+
+// ParseTextConfig decodes and validates the JSON of a transformers
+// CLIPTextConfig config.json (as LoadTextConfig reads from a file): keys
+// absent from data keep DefaultTextConfig's values.
+func ParseTextConfig(data []byte) (TextConfig, error) {
+	c, err := decodeTextConfig(data)
+	if err != nil {
+		return c, fmt.Errorf("clip: text config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// decodeTextConfig decodes data over DefaultTextConfig, without validating.
+func decodeTextConfig(data []byte) (TextConfig, error) {
+	c := DefaultTextConfig()
+	err := json.Unmarshal(data, &c)
+	return c, err
 }
 
 // TextModel is transformers' CLIPTextModel (its text_model): token and position
@@ -138,8 +157,8 @@ type TextModel struct {
 	// Warnings lists problems with the weights that loading worked around
 	// (position_ids that were not 0..max_pos-1 in order, or not whole
 	// numbers), one sentence each starting with "clip: ", for the caller to
-	// show the user; nil when there were none. NewTextModel, LoadTextModel
-	// and TextModelFromCheckpoint fill it.
+	// show the user; nil when there were none. NewTextModel, LoadTextModel,
+	// TextModelFromSource and TextModelFromCheckpoint fill it.
 	Warnings []string
 
 	closer func() error // the source opened by LoadTextModel
@@ -302,8 +321,8 @@ func positionIDs(emb *nn.Builder, n int) (*tensor.Tensor, []string) {
 // (not a text_encoder folder, config, missing, misshapen or unused tensors) is
 // returned as one error.
 func LoadTextModel(dir string, dt tensor.DType) (*TextModel, error) {
-	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
-		return nil, fmt.Errorf("clip: LoadTextModel: dtype %v, want F32, F16 or BF16", dt)
+	if err := checkTextDType("LoadTextModel", dt); err != nil {
+		return nil, err
 	}
 	dir, err := nn.ComponentDir(dir, "text_encoder")
 	if err != nil {
@@ -332,6 +351,36 @@ func LoadTextModel(dir string, dt tensor.DType) (*TextModel, error) {
 		closer.Close() // the tensors were read into memory: drop the reader's cache
 	}
 	return m, nil
+}
+
+// TextModelFromSource builds the text encoder from the weights of src (the
+// state dict of a transformers CLIPTextModel, as in a diffusers
+// text_encoder/ folder) with config c (e.g. from ParseTextConfig), kept as dt
+// (F32, F16 or BF16), as LoadTextModel does for a folder: the same strict
+// check of every tensor, position_ids handling and Warnings. The model does
+// not own src: its Close does nothing, and a src whose tensors alias memory
+// it releases (an nn.OpenSafetensors file) must stay open while the model is
+// used. Any problem is returned as one error.
+func TextModelFromSource(src nn.Source, c TextConfig, dt tensor.DType) (*TextModel, error) {
+	if err := checkTextDType("TextModelFromSource", dt); err != nil {
+		return nil, err
+	}
+	if src == nil {
+		return nil, errors.New("clip: TextModelFromSource: no weights source given")
+	}
+	m, err := buildText(src, c, dt)
+	if err != nil {
+		return nil, errctx.Wrap("clip: text encoder", err)
+	}
+	return m, nil
+}
+
+// checkTextDType checks the weights dtype given to fn.
+func checkTextDType(fn string, dt tensor.DType) error {
+	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
+		return fmt.Errorf("clip: %s: dtype %v, want F32, F16 or BF16", fn, dt)
+	}
+	return nil
 }
 
 // Close releases the weights file of a model from LoadTextModel (a no-op for

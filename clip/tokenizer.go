@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -282,12 +283,20 @@ func newCLIP(vocab, merges io.Reader, cfg Config, vocabName, mergesName string) 
 
 // LoadFiles builds a CLIP tokenizer from a vocab.json and a merges.txt path.
 func LoadFiles(vocabPath, mergesPath string, cfg Config) (*CLIPTokenizer, error) {
-	vf, err := os.Open(vocabPath)
+	return openCLIP(osOpen, vocabPath, mergesPath, cfg)
+}
+
+func osOpen(name string) (fs.File, error) { return os.Open(name) }
+
+// openCLIP builds a CLIP tokenizer from the vocab.json and merges.txt that
+// open opens by these names.
+func openCLIP(open func(name string) (fs.File, error), vocabPath, mergesPath string, cfg Config) (*CLIPTokenizer, error) {
+	vf, err := open(vocabPath)
 	if err != nil {
 		return nil, fmt.Errorf("clip: vocabulary: %v; expected a vocab.json file", err)
 	}
 	defer vf.Close()
-	mf, err := os.Open(mergesPath)
+	mf, err := open(mergesPath)
 	if err != nil {
 		return nil, fmt.Errorf("clip: merges: %v; expected a merges.txt file", err)
 	}
@@ -300,28 +309,54 @@ func LoadFiles(vocabPath, mergesPath string, cfg Config) (*CLIPTokenizer, error)
 // special_tokens_map.json when present, applied in that order over
 // DefaultConfig (special_tokens_map.json wins, as in transformers).
 func Load(dir string) (*CLIPTokenizer, error) {
+	return loadFolder(dir, filepath.Join, osOpen, func(name string) error {
+		_, err := os.Stat(name)
+		return err
+	})
+}
+
+// LoadFS is Load for the tokenizer folder dir of fsys (a slash-separated
+// path as fs.FS takes them, "." for its root), e.g. a model embedded in the
+// program with go:embed: the same files, read the same way. Errors name the
+// files by their paths in fsys.
+func LoadFS(fsys fs.FS, dir string) (*CLIPTokenizer, error) {
+	if fsys == nil {
+		return nil, errors.New("clip: LoadFS: no file system given; expected an fs.FS holding a tokenizer folder")
+	}
+	if !fs.ValidPath(dir) {
+		return nil, fmt.Errorf("clip: LoadFS: %q is not a valid fs.FS path; expected a slash-separated path without . or .. elements (\".\" for the root)", dir)
+	}
+	return loadFolder(dir, path.Join, fsys.Open, func(name string) error {
+		_, err := fs.Stat(fsys, name)
+		return err
+	})
+}
+
+// loadFolder builds a CLIP tokenizer from the tokenizer folder dir, whose
+// files are named by join, opened by open and checked by stat.
+func loadFolder(dir string, join func(elem ...string) string, open func(name string) (fs.File, error), stat func(name string) error) (*CLIPTokenizer, error) {
 	cfg := DefaultConfig()
 	for _, name := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
-		path := filepath.Join(dir, name)
-		f, err := os.Open(path)
+		file := join(dir, name)
+		f, err := open(file)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("clip: %v", err)
 		}
-		err = cfg.ApplyJSON(f, path)
+		err = cfg.ApplyJSON(f, file)
 		f.Close()
 		if err != nil {
 			return nil, err
 		}
 	}
 	for _, name := range []string{"vocab.json", "merges.txt"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+		if err := stat(join(dir, name)); err != nil {
 			return nil, fmt.Errorf("clip: tokenizer folder %s: %s is missing (%v); expected vocab.json and merges.txt as in a diffusers tokenizer/ folder", dir, name, err)
 		}
 	}
-	return LoadFiles(filepath.Join(dir, "vocab.json"), filepath.Join(dir, "merges.txt"), cfg)
+	return openCLIP(open, join(dir, "vocab.json"), join(dir, "merges.txt"), cfg)
 }
 
 // Config returns the settings the tokenizer was built with.

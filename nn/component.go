@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -113,25 +115,68 @@ type Weights struct {
 // safetensors are preferred over .bin files. The error names the folder and
 // the files looked for.
 func FindWeights(dir string, preferFP16 bool) (*Weights, error) {
+	w := findWeights(preferFP16, func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	})
+	if w == nil {
+		return nil, fmt.Errorf("nn: %s holds no weight files: looked for %s", dir, weightsLookedFor)
+	}
+	if w.Index != "" {
+		w.Index = filepath.Join(dir, w.Index)
+		if err := w.readIndex(dir); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+	w.Files = []string{filepath.Join(dir, w.Files[0])}
+	return w, nil
+}
+
+// weightsLookedFor lists, for errors, the files FindWeights looks for.
+const weightsLookedFor = "diffusion_pytorch_model.safetensors, model.safetensors, diffusion_pytorch_model.bin, pytorch_model.bin, their .fp16 variants (name.fp16.ext) and sharded checkpoints (name.ext.index.json)"
+
+// findWeights returns the first weight file name, in FindWeights' order of
+// preference, for which exists is true, as Weights whose Index or single
+// Files entry is that bare name (nothing read); nil when there is none.
+func findWeights(preferFP16 bool, exists func(name string) bool) *Weights {
 	for _, fv := range weightOrder(preferFP16) {
 		for _, name := range weightCandidates(fv[0], fv[1]) {
-			p := filepath.Join(dir, name)
-			if _, err := os.Stat(p); err != nil {
+			if !exists(name) {
 				continue
 			}
 			w := &Weights{Format: fv[0], Variant: fv[1]}
-			if !strings.HasSuffix(name, ".json") {
-				w.Files = []string{p}
-				return w, nil
+			if strings.HasSuffix(name, ".json") {
+				w.Index = name
+			} else {
+				w.Files = []string{name}
 			}
-			w.Index = p
-			if err := w.readIndex(dir); err != nil {
-				return nil, err
-			}
-			return w, nil
+			return w
 		}
 	}
-	return nil, fmt.Errorf("nn: %s holds no weight files: looked for diffusion_pytorch_model.safetensors, model.safetensors, diffusion_pytorch_model.bin, pytorch_model.bin, their .fp16 variants (name.fp16.ext) and sharded checkpoints (name.ext.index.json)", dir)
+	return nil
+}
+
+// FindWeightsFS is FindWeights for the component folder dir of fsys (a
+// slash-separated path as fs.FS takes them, "." for its root): it looks for
+// the same files in the same order of preference and returns the one found,
+// its path in fsys in Index (a sharded checkpoint, whose index is not read)
+// or as the single entry of Files. The error names dir and the files looked
+// for.
+func FindWeightsFS(fsys fs.FS, dir string, preferFP16 bool) (*Weights, error) {
+	w := findWeights(preferFP16, func(name string) bool {
+		st, err := fs.Stat(fsys, path.Join(dir, name))
+		return err == nil && !st.IsDir()
+	})
+	if w == nil {
+		return nil, fmt.Errorf("nn: %s holds no weight files: looked for %s", dir, weightsLookedFor)
+	}
+	if w.Index != "" {
+		w.Index = path.Join(dir, w.Index)
+	} else {
+		w.Files[0] = path.Join(dir, w.Files[0])
+	}
+	return w, nil
 }
 
 // readIndex reads the weight_map of w.Index and lists its shards.

@@ -8,7 +8,8 @@ import (
 )
 
 // SafetensorsSource is a Source over one or more memory-mapped safetensors files
-// (e.g. a sharded checkpoint), a thin adapter over tensor.Archive. Tensors alias
+// (e.g. a sharded checkpoint; OpenSafetensors) or one file held in memory
+// (ParseSafetensors), a thin adapter over tensor.Archive. Tensors alias
 // the mapping: F32, F16, BF16 and I64 data is used in place, without copies, so
 // loading a model costs no memory beyond the page cache. Close unmaps the files:
 // the model built from the source must not be used afterwards. A
@@ -21,6 +22,20 @@ type SafetensorsSource struct {
 // present in two files is an error.
 func OpenSafetensors(paths ...string) (*SafetensorsSource, error) {
 	a, err := tensor.LoadSafetensors(paths...)
+	if err != nil {
+		return nil, errctx.Wrap("nn", err)
+	}
+	return &SafetensorsSource{a: a}, nil
+}
+
+// ParseSafetensors returns a Source over the safetensors file held in buf
+// (e.g. read from an fs.FS, or embedded in the program), called name in
+// errors: see tensor.ParseSafetensors. The tensors alias buf (unless
+// misaligned), so buf must not be modified while the model built from the
+// source is used. Close releases nothing; it is safe to call, and the
+// tensors stay valid after it.
+func ParseSafetensors(name string, buf []byte) (*SafetensorsSource, error) {
+	a, err := tensor.ParseSafetensors(name, buf)
 	if err != nil {
 		return nil, errctx.Wrap("nn", err)
 	}
@@ -42,7 +57,7 @@ func (s *SafetensorsSource) Info(name string) (string, []int, bool) {
 func (s *SafetensorsSource) Load(name string) (*tensor.Tensor, error) { return s.a.Get(name) }
 
 // Close unmaps every file. Tensors loaded from the source must not be used
-// afterwards.
+// afterwards (except those of ParseSafetensors, which has nothing to unmap).
 func (s *SafetensorsSource) Close() error { return s.a.Close() }
 
 // SaveSafetensors writes params (e.g. b.Params()) to path in the safetensors

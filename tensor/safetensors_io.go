@@ -10,8 +10,9 @@ import (
 	"github.com/roentgo/roentgo/tensor/safetensors"
 )
 
-// Archive is a set of named tensors read from one or more safetensors files.
-// The files are memory-mapped: F32, F16, BF16 and I64 tensors alias the mapped
+// Archive is a set of named tensors read from one or more safetensors files
+// (LoadSafetensors) or from one held in memory (ParseSafetensors). The files
+// are memory-mapped: F32, F16, BF16 and I64 tensors alias the mapped
 // bytes (copied only when the data is misaligned for its element type), and keep
 // their stored dtype, so a half-precision model costs its file size in memory,
 // paged in on first use. Close unmaps the files; tensors from the archive must
@@ -32,12 +33,7 @@ func LoadSafetensors(paths ...string) (*Archive, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("tensor: LoadSafetensors: no file given")
 	}
-	a := &Archive{
-		where:    map[string]safetensors.TensorInfo{},
-		file:     map[string]*safetensors.File{},
-		cache:    map[string]*Tensor{},
-		Metadata: map[string]string{},
-	}
+	a := newArchive()
 	from := map[string]string{}
 	for _, p := range paths {
 		f, err := safetensors.Open(p)
@@ -45,21 +41,59 @@ func LoadSafetensors(paths ...string) (*Archive, error) {
 			a.Close()
 			return nil, errctx.Wrap("tensor", err)
 		}
-		a.files = append(a.files, f)
-		for k, v := range f.Metadata {
-			a.Metadata[k] = v
-		}
-		for _, ti := range f.Tensors {
-			if prev, dup := from[ti.Name]; dup {
-				a.Close()
-				return nil, fmt.Errorf("tensor: tensor %q is in both %s and %s", ti.Name, prev, p)
-			}
-			from[ti.Name] = p
-			a.where[ti.Name] = ti
-			a.file[ti.Name] = f
+		if err := a.add(f, p, from); err != nil {
+			a.Close()
+			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// ParseSafetensors returns the archive of the safetensors file held in buf
+// (e.g. read from an fs.FS or embedded in the program), called name in
+// errors. The tensors alias buf as those of LoadSafetensors alias the mapped
+// file (copied only when misaligned for their element type), so buf must
+// not be modified while they are used (they keep it alive). Close on such an
+// archive unmaps nothing: it only makes later Gets fail, and the tensors
+// already returned stay valid. An error (a malformed or truncated buf) says
+// what is wrong and names name.
+func ParseSafetensors(name string, buf []byte) (*Archive, error) {
+	f, err := safetensors.Parse(buf)
+	if err != nil {
+		return nil, errctx.Wrap("tensor", fmt.Errorf("%w (in %s)", err, name))
+	}
+	a := newArchive()
+	if err := a.add(f, name, map[string]string{}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func newArchive() *Archive {
+	return &Archive{
+		where:    map[string]safetensors.TensorInfo{},
+		file:     map[string]*safetensors.File{},
+		cache:    map[string]*Tensor{},
+		Metadata: map[string]string{},
+	}
+}
+
+// add adds the tensors and metadata of f, called name, to a; from maps each
+// tensor name already added to the name of its file, to report duplicates.
+func (a *Archive) add(f *safetensors.File, name string, from map[string]string) error {
+	a.files = append(a.files, f)
+	for k, v := range f.Metadata {
+		a.Metadata[k] = v
+	}
+	for _, ti := range f.Tensors {
+		if prev, dup := from[ti.Name]; dup {
+			return fmt.Errorf("tensor: tensor %q is in both %s and %s", ti.Name, prev, name)
+		}
+		from[ti.Name] = name
+		a.where[ti.Name] = ti
+		a.file[ti.Name] = f
+	}
+	return nil
 }
 
 // Names returns the tensor names of the archive, sorted.
@@ -113,7 +147,8 @@ func (a *Archive) Get(name string) (*Tensor, error) {
 	return t, nil
 }
 
-// Close unmaps every file of the archive.
+// Close unmaps every file of the archive (nothing for an archive from
+// ParseSafetensors). Calling it twice is safe.
 func (a *Archive) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()

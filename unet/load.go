@@ -1,6 +1,9 @@
 package unet
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/nn/sdckpt"
@@ -48,6 +51,28 @@ func SD21Config() Config { return mustParse(sd21JSON) }
 func build(src nn.Source, cfg Config, dt tensor.DType) (*Model, error) {
 	m, _, err := nn.Build(src, cfg, dt, New)
 	return m, err
+}
+
+// FromSource builds the U-Net from the weights of src (the state dict of a
+// diffusers UNet2DConditionModel, as in its unet/ folder) with config cfg (e.g.
+// from ParseConfig), kept as dt (F32, F16 or BF16), with the strict check of
+// every tensor that Load does. The model does not own src: its Close does
+// nothing, and a src whose tensors alias memory it releases (an
+// nn.OpenSafetensors file) must stay open while the model is used. Any
+// problem (bad config, missing, misshapen or unused tensors) is returned as
+// one error.
+func FromSource(src nn.Source, cfg Config, dt tensor.DType) (*Model, error) {
+	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
+		return nil, fmt.Errorf("unet: FromSource: dtype %v, want F32, F16 or BF16", dt)
+	}
+	if src == nil {
+		return nil, errors.New("unet: FromSource: no weights source given")
+	}
+	m, err := build(src, cfg, dt)
+	if err != nil {
+		return nil, errctx.Wrap("unet", err)
+	}
+	return m, nil
 }
 
 // FromCheckpoint builds the U-Net from the model.diffusion_model.* weights of

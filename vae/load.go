@@ -1,6 +1,9 @@
 package vae
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/roentgo/roentgo/internal/errctx"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/nn/sdckpt"
@@ -20,6 +23,28 @@ func SD21Config() Config {
 func build(src nn.Source, c Config, dt tensor.DType) (*AutoencoderKL, error) {
 	m, _, err := nn.Build(src, c, dt, New)
 	return m, err
+}
+
+// FromSource builds the VAE from the weights of src (the state dict of a
+// diffusers AutoencoderKL, as in its vae/ folder) with config cfg (e.g.
+// from ParseConfig), kept as dt (F32, F16 or BF16), with the strict check of
+// every tensor that Load does. The model does not own src: its Close does
+// nothing, and a src whose tensors alias memory it releases (an
+// nn.OpenSafetensors file) must stay open while the model is used. Any
+// problem (bad config, missing, misshapen or unused tensors) is returned as
+// one error.
+func FromSource(src nn.Source, cfg Config, dt tensor.DType) (*AutoencoderKL, error) {
+	if dt != tensor.F32 && dt != tensor.F16 && dt != tensor.BF16 {
+		return nil, fmt.Errorf("vae: FromSource: dtype %v, want F32, F16 or BF16", dt)
+	}
+	if src == nil {
+		return nil, errors.New("vae: FromSource: no weights source given")
+	}
+	m, err := build(src, cfg, dt)
+	if err != nil {
+		return nil, errctx.Wrap("vae", err)
+	}
+	return m, nil
 }
 
 // FromCheckpoint builds the VAE from the first_stage_model.* weights of an

@@ -1058,6 +1058,8 @@ func (p *Pipeline) name() string {
 	switch {
 	case p.Demo:
 		return "roentgo-demo (random weights)"
+	case p.modelName != "":
+		return p.modelName
 	case p.Path != "":
 		abs, err := filepath.Abs(p.Path)
 		if err != nil {

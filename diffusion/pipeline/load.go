@@ -88,7 +88,8 @@ type Pipeline struct {
 	SchedulerJSON []byte
 
 	// Path is the folder the model was loaded from ("" for a model built in
-	// memory); Demo is set for the built-in random demo model.
+	// memory or loaded by LoadFS); Demo is set for the built-in random demo
+	// model.
 	Path string
 	Demo bool
 
@@ -110,6 +111,9 @@ type Pipeline struct {
 	Device tensor.Device
 
 	hash *hashJob
+	// modelName, if set, names a model without a Path in outputs' metadata
+	// (LoadFS: EmbeddedName).
+	modelName string
 	// closers release what the models' weights live in (a single-file
 	// checkpoint), after the models are closed.
 	closers []io.Closer
@@ -134,11 +138,8 @@ type modelIndex struct {
 	Components map[string][2]string
 }
 
-func readModelIndex(path string) (*modelIndex, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, errctx.Wrap("pipeline", err)
-	}
+// parseModelIndex decodes model_index.json, data read from path.
+func parseModelIndex(data []byte, path string) (*modelIndex, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("pipeline: %s is not a JSON object: %v", path, err)
@@ -165,35 +166,45 @@ func readModelIndex(path string) (*modelIndex, error) {
 // as the component loaders do (nn.FindWeights: safetensors, PyTorch .bin,
 // .fp16 variants, sharded checkpoints).
 func checkFolder(dir string, o Options) error {
+	return checkModelFolder(diskFolder(dir), o)
+}
+
+// checkModelFolder reports what keeps f from being a diffusers Stable
+// Diffusion folder, or nil.
+func checkModelFolder(f modelFolder, o Options) error {
 	var missing []string
-	for _, f := range requiredFiles {
-		if o.Tokenizer != "" && strings.HasPrefix(f, "tokenizer/") {
+	for _, rel := range requiredFiles {
+		if o.Tokenizer != "" && strings.HasPrefix(rel, "tokenizer/") {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f))); err != nil {
-			missing = append(missing, f)
+		if !f.exists(rel) {
+			missing = append(missing, rel)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("pipeline: %s is not a diffusers Stable Diffusion folder: missing %s", dir, strings.Join(missing, ", "))
+		return fmt.Errorf("pipeline: %s is not a diffusers Stable Diffusion folder: missing %s", f, strings.Join(missing, ", "))
 	}
 	var noWeights []string
 	for _, comp := range []string{"text_encoder", "unet", "vae"} {
-		if _, err := nn.FindWeights(filepath.Join(dir, comp), false); err != nil {
+		if err := f.findWeights(comp); err != nil {
 			noWeights = append(noWeights, err.Error())
 		}
 	}
 	if len(noWeights) > 0 {
-		return fmt.Errorf("pipeline: %s: weights missing: %s", dir, strings.Join(noWeights, "; "))
+		return fmt.Errorf("pipeline: %s: weights missing: %s", f, strings.Join(noWeights, "; "))
 	}
-	mi, err := readModelIndex(filepath.Join(dir, "model_index.json"))
+	data, where, err := f.readFile("model_index.json")
+	if err != nil {
+		return errctx.Wrap("pipeline", err)
+	}
+	mi, err := parseModelIndex(data, where)
 	if err != nil {
 		return err
 	}
 	// StableDiffusionInpaintPipeline folders (sd-v1-5-inpainting) hold the
 	// same components with a 9-channel U-Net (Inpaint runs them).
 	if strings.Contains(mi.ClassName, "XL") || strings.Contains(mi.ClassName, "Upscale") || (strings.Contains(mi.ClassName, "Inpaint") && mi.ClassName != "StableDiffusionInpaintPipeline") {
-		return fmt.Errorf("pipeline: %s holds a %s; expected a StableDiffusionPipeline (SD 1.x / 2.x text-to-image) or a StableDiffusionInpaintPipeline", dir, mi.ClassName)
+		return fmt.Errorf("pipeline: %s holds a %s; expected a StableDiffusionPipeline (SD 1.x / 2.x text-to-image) or a StableDiffusionInpaintPipeline", f, mi.ClassName)
 	}
 	want := map[string]string{"tokenizer": "CLIPTokenizer", "text_encoder": "CLIPTextModel", "unet": "UNet2DConditionModel", "vae": "AutoencoderKL"}
 	var bad []string
@@ -204,7 +215,7 @@ func checkFolder(dir string, o Options) error {
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
-		return fmt.Errorf("pipeline: %s/model_index.json: unsupported components: %s", dir, strings.Join(bad, "; "))
+		return fmt.Errorf("pipeline: %s: unsupported components: %s", where, strings.Join(bad, "; "))
 	}
 	return nil
 }
@@ -225,22 +236,37 @@ func Load(path string, o Options) (*Pipeline, error) {
 	if path == "" {
 		return nil, errors.New("pipeline: no model given; expected a diffusers pipeline folder or a single-file checkpoint (.safetensors or .ckpt)")
 	}
-	if _, err := dtypeOption(o.DType); err != nil {
-		return nil, err
-	}
-	if err := checkPrediction(o.Prediction); err != nil {
-		return nil, err
-	}
-	if _, err := tensor.ParseDevice(orCPU(o.Device)); err != nil {
-		return nil, errctx.Wrap("pipeline", err)
-	}
-	if _, err := computeOption(o.Compute); err != nil {
+	if err := checkOptions(o); err != nil {
 		return nil, err
 	}
 	p, err := load(path, o)
 	if err != nil {
 		return nil, err
 	}
+	return place(p, o)
+}
+
+// checkOptions checks the options of Load and LoadFS that can be checked
+// before anything loads.
+func checkOptions(o Options) error {
+	if _, err := dtypeOption(o.DType); err != nil {
+		return err
+	}
+	if err := checkPrediction(o.Prediction); err != nil {
+		return err
+	}
+	if _, err := tensor.ParseDevice(orCPU(o.Device)); err != nil {
+		return errctx.Wrap("pipeline", err)
+	}
+	if _, err := computeOption(o.Compute); err != nil {
+		return err
+	}
+	return nil
+}
+
+// place applies the adapters of o to p, just loaded on the CPU, and moves it
+// to o's device; on error it closes p.
+func place(p *Pipeline, o Options) (*Pipeline, error) {
 	if err := p.ApplyAdapters(o); err != nil {
 		p.Close()
 		return nil, err
@@ -282,18 +308,29 @@ func load(path string, o Options) (*Pipeline, error) {
 
 // loadFolder loads a diffusers folder.
 func loadFolder(dir string, o Options) (*Pipeline, error) {
-	if err := checkFolder(dir, o); err != nil {
+	p, err := loadModelFolder(diskFolder(dir), o)
+	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Path: dir, Warn: o.Warn}
+	p.Path = dir
+	p.hash = startHash(dir)
+	return p, nil
+}
+
+// loadModelFolder loads the diffusers folder f (checkModelFolder) on the
+// CPU; the caller sets the pipeline's Path and hash.
+func loadModelFolder(f modelFolder, o Options) (*Pipeline, error) {
+	if err := checkModelFolder(f, o); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{Warn: o.Warn}
 	ok := false
 	defer func() {
 		if !ok {
 			p.Close()
 		}
 	}()
-	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
-	schedJSON, err := os.ReadFile(schedPath)
+	schedJSON, schedPath, err := f.readFile("scheduler/scheduler_config.json")
 	if err != nil {
 		return nil, errctx.Wrap("pipeline", err)
 	}
@@ -305,33 +342,94 @@ func loadFolder(dir string, o Options) (*Pipeline, error) {
 		if fixed != nil {
 			return *fixed
 		}
-		return storedDType(filepath.Join(dir, comp))
+		return f.storedDType(comp)
 	}
-	tokDir := filepath.Join(dir, "tokenizer")
 	if o.Tokenizer != "" {
-		tokDir = o.Tokenizer
+		p.Tokenizer, err = clip.Load(o.Tokenizer)
+	} else {
+		p.Tokenizer, err = f.tokenizer()
 	}
-	if p.Tokenizer, err = clip.Load(tokDir); err != nil {
+	if err != nil {
 		return nil, errctx.Wrap("pipeline: tokenizer", err)
 	}
-	if p.TextEncoder, err = clip.LoadTextModel(filepath.Join(dir, "text_encoder"), dtypeFor("text_encoder")); err != nil {
+	if p.TextEncoder, err = f.textModel(dtypeFor("text_encoder")); err != nil {
 		return nil, errctx.Wrap("pipeline: text encoder", err)
 	}
 	for _, w := range p.TextEncoder.Warnings {
 		p.warn(strings.TrimPrefix(w, "clip: "))
 	}
-	if p.UNet, err = unet.Load(filepath.Join(dir, "unet"), dtypeFor("unet")); err != nil {
+	if p.UNet, err = f.unetModel(dtypeFor("unet")); err != nil {
 		return nil, errctx.Wrap("pipeline: unet", err)
 	}
-	if p.VAE, err = vae.Load(filepath.Join(dir, "vae"), dtypeFor("vae")); err != nil {
+	if p.VAE, err = f.vaeModel(dtypeFor("vae")); err != nil {
 		return nil, errctx.Wrap("pipeline: vae", err)
 	}
 	if err := p.checkCompatible(); err != nil {
 		return nil, err
 	}
-	p.hash = startHash(dir)
 	ok = true
 	return p, nil
+}
+
+// modelFolder is the diffusers folder Load (diskFolder) or LoadFS (fsFolder)
+// reads: its files, named by slash-separated paths relative to it, and how
+// its components load.
+type modelFolder interface {
+	// String names the folder in errors.
+	String() string
+	// exists reports whether the file rel exists.
+	exists(rel string) bool
+	// readFile returns the content of rel and its name for errors.
+	readFile(rel string) (data []byte, where string, err error)
+	// findWeights returns an error saying what is missing when the
+	// component folder comp holds no weights.
+	findWeights(comp string) error
+	// storedDType returns the dtype of the floating-point weights of the
+	// component folder comp (see storedDType).
+	storedDType(comp string) tensor.DType
+	tokenizer() (*clip.CLIPTokenizer, error)
+	textModel(dt tensor.DType) (*clip.TextModel, error)
+	unetModel(dt tensor.DType) (*unet.Model, error)
+	vaeModel(dt tensor.DType) (*vae.AutoencoderKL, error)
+}
+
+// diskFolder is a diffusers folder on disk, whose components load with
+// the component packages' Load functions.
+type diskFolder string
+
+func (d diskFolder) String() string { return string(d) }
+
+func (d diskFolder) path(rel string) string { return filepath.Join(string(d), filepath.FromSlash(rel)) }
+
+func (d diskFolder) exists(rel string) bool {
+	_, err := os.Stat(d.path(rel))
+	return err == nil
+}
+
+func (d diskFolder) readFile(rel string) ([]byte, string, error) {
+	data, err := os.ReadFile(d.path(rel))
+	return data, d.path(rel), err
+}
+
+func (d diskFolder) findWeights(comp string) error {
+	_, err := nn.FindWeights(d.path(comp), false)
+	return err
+}
+
+func (d diskFolder) storedDType(comp string) tensor.DType { return storedDType(d.path(comp)) }
+
+func (d diskFolder) tokenizer() (*clip.CLIPTokenizer, error) { return clip.Load(d.path("tokenizer")) }
+
+func (d diskFolder) textModel(dt tensor.DType) (*clip.TextModel, error) {
+	return clip.LoadTextModel(d.path("text_encoder"), dt)
+}
+
+func (d diskFolder) unetModel(dt tensor.DType) (*unet.Model, error) {
+	return unet.Load(d.path("unet"), dt)
+}
+
+func (d diskFolder) vaeModel(dt tensor.DType) (*vae.AutoencoderKL, error) {
+	return vae.Load(d.path("vae"), dt)
 }
 
 // dtypeOption parses Options.DType: nil for "" or "auto" (the stored dtype).
