@@ -17,6 +17,14 @@
 //	unet     trains text encoder + U-Net jointly with diffusion/train: OUT/unet
 //	export   writes the F16 diffusers folder OUT/model (txt2img -model loads it)
 //	bench    prints the architecture's sizes and measured training speeds
+//
+// Two more stages measure the result (named explicitly; not part of the
+// default run):
+//
+//	classifier  trains a findings classifier on held-out phantoms:
+//	            OUT/classifier (weights, per-finding validation report)
+//	proof       prompt adherence, laterality, Frechet distance and MS-SSIM
+//	            diversity of OUT/model, judged by the classifier: OUT/proof
 package main
 
 import (
@@ -45,6 +53,9 @@ func main() {
 // stages are the recipe's stages in order.
 var stages = []string{"data", "vae", "latents", "unet", "export"}
 
+// extraStages run only when named: they measure the trained model.
+var extraStages = []string{"classifier", "proof"}
+
 // options are the recipe's settings (flags).
 type options struct {
 	Out       string
@@ -64,6 +75,11 @@ type options struct {
 	EMA                      bool
 	CheckpointEvery          int
 	LogEvery                 int
+
+	ClassifierSteps   int
+	ProofN, ProofFIDN int
+	ProofSteps        int
+	ProofGuidance     float64
 
 	stdout, stderr io.Writer
 }
@@ -97,9 +113,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.EMA, "ema", true, "export the EMA average of the U-Net and text encoder")
 	fs.IntVar(&o.CheckpointEvery, "checkpoint-every", 250, "checkpoint every N steps (VAE and U-Net stages)")
 	fs.IntVar(&o.LogEvery, "log-every", 50, "progress line every N steps")
+	fs.IntVar(&o.ClassifierSteps, "classifier-steps", 0, "classifier stage: optimiser steps (0: phantom/classify's default)")
+	fs.IntVar(&o.ProofN, "proof-n", 64, "proof stage: images per prompt set (4 prompts, seeds split evenly)")
+	fs.IntVar(&o.ProofFIDN, "proof-fid-n", 256, "proof stage: held-out phantoms (and reports) for the Frechet distance")
+	fs.IntVar(&o.ProofSteps, "proof-steps", 20, "proof stage: sampling steps")
+	fs.Float64Var(&o.ProofGuidance, "proof-guidance", 4, "proof stage: classifier-free guidance scale")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "Usage: demomodel -out DIR [flags] [%s|bench ...]\n\nTrains the built-in demo model from scratch (all stages when none is named).\n\nFlags:\n", strings.Join(stages, "|"))
+			fmt.Fprintf(stderr, "Usage: demomodel -out DIR [flags] [%s|bench|classifier|proof ...]\n\nTrains the built-in demo model from scratch (all training stages when none is named; classifier and proof measure it).\n\nFlags:\n", strings.Join(stages, "|"))
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			return 0
@@ -112,8 +133,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		todo = stages
 	}
 	for _, s := range todo {
-		if s != "bench" && !contains(stages, s) {
-			fmt.Fprintf(stderr, "demomodel: unknown stage %q; expected %s or bench\n", s, strings.Join(stages, ", "))
+		if s != "bench" && !contains(stages, s) && !contains(extraStages, s) {
+			fmt.Fprintf(stderr, "demomodel: unknown stage %q; expected %s, %s or bench\n", s, strings.Join(stages, ", "), strings.Join(extraStages, ", "))
 			return 2
 		}
 	}
@@ -135,6 +156,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = o.stageUNet(ctx)
 		case "export":
 			err = o.stageExport()
+		case "classifier":
+			err = o.stageClassifier(ctx)
+		case "proof":
+			err = o.stageProof(ctx)
 		case "bench":
 			err = o.stageBench()
 		}
@@ -190,6 +215,10 @@ func (o *options) check(benchOnly bool) error {
 	}
 	if !(o.KLWeight >= 0) || !(o.SNRGamma >= 0) || !(o.CondDrop >= 0 && o.CondDrop <= 1) {
 		bad("-kl-weight %v, -snr-gamma %v, -cond-dropout %v: expected >= 0 (dropout <= 1)", o.KLWeight, o.SNRGamma, o.CondDrop)
+	}
+	if o.ClassifierSteps < 0 || o.ProofN < 4 || o.ProofFIDN < 8 || o.ProofSteps < 1 || !(o.ProofGuidance >= 0) {
+		bad("-classifier-steps %d, -proof-n %d, -proof-fid-n %d, -proof-steps %d, -proof-guidance %v: expected >= 0, >= 4, >= 8, >= 1, >= 0",
+			o.ClassifierSteps, o.ProofN, o.ProofFIDN, o.ProofSteps, o.ProofGuidance)
 	}
 	if o.Warmup < 0 || o.CheckpointEvery < 0 || o.LogEvery < 0 {
 		bad("-warmup, -checkpoint-every, -log-every: expected >= 0")
