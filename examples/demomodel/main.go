@@ -77,6 +77,8 @@ type options struct {
 	LogEvery                 int
 
 	ClassifierSteps   int
+	ClassifierTrain   int
+	ClassifierVal     int
 	ProofN, ProofFIDN int
 	ProofSteps        int
 	ProofGuidance     float64
@@ -114,6 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.CheckpointEvery, "checkpoint-every", 250, "checkpoint every N steps (VAE and U-Net stages)")
 	fs.IntVar(&o.LogEvery, "log-every", 50, "progress line every N steps")
 	fs.IntVar(&o.ClassifierSteps, "classifier-steps", 0, "classifier stage: optimiser steps (0: phantom/classify's default)")
+	fs.IntVar(&o.ClassifierTrain, "classifier-train", 0, "classifier stage: training phantoms (0: phantom/classify's default)")
+	fs.IntVar(&o.ClassifierVal, "classifier-val", 0, "classifier stage: validation phantoms (0: phantom/classify's default)")
 	fs.IntVar(&o.ProofN, "proof-n", 64, "proof stage: images per prompt set (4 prompts, seeds split evenly)")
 	fs.IntVar(&o.ProofFIDN, "proof-fid-n", 256, "proof stage: held-out phantoms (and reports) for the Frechet distance")
 	fs.IntVar(&o.ProofSteps, "proof-steps", 20, "proof stage: sampling steps")
@@ -216,9 +220,9 @@ func (o *options) check(benchOnly bool) error {
 	if !(o.KLWeight >= 0) || !(o.SNRGamma >= 0) || !(o.CondDrop >= 0 && o.CondDrop <= 1) {
 		bad("-kl-weight %v, -snr-gamma %v, -cond-dropout %v: expected >= 0 (dropout <= 1)", o.KLWeight, o.SNRGamma, o.CondDrop)
 	}
-	if o.ClassifierSteps < 0 || o.ProofN < 4 || o.ProofFIDN < 8 || o.ProofSteps < 1 || !(o.ProofGuidance >= 0) {
-		bad("-classifier-steps %d, -proof-n %d, -proof-fid-n %d, -proof-steps %d, -proof-guidance %v: expected >= 0, >= 4, >= 8, >= 1, >= 0",
-			o.ClassifierSteps, o.ProofN, o.ProofFIDN, o.ProofSteps, o.ProofGuidance)
+	if o.ClassifierSteps < 0 || o.ClassifierTrain < 0 || o.ClassifierVal < 0 || o.ProofN < 8 || o.ProofFIDN < 8 || o.ProofSteps < 1 || !(o.ProofGuidance >= 0) {
+		bad("-classifier-steps/-train/-val %d/%d/%d, -proof-n %d, -proof-fid-n %d, -proof-steps %d, -proof-guidance %v: expected >= 0, >= 8 (2 images a prompt), >= 8, >= 1, >= 0",
+			o.ClassifierSteps, o.ClassifierTrain, o.ClassifierVal, o.ProofN, o.ProofFIDN, o.ProofSteps, o.ProofGuidance)
 	}
 	if o.Warmup < 0 || o.CheckpointEvery < 0 || o.LogEvery < 0 {
 		bad("-warmup, -checkpoint-every, -log-every: expected >= 0")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -128,6 +129,39 @@ func TestRecipeEndToEnd(t *testing.T) {
 	require.Equal(t, 0, code, log)
 	require.Contains(t, log, "vae: already trained")
 	require.Contains(t, log, "unet: already trained")
+
+	// The measuring stages at smoke scale: the proof before the classifier
+	// says which to run; then both write their reports.
+	code, log = runRecipe(t, append(smokeFlags(t, a), "proof"), "")
+	require.Equal(t, 1, code, log)
+	require.Contains(t, log, "run stage classifier first")
+	measure := append(smokeFlags(t, a), "-classifier-train", "24", "-classifier-val", "16", "-classifier-steps", "2",
+		"-proof-n", "8", "-proof-fid-n", "8", "-proof-steps", "2", "classifier", "proof")
+	code, log = runRecipe(t, measure, "")
+	require.Equal(t, 0, code, log)
+	require.FileExists(t, filepath.Join(a, "classifier", "classifier.safetensors"))
+	require.FileExists(t, filepath.Join(a, "classifier", "report.md"))
+	data, err := os.ReadFile(filepath.Join(a, "proof", "proof.json"))
+	require.NoError(t, err)
+	var res proofResult
+	require.NoError(t, json.Unmarshal(data, &res))
+	require.Len(t, res.Adherence, len(adherenceSets)-1, "one row per finding set")
+	for _, row := range res.Adherence {
+		require.Equal(t, 8, row.NStated, row.Finding)
+		require.Equal(t, 8*(len(adherenceSets)-1), row.NNeg, "%s: the normal set and every other finding's set", row.Finding)
+		require.True(t, row.Stated >= 0 && row.Stated <= 1 && row.AUROC >= 0 && row.AUROC <= 1, "%+v", row)
+	}
+	require.Len(t, res.Laterality, 2)
+	require.Equal(t, 8, res.Fidelity.N)
+	require.Greater(t, res.Fidelity.Floor, 0.0)
+	require.NotEmpty(t, res.Diversity.Skipped, "64x64 is too small for MS-SSIM")
+	grid, err := os.Open(filepath.Join(a, "proof", "grid.png"))
+	require.NoError(t, err)
+	gimg, err := png.Decode(grid)
+	grid.Close()
+	require.NoError(t, err)
+	require.Equal(t, 4*64+3*4, gimg.Bounds().Dx(), "4 prompts a row")
+	require.Equal(t, len(adherenceSets)*64+(len(adherenceSets)-1)*4, gimg.Bounds().Dy(), "one row per set")
 }
 
 // TestReducedVocabulary: the reduced tokenizer splits every report of the
@@ -168,6 +202,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-out", "x", "-resolution", "60"}, "-resolution 60"},
 		{[]string{"-out", "x", "-vae-crop", "512"}, "-vae-crop 512"},
 		{[]string{"-out", "x", "train"}, `unknown stage "train"`},
+		{[]string{"-out", "x", "-proof-n", "4", "proof"}, "-proof-n 4"},
 	} {
 		code, log := runRecipe(t, c.args, "")
 		require.Equal(t, 2, code, log)

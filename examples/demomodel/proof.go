@@ -86,6 +86,12 @@ func (o *options) stageClassifier(ctx context.Context) error {
 	if o.ClassifierSteps > 0 {
 		to.Steps = o.ClassifierSteps
 	}
+	if o.ClassifierTrain > 0 {
+		to.Train = o.ClassifierTrain
+	}
+	if o.ClassifierVal > 0 {
+		to.Val = o.ClassifierVal
+	}
 	start := time.Now()
 	m, rep, err := classify.Train(ctx, to)
 	if err != nil {
@@ -194,10 +200,17 @@ type fidelityResult struct {
 // protocol: mean over prompts of the mean over the 6 pairs of 4 images;
 // lower is more diverse) beside the same for groups of 4 real phantoms.
 type diversityResult struct {
+	// Skipped says why MS-SSIM was not computed (images too small for its
+	// five scales).
+	Skipped   string  `json:"skipped,omitempty"`
 	Prompts   int     `json:"prompts"`
 	Generated float64 `json:"generated"`
 	Real      float64 `json:"real_groups_of_4"`
 }
+
+// minMSSSIMSize is the side an image must exceed for MS-SSIM's 5 scales of
+// an 11-tap window (pytorch_msssim's condition: (11-1) * 2^4 = 160).
+const minMSSSIMSize = 160
 
 // stageProof measures the exported model with the classifier: adherence
 // per finding, laterality, Frechet distance on the classifier's features
@@ -342,7 +355,14 @@ func (o *options) stageProof(ctx context.Context) error {
 
 	// Diversity: MS-SSIM among the first 4 images of every prompt.
 	var divSum float64
+	diversity := o.Res > minMSSSIMSize
+	if !diversity {
+		res.Diversity.Skipped = fmt.Sprintf("%dx%d images are too small for MS-SSIM's 5 scales (more than %d pixels a side)", o.Res, o.Res, minMSSSIMSize)
+	}
 	for si, set := range adherenceSets {
+		if !diversity {
+			break
+		}
 		for pi := range set.Prompts {
 			var group []metrics.Gray
 			for _, g := range all {
@@ -358,7 +378,9 @@ func (o *options) stageProof(ctx context.Context) error {
 			res.Diversity.Prompts++
 		}
 	}
-	res.Diversity.Generated = divSum / float64(res.Diversity.Prompts)
+	if diversity {
+		res.Diversity.Generated = divSum / float64(res.Diversity.Prompts)
+	}
 
 	// Fidelity: held-out phantoms' reports as prompts, against the phantoms;
 	// the floor is two disjoint real sets.
@@ -414,7 +436,7 @@ func (o *options) stageProof(ctx context.Context) error {
 	}
 	var realDiv float64
 	groups := 0
-	for i := 0; i+4 <= len(realA) && groups < res.Diversity.Prompts; i += 4 {
+	for i := 0; diversity && i+4 <= len(realA) && groups < res.Diversity.Prompts; i += 4 {
 		group := []metrics.Gray{grayOf(realA[i]), grayOf(realA[i+1]), grayOf(realA[i+2]), grayOf(realA[i+3])}
 		d, err := metrics.PromptDiversity(group)
 		if err != nil {
@@ -423,7 +445,9 @@ func (o *options) stageProof(ctx context.Context) error {
 		realDiv += d
 		groups++
 	}
-	res.Diversity.Real = realDiv / float64(groups)
+	if groups > 0 {
+		res.Diversity.Real = realDiv / float64(groups)
+	}
 	res.Seconds = time.Since(start).Seconds()
 	res.ImagesPerS = float64(nGen) / res.Seconds
 
@@ -546,8 +570,12 @@ func (r *proofResult) markdown() string {
 	}
 	fmt.Fprintf(&b, "\nFrechet distance on the classifier's features (n=%d): generated from held-out reports vs those phantoms %.3f; two real held-out sets (floor) %.3f.\n",
 		r.Fidelity.N, r.Fidelity.Generated, r.Fidelity.Floor)
-	fmt.Fprintf(&b, "MS-SSIM within a prompt (4 images, 6 pairs, mean over %d prompts; lower is more diverse): generated %.3f; groups of 4 real held-out phantoms %.3f.\n",
-		r.Diversity.Prompts, r.Diversity.Generated, r.Diversity.Real)
+	if r.Diversity.Skipped != "" {
+		fmt.Fprintf(&b, "MS-SSIM diversity skipped: %s.\n", r.Diversity.Skipped)
+	} else {
+		fmt.Fprintf(&b, "MS-SSIM within a prompt (4 images, 6 pairs, mean over %d prompts; lower is more diverse): generated %.3f; groups of 4 real held-out phantoms %.3f.\n",
+			r.Diversity.Prompts, r.Diversity.Generated, r.Diversity.Real)
+	}
 	fmt.Fprintf(&b, "Time: %.0f s (%.2f images/s including classification).\n", r.Seconds, r.ImagesPerS)
 	return b.String()
 }

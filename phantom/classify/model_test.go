@@ -1,6 +1,8 @@
 package classify
 
 import (
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,5 +174,17 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if err := Save(filepath.Join(dir, "x"), nil); err == nil {
 		t.Error("Save(nil model): no error")
+	}
+}
+
+// TestStatJSON: undefined metrics are written as null, defined ones as
+// numbers.
+func TestStatJSON(t *testing.T) {
+	b, err := json.Marshal(Stat{Name: "x", Positives: 0, Negatives: 3, Accuracy: 1, Sensitivity: math.NaN(), Specificity: 1, AUROC: math.NaN()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"name":"x","positives":0,"negatives":3,"accuracy":1,"sensitivity":null,"specificity":1,"auroc":null}`; string(b) != want {
+		t.Fatalf("got %s, want %s", b, want)
 	}
 }

@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -172,4 +173,25 @@ func num(v float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.3f", v)
+}
+
+// MarshalJSON writes the Stat as a JSON object with the metrics that are
+// undefined (NaN, e.g. sensitivity without positives) as null, which JSON
+// can carry and NaN it cannot.
+func (s Stat) MarshalJSON() ([]byte, error) {
+	num := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	return json.Marshal(struct {
+		Name        string   `json:"name"`
+		Positives   int      `json:"positives"`
+		Negatives   int      `json:"negatives"`
+		Accuracy    *float64 `json:"accuracy"`
+		Sensitivity *float64 `json:"sensitivity"`
+		Specificity *float64 `json:"specificity"`
+		AUROC       *float64 `json:"auroc"`
+	}{s.Name, s.Positives, s.Negatives, num(s.Accuracy), num(s.Sensitivity), num(s.Specificity), num(s.AUROC)})
 }
