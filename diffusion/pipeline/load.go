@@ -68,6 +68,10 @@ type Options struct {
 	// merged into the weights, or hooked in unmerged with LoRAUnmerged.
 	LoRAs        []LoRASpec
 	LoRAUnmerged bool
+	// Name, for LoadFS only, is the model name outputs' metadata give the
+	// pipeline (default EmbeddedName); Load names a model after its folder
+	// or file.
+	Name string
 }
 
 // Pipeline is a loaded Stable Diffusion model. Its components may be used

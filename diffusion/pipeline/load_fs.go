@@ -60,6 +60,9 @@ func LoadFS(fsys fs.FS, o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.modelName = EmbeddedName
+	if o.Name != "" {
+		p.modelName = o.Name
+	}
 	p.hash = startHashFS(fsys)
 	return place(p, o)
 }

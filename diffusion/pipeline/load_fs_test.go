@@ -111,6 +111,12 @@ func TestLoadFSMatchesLoad(t *testing.T) {
 		require.NoError(t, p.Close())
 		require.NoError(t, p.Close(), "a second Close is fine")
 	}
+	named, err := LoadFS(os.DirFS(dir), Options{Name: "phantom-demo"})
+	require.NoError(t, err)
+	res, err := named.Txt2Img(context.Background(), tinyRequest)
+	require.NoError(t, err)
+	require.Equal(t, "phantom-demo", res.ModelName, "Options.Name names a LoadFS model")
+	require.NoError(t, named.Close())
 
 	// Options: a dtype, the prediction type, a scheduler, the tokenizer from
 	// disk (the FS then needs none).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/roentgo/roentgo/diffusion/pipeline"
+	"github.com/roentgo/roentgo/diffusion/pipeline/cli"
 	"github.com/roentgo/roentgo/internal/atomicfile"
 )
 
@@ -228,8 +229,8 @@ func generateFirst(ctx context.Context, o *options, stderr io.Writer) (*genSetti
 		return nil, err
 	}
 	model := o.model.Model
-	if model == "" {
-		model = "demo"
+	if cli.IsBuiltin(model) {
+		model = cli.BuiltinName(model)
 	}
 	return &genSettings{Model: model, Prompts: o.prompts, PerPrompt: o.perPrompt, Steps: o.steps,
 		Guidance: o.guidance, Scheduler: o.scheduler, Seed: o.genSeed}, nil

@@ -393,8 +393,8 @@ func TestNoExtractorsMixedSizes(t *testing.T) {
 	}
 }
 
-// With -prompts the program generates first (here the demo model, whose
-// images are noise) and evaluates what it generated.
+// With -prompts the program generates first (here the tiny random model,
+// whose images are noise) and evaluates what it generated.
 func TestGenerateFirst(t *testing.T) {
 	dir := t.TempDir()
 	ims, _ := phantomSet(t, 1, 4, 64)
@@ -404,8 +404,8 @@ func TestGenerateFirst(t *testing.T) {
 	os.WriteFile(prompts, []byte("id,prompt,Pleural Effusion\na,left pleural effusion,1.0\nb,no effusion,0.0\n"), 0o644)
 	genDir := filepath.Join(dir, "gen")
 	r, _ := runEval(t, "-real", realDir, "-gen", genDir, "-out", filepath.Join(dir, "out"), "-prompts", prompts,
-		"-per-prompt", "2", "-steps", "2", "-size", "64", "-features", "pixels", "-pixels-size", "4")
-	if r.Counts != (counts{Real: 4, Generated: 4, Groups: 2}) || r.Settings.Generation == nil || r.Settings.Generation.Model != "demo" {
+		"-per-prompt", "2", "-steps", "2", "-size", "64", "-features", "pixels", "-pixels-size", "4", "-model", "builtin:tiny-random")
+	if r.Counts != (counts{Real: 4, Generated: 4, Groups: 2}) || r.Settings.Generation == nil || r.Settings.Generation.Model != "roentgo-demo (random weights)" {
 		t.Fatalf("counts %+v, generation %+v", r.Counts, r.Settings.Generation)
 	}
 	if r.Images[2].File != "gray/b_0.png" || r.Images[2].Prompt != "no effusion" {

@@ -11,7 +11,7 @@
 // other column is a label, written to a CheXpert-style labels.csv. Each image
 // has its own seed (a row's seed + k, or -seed + the image's index), so any
 // image is regenerated alone by the txt2img command its manifest row prints.
-// Without -model it runs the built-in tiny demo model (its images are noise).
+// Without -model it runs the built-in demo model (package phantom/demo).
 package main
 
 import (

@@ -33,7 +33,7 @@ big,normal chest,,2,,3,32x48,0,0
 
 // genArgs are the flags every test run uses (tiny images, few steps).
 func genArgs(prompts, out string, extra ...string) []string {
-	return append([]string{"-prompts", prompts, "-out", out, "-steps", "2", "-width", "32", "-height", "32", "-q"}, extra...)
+	return append([]string{"-model", "builtin:tiny-random", "-prompts", prompts, "-out", out, "-steps", "2", "-width", "32", "-height", "32", "-q"}, extra...)
 }
 
 func noEnv(string) (string, bool) { return "", false }
@@ -368,7 +368,7 @@ func TestKill9(t *testing.T) {
 	}
 	prompts := writePrompts(t, dir, "p.csv", csv.String())
 	args := func(out string) []string {
-		return []string{"-prompts", prompts, "-out", out, "-steps", "3", "-width", "48", "-height", "48", "-q", "-format", "png16,dcm8", "-batch", "2"}
+		return []string{"-model", "builtin:tiny-random", "-prompts", prompts, "-out", out, "-steps", "3", "-width", "48", "-height", "48", "-q", "-format", "png16,dcm8", "-batch", "2"}
 	}
 	ref := filepath.Join(dir, "ref")
 	code, stderr := gen(t, context.Background(), noEnv, args(ref)...)

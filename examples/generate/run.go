@@ -60,8 +60,8 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.negative, "negative", "", "default negative prompt")
 	fs.IntVar(&o.n, "n", 1, "default number of images a row")
 	fs.Uint64Var(&o.seed, "seed", 42, "base seed: image k of a row with a seed column gets seed+k; without one, the image with index i (counting every image of the file in order) gets this seed + i")
-	fs.IntVar(&o.steps, "steps", 50, "default number of denoising steps")
-	fs.Float64Var(&o.guidance, "guidance", 7.5, "default classifier-free guidance scale")
+	fs.IntVar(&o.steps, "steps", 50, "default number of denoising steps (the built-in demo model: 20 unless given)")
+	fs.Float64Var(&o.guidance, "guidance", 7.5, "default classifier-free guidance scale (the built-in demo model: 4 unless given)")
 	fs.Float64Var(&o.strength, "strength", 0.8, "default strength in [0, 1] of rows with an init image (img2img, and inpainting with an ordinary model; an inpainting model ignores it and starts from noise)")
 	fs.Float64Var(&o.rescale, "guidance-rescale", 0, "guidance rescale phi in [0, 1] for every image (0: off)")
 	fs.StringVar(&o.scheduler, "scheduler", "", "default sampler ("+strings.Join(diffusion.SchedulerNames, ", ")+"); empty: the model's")
@@ -122,6 +122,17 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	}
 	if o.merge {
 		return runMerge(o, fs.Args())
+	}
+	if steps, guidance, ok := cli.BuiltinDefaults(o.model.Model); ok {
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "steps":
+				steps = o.steps
+			case "guidance":
+				guidance = o.guidance
+			}
+		})
+		o.steps, o.guidance = steps, guidance
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q (the prompts go in -prompts FILE; -merge takes folders)", fs.Arg(0))}
@@ -286,8 +297,8 @@ func generate(ctx context.Context, o *options) error {
 			mine = append(mine, im)
 		}
 	}
-	modelName := "roentgo-demo (random weights)"
-	if o.model.Model != "" {
+	modelName := cli.BuiltinName(o.model.Model)
+	if !cli.IsBuiltin(o.model.Model) {
 		abs, err := filepath.Abs(o.model.Model)
 		if err != nil {
 			abs = o.model.Model

@@ -1,8 +1,9 @@
 // Command img2img generates images with Stable Diffusion from an init image and a prompt and writes
 // them as 8-bit PNGs with the generation parameters in tEXt chunks.
 //
-// Without -model it runs the built-in tiny demo model (random weights, no
-// downloads; its output is noise). Run with -h for the flags. Example:
+// Without -model it runs the built-in demo model (trained by roentgo on
+// chest-radiograph phantoms, embedded in the program; package phantom/demo);
+// -model builtin:tiny-random selects a tiny model with random weights. Run with -h for the flags. Example:
 //
 //	go run ./examples/img2img -init in.png -strength 0.6 -prompt "small left-sided pleural effusion" -out xray.png
 package main

@@ -19,8 +19,9 @@
 // another size than the init image is stretched over it (with a warning).
 // Unreadable images are errors before the model is loaded.
 //
-// Without -model it runs the built-in tiny demo model (random weights, no
-// downloads; its output is noise). Example:
+// Without -model it runs the built-in demo model (trained by roentgo on
+// chest-radiograph phantoms, embedded in the program; package phantom/demo);
+// -model builtin:tiny-random selects a tiny model with random weights. Example:
 //
 //	go run ./examples/inpaint -model sd-v1-5-inpainting -init cxr.png -mask box.png -prompt "right lower lobe consolidation" -out inpainted.png
 package main

@@ -105,14 +105,35 @@ func TestGoldenModelRGBAndGray(t *testing.T) {
 	require.Len(t, entries, 3, "a.png, g-0.png, g-1.png and nothing else")
 }
 
-func TestDemoModel(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "demo.png")
+// Without -model the embedded phantom demo model runs, with its own step
+// count and guidance unless given; builtin:tiny-random is the random tiny
+// model; an unknown builtin: name is a usage error.
+func TestBuiltinModels(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "demo.png")
 	code, stderr := runProg(t, "-prompt", "small left-sided pleural effusion", "-steps", "2", "-height", "64", "-width", "64", "-out", out)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, stderr, "noise")
+	require.Contains(t, stderr, "built-in demo model")
+	require.Contains(t, stderr, "not a clinical one")
 	img, meta := readPNG(t, out)
 	require.Equal(t, image.Rect(0, 0, 64, 64), img.Bounds())
 	require.Equal(t, "small left-sided pleural effusion", meta["prompt"])
+	require.Equal(t, "roentgo-phantom-demo", meta["model"])
+	require.Equal(t, "2", meta["steps"])
+	require.Equal(t, "4", meta["guidance_scale"], "the demo model's guidance when -guidance is not given")
+
+	out = filepath.Join(dir, "tiny.png")
+	code, stderr = runProg(t, "-model", "builtin:tiny-random", "-prompt", "x", "-steps", "2", "-height", "64", "-width", "64", "-out", out)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "noise")
+	_, meta = readPNG(t, out)
+	require.Equal(t, "roentgo-demo (random weights)", meta["model"])
+	require.Equal(t, "7.5", meta["guidance_scale"], "the usual default guidance for other models")
+
+	code, stderr = runProg(t, "-model", "builtin:sd15", "-prompt", "x", "-out", filepath.Join(dir, "no.png"))
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, "unknown built-in model")
+	require.NoFileExists(t, filepath.Join(dir, "no.png"))
 }
 
 // The golden model on the simulated accelerator (the GPU code path on the

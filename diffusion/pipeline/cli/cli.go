@@ -99,14 +99,14 @@ func Main(mode Mode, args []string, stdout, stderr io.Writer) int {
 
 func newFlags(mode Mode, o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(mode.String(), flag.ContinueOnError)
-	fs.StringVar(&o.model, "model", "", "diffusers pipeline folder (model_index.json, tokenizer/, text_encoder/, unet/, vae/, scheduler/; safetensors or .bin weights) or single-file SD 1.x/2.x checkpoint (.safetensors or .ckpt; needs -tokenizer or -config); empty: the built-in tiny demo model with random weights (its images are noise)")
+	fs.StringVar(&o.model, "model", "", "diffusers pipeline folder (model_index.json, tokenizer/, text_encoder/, unet/, vae/, scheduler/; safetensors or .bin weights) or single-file SD 1.x/2.x checkpoint (.safetensors or .ckpt; needs -tokenizer or -config); "+ModelHelp)
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer folder (vocab.json, merges.txt), e.g. a diffusers model's tokenizer/: needed with a single-file checkpoint; with a folder, replaces its tokenizer")
 	fs.StringVar(&o.configDir, "config", "", "with a single-file checkpoint: a diffusers folder whose unet/, vae/, text_encoder/ config.json, scheduler/ and tokenizer/ are used with the file's weights (for non-standard sizes); empty: the standard SD 1.x/2.x configs and a PNDM scheduler")
 	fs.StringVar(&o.prediction, "prediction", "", "what the U-Net predicts: epsilon, v_prediction or sample; empty: the scheduler config's (epsilon for single files: pass v_prediction for the 768-pixel SD 2.x models)")
 	fs.StringVar(&o.prompt, "prompt", "", "the text to generate from")
 	fs.StringVar(&o.negative, "negative", "", "negative prompt (what to steer away from); empty: the unconditional prompt \"\"")
-	fs.IntVar(&o.steps, "steps", 50, "number of denoising steps")
-	fs.Float64Var(&o.guidance, "guidance", 7.5, "classifier-free guidance scale; 1 or less turns guidance off")
+	fs.IntVar(&o.steps, "steps", 50, "number of denoising steps (the built-in demo model: 20 unless given)")
+	fs.Float64Var(&o.guidance, "guidance", 7.5, "classifier-free guidance scale; 1 or less turns guidance off (the built-in demo model: 4 unless given)")
 	fs.Float64Var(&o.rescale, "guidance-rescale", 0, "guidance rescale phi in [0, 1] (for v-prediction models); 0: off")
 	fs.StringVar(&o.scheduler, "scheduler", "", "sampler: "+strings.Join(diffusion.SchedulerNames, ", ")+" (common spellings such as \"Euler a\", \"DPM++ 2M Karras\", plms and diffusers class names are accepted, in any case); empty: the model's (scheduler/scheduler_config.json)")
 	fs.Float64Var(&o.eta, "eta", 0, "DDIM eta in [0, 1] (0: deterministic)")
@@ -274,11 +274,25 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q; the prompt goes in -prompt \"...\"", fs.Arg(0))}
 	}
+	stepsSet, guidanceSet := false, false
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "strength" {
+		switch f.Name {
+		case "strength":
 			o.strengthSet = true
+		case "steps":
+			stepsSet = true
+		case "guidance":
+			guidanceSet = true
 		}
 	})
+	if steps, guidance, ok := BuiltinDefaults(o.model); ok {
+		if !stepsSet {
+			o.steps = steps
+		}
+		if !guidanceSet {
+			o.guidance = guidance
+		}
+	}
 	// Checks that need neither the model nor the disk.
 	if o.out == "" {
 		return usageError{errors.New("-out is empty; expected an output file name (.png or .jpg), or - for standard output")}
@@ -345,7 +359,10 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	default:
 		return usageError{fmt.Errorf("-prediction %q; expected epsilon, v_prediction or sample", o.prediction)}
 	}
-	if o.model == "" && (o.tokenizer != "" || o.configDir != "") {
+	if IsBuiltin(o.model) && BuiltinName(o.model) == "" {
+		return usageError{fmt.Errorf("-model %q: unknown built-in model; expected %s or %s (or a diffusers folder or checkpoint file)", o.model, BuiltinPhantom, BuiltinTinyRandom)}
+	}
+	if IsBuiltin(o.model) && (o.tokenizer != "" || o.configDir != "") {
 		return usageError{errors.New("-tokenizer and -config go with -model (a single-file checkpoint or a diffusers folder)")}
 	}
 	var initImg, maskImg image.Image
@@ -385,29 +402,14 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	warn := func(msg string) { fmt.Fprintf(stderr, "%s: warning: %s\n", mode, msg) }
 	var p *pipeline.Pipeline
 	var err error
-	if o.model == "" {
-		fmt.Fprintf(stderr, "%s: no -model given: using the built-in tiny demo model with random weights; its output is noise (pass -model DIR for a diffusers Stable Diffusion folder)\n", mode)
-		p, err = pipeline.Demo()
-		if err == nil {
-			p.Warn = warn
-			if o.scheduler != "" {
-				p.SchedulerName = o.scheduler
-			}
-		}
-		if err == nil {
-			err = p.ApplyAdapters(pipeline.Options{LoRAs: o.loras, LoRAUnmerged: o.loraUnmerged, Embeddings: o.embeddings})
-			if err == nil {
-				err = p.ToDevice(o.device, o.compute)
-			}
-			if err != nil {
-				p.Close()
-			}
-		}
+	opts := pipeline.Options{DType: o.dtype, Scheduler: o.scheduler,
+		Prediction: o.prediction, Tokenizer: o.tokenizer, ConfigDir: o.configDir,
+		Device: o.device, Compute: o.compute, Warn: warn,
+		LoRAs: o.loras, LoRAUnmerged: o.loraUnmerged, Embeddings: o.embeddings}
+	if IsBuiltin(o.model) {
+		p, err = LoadBuiltin(mode.String(), o.model, opts, stderr)
 	} else {
-		p, err = pipeline.Load(o.model, pipeline.Options{DType: o.dtype, Scheduler: o.scheduler,
-			Prediction: o.prediction, Tokenizer: o.tokenizer, ConfigDir: o.configDir,
-			Device: o.device, Compute: o.compute, Warn: warn,
-			LoRAs: o.loras, LoRAUnmerged: o.loraUnmerged, Embeddings: o.embeddings})
+		p, err = pipeline.Load(o.model, opts)
 	}
 	if err != nil {
 		return err
