@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -534,24 +535,11 @@ func writeGrid(path string, all []generated) error {
 		x0, y0 := g.prompt*(tile+gap), g.set*(tile+gap)
 		draw.Draw(out, image.Rect(x0, y0, x0+tile, y0+tile), g.img, g.img.Bounds().Min, draw.Src)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".grid-*.png")
-	if err != nil {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, out); err != nil {
 		return err
 	}
-	if err := png.Encode(f, out); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return pipeline.WriteFileAtomic(path, buf.Bytes())
 }
 
 // markdown renders the proof's tables.

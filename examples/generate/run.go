@@ -123,17 +123,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	if o.merge {
 		return runMerge(o, fs.Args())
 	}
-	if steps, guidance, ok := cli.BuiltinDefaults(o.model.Model); ok {
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "steps":
-				steps = o.steps
-			case "guidance":
-				guidance = o.guidance
-			}
-		})
-		o.steps, o.guidance = steps, guidance
-	}
+	cli.ApplyBuiltinDefaults(fs, o.model.Model, &o.steps, &o.guidance)
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q (the prompts go in -prompts FILE; -merge takes folders)", fs.Arg(0))}
 	}

@@ -274,25 +274,12 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q; the prompt goes in -prompt \"...\"", fs.Arg(0))}
 	}
-	stepsSet, guidanceSet := false, false
 	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "strength":
+		if f.Name == "strength" {
 			o.strengthSet = true
-		case "steps":
-			stepsSet = true
-		case "guidance":
-			guidanceSet = true
 		}
 	})
-	if steps, guidance, ok := BuiltinDefaults(o.model); ok {
-		if !stepsSet {
-			o.steps = steps
-		}
-		if !guidanceSet {
-			o.guidance = guidance
-		}
-	}
+	ApplyBuiltinDefaults(fs, o.model, &o.steps, &o.guidance)
 	// Checks that need neither the model nor the disk.
 	if o.out == "" {
 		return usageError{errors.New("-out is empty; expected an output file name (.png or .jpg), or - for standard output")}
@@ -359,11 +346,8 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	default:
 		return usageError{fmt.Errorf("-prediction %q; expected epsilon, v_prediction or sample", o.prediction)}
 	}
-	if IsBuiltin(o.model) && BuiltinName(o.model) == "" {
-		return usageError{fmt.Errorf("-model %q: unknown built-in model; expected %s or %s (or a diffusers folder or checkpoint file)", o.model, BuiltinPhantom, BuiltinTinyRandom)}
-	}
-	if IsBuiltin(o.model) && (o.tokenizer != "" || o.configDir != "") {
-		return usageError{errors.New("-tokenizer and -config go with -model (a single-file checkpoint or a diffusers folder)")}
+	if err := CheckBuiltin(o.model, o.tokenizer, o.configDir); err != nil {
+		return usageError{err}
 	}
 	var initImg, maskImg image.Image
 	if mode != Txt2Img {

@@ -31,13 +31,40 @@ const ModelHelp = "empty or " + BuiltinPhantom + ": the built-in demo model (tra
 // empty).
 func IsBuiltin(model string) bool { return model == "" || strings.HasPrefix(model, "builtin:") }
 
-// BuiltinDefaults returns the steps and guidance the built-in model is
-// tuned for (ok false for models without such defaults).
-func BuiltinDefaults(model string) (steps int, guidance float64, ok bool) {
-	if model == "" || model == BuiltinPhantom {
-		return demo.Steps, demo.Guidance, true
+// ApplyBuiltinDefaults sets *steps and *guidance to the values the
+// built-in model named by the -model value model is tuned for, unless fs
+// (parsed) was given -steps or -guidance; other models keep them as they
+// are.
+func ApplyBuiltinDefaults(fs *flag.FlagSet, model string, steps *int, guidance *float64) {
+	if model != "" && model != BuiltinPhantom {
+		return
 	}
-	return 0, 0, false
+	s, g := demo.Steps, demo.Guidance
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "steps":
+			s = *steps
+		case "guidance":
+			g = *guidance
+		}
+	})
+	*steps, *guidance = s, g
+}
+
+// CheckBuiltin reports a -model value that names no built-in model (an
+// unknown builtin: name) and -tokenizer or -config given with a built-in
+// model, which they do not apply to.
+func CheckBuiltin(model, tokenizer, configDir string) error {
+	if !IsBuiltin(model) {
+		return nil
+	}
+	if BuiltinName(model) == "" {
+		return fmt.Errorf("-model %q: unknown built-in model; expected %s or %s (or a diffusers folder or checkpoint file)", model, BuiltinPhantom, BuiltinTinyRandom)
+	}
+	if tokenizer != "" || configDir != "" {
+		return errors.New("-tokenizer and -config go with -model (a single-file checkpoint or a diffusers folder)")
+	}
+	return nil
 }
 
 // BuiltinName is the name outputs' metadata give the built-in model that
@@ -85,7 +112,7 @@ func LoadBuiltin(program, model string, o pipeline.Options, stderr io.Writer) (*
 		}
 		return p, nil
 	}
-	return nil, fmt.Errorf("-model %q: unknown built-in model; expected %s or %s (or a diffusers folder or checkpoint file)", model, BuiltinPhantom, BuiltinTinyRandom)
+	return nil, CheckBuiltin(model, "", "")
 }
 
 // ModelFlags are the flags that choose and load a model, with the meanings
@@ -127,13 +154,7 @@ func (m *ModelFlags) Check() error {
 	default:
 		return fmt.Errorf("-prediction %q; expected epsilon, v_prediction or sample", m.Prediction)
 	}
-	if IsBuiltin(m.Model) && BuiltinName(m.Model) == "" {
-		return fmt.Errorf("-model %q: unknown built-in model; expected %s or %s (or a diffusers folder or checkpoint file)", m.Model, BuiltinPhantom, BuiltinTinyRandom)
-	}
-	if IsBuiltin(m.Model) && (m.Tokenizer != "" || m.ConfigDir != "") {
-		return errors.New("-tokenizer and -config go with -model (a single-file checkpoint or a diffusers folder)")
-	}
-	return nil
+	return CheckBuiltin(m.Model, m.Tokenizer, m.ConfigDir)
 }
 
 // Load loads the model (a built-in one, see LoadBuiltin, when -model is
