@@ -14,46 +14,13 @@ var tensorType = reflect.TypeFor[*tensor.Tensor]()
 // interfaces; fn gets the value itself, which is settable where it is a
 // struct field or a slice element. Every pointer is followed once.
 func eachTensor(v reflect.Value, fn func(f reflect.Value)) {
-	seen := map[uintptr]bool{}
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		switch v.Kind() {
-		case reflect.Pointer:
-			if v.IsNil() {
-				return
-			}
-			if v.Type() == tensorType {
-				fn(v)
-				return
-			}
-			if seen[v.Pointer()] {
-				return
-			}
-			seen[v.Pointer()] = true
-			walk(v.Elem())
-		case reflect.Interface:
-			if !v.IsNil() {
-				walk(v.Elem())
-			}
-		case reflect.Struct:
-			t := v.Type()
-			for i := range v.NumField() {
-				if t.Field(i).IsExported() {
-					walk(v.Field(i))
-				}
-			}
-		case reflect.Slice, reflect.Array:
-			for i := range v.Len() {
-				walk(v.Index(i))
-			}
-		case reflect.Map:
-			it := v.MapRange()
-			for it.Next() {
-				walk(it.Value())
-			}
+	Walk(v, func(p reflect.Value) bool {
+		if p.Type() == tensorType {
+			fn(p)
+			return false
 		}
-	}
-	walk(v)
+		return true
+	})
 }
 
 // Tensors returns the tensors reachable from model (a model or layer, usually

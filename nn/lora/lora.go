@@ -443,51 +443,21 @@ var topOrder = map[string]int{"conv_in": 0, "time_proj": 1, "time_embedding": 2,
 func layers(model any) []layer {
 	var out []layer
 	seen := map[uintptr]bool{}
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		switch v.Kind() {
-		case reflect.Pointer:
-			if v.IsNil() || seen[v.Pointer()] {
-				return
-			}
-			seen[v.Pointer()] = true
-			switch v.Type() {
-			case linearType:
-				if l := v.Interface().(*nn.Linear); l.Name != "" {
+	nn.Walk(reflect.ValueOf(model), func(p reflect.Value) bool {
+		switch p.Type() {
+		case linearType, convType:
+			if !seen[p.Pointer()] {
+				seen[p.Pointer()] = true
+				if l, ok := p.Interface().(*nn.Linear); ok && l.Name != "" {
 					out = append(out, layer{name: l.Name, linear: l})
-				}
-				return
-			case convType:
-				if c := v.Interface().(*nn.Conv2d); c.Name != "" {
+				} else if c, ok := p.Interface().(*nn.Conv2d); ok && c.Name != "" {
 					out = append(out, layer{name: c.Name, conv: c})
 				}
-				return
 			}
-			walk(v.Elem())
-		case reflect.Interface:
-			if !v.IsNil() {
-				walk(v.Elem())
-			}
-		case reflect.Struct:
-			t := v.Type()
-			for i := range v.NumField() {
-				if t.Field(i).IsExported() {
-					walk(v.Field(i))
-				}
-			}
-		case reflect.Slice, reflect.Array:
-			for i := range v.Len() {
-				walk(v.Index(i))
-			}
-		case reflect.Map:
-			keys := v.MapKeys()
-			sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
-			for _, k := range keys {
-				walk(v.MapIndex(k))
-			}
+			return false
 		}
-	}
-	walk(reflect.ValueOf(model))
+		return true
+	})
 	rank := func(name string) int {
 		top, _, _ := strings.Cut(name, ".")
 		if r, ok := topOrder[top]; ok {
