@@ -166,7 +166,8 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 	pointwise := convIsPointwise(p)
 	pl := convMakePlan(p)
 	tasks := p.N * pl.tilesPerImg
-	if !pointwise && bias != nil && pl.blocks == 1 && pl.crs < convBiasRowMaxCRS {
+	// (Not with a BF16 pair kernel: the bias would be rounded to BF16 with W.)
+	if !pointwise && bias != nil && pl.blocks == 1 && pl.crs < convBiasRowMaxCRS && !pickKernel().pairs {
 		convBiasRow(p, pl, x, w, bias, y)
 		return
 	}

@@ -67,6 +67,9 @@ type gemmKernel struct {
 	// of them short) of a micro-tile straight into C, like fn on full tiles;
 	// without it the tile goes through a scratch tile.
 	edge func(mm, nn, kc int, a, b, c []float32, ldc int, alpha, beta float32)
+	// pairs marks a BF16 pair kernel (see gemm_bf16.go): its packed panels
+	// hold BF16 pairs and its pack hooks fill that layout.
+	pairs bool
 }
 
 // gemmScratch holds one goroutine's packing buffers.
@@ -511,6 +514,10 @@ func rowOf(x Mat, off, n int, scratch []float32) []float32 {
 // packA packs op(A)[i0:i0+mc, p0:p0+kc] into MR-tall micro-panels: panel q holds
 // dst[q*kc*mr + p*mr + r] = op(A)(i0+q*mr+r, p0+p), zero beyond mc.
 func packA(kern *gemmKernel, dst []float32, a Mat, i0, mc, p0, kc int, scratch []float32) {
+	if kern.pairs {
+		packAPairs(kern, dst, a, i0, mc, p0, kc, scratch)
+		return
+	}
 	mr := kern.mr
 	panels := (mc + mr - 1) / mr
 	if a.Trans {
@@ -559,6 +566,10 @@ func packA(kern *gemmKernel, dst []float32, a Mat, i0, mc, p0, kc int, scratch [
 // dst[q*kc*nr + p*nr + j] = op(B)(p0+p, j0+q*nr+j), zero beyond nc. Full panels
 // of a non-transposed B go through the kernel's packB when it has one.
 func packB(kern *gemmKernel, dst []float32, b Mat, p0, kc, j0, nc int, scratch []float32) {
+	if kern.pairs {
+		packBPairs(kern, dst, b, p0, kc, j0, nc, scratch)
+		return
+	}
 	nr := kern.nr
 	full := 0
 	switch {

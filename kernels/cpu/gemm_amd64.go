@@ -240,10 +240,17 @@ var (
 )
 
 // asmKernels lists the assembly micro-kernels, whose blocking init tunes.
-func asmKernels() []*gemmKernel { return []*gemmKernel{&avx512GemmKernel, &avx2GemmKernel} }
+func asmKernels() []*gemmKernel {
+	return []*gemmKernel{&avx512GemmKernel, &avx2GemmKernel, &avx512BF16GemmKernel}
+}
 
 // activeKernel returns the micro-kernel for the current level.
 func activeKernel() *gemmKernel {
+	if Compute() == BF16 {
+		if k := bf16Kernel(); k != nil {
+			return k
+		}
+	}
 	switch level() {
 	case levelAVX512:
 		return &avx512GemmKernel

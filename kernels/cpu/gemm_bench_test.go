@@ -174,3 +174,50 @@ func BenchmarkGemmBlocking(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGemmCompute times Gemm on benchShapes in F32 and in BF16 compute
+// (SetCompute), with F32 operands ("f32": activations times activations) and
+// with B stored as F16 n x k and used transposed (nn.Linear's weights,
+// "f16Bt"). GFLOP/s counts 2*M*N*K; %peak is against the F32 FMA probe, and
+// %bf16peak against the VDPBF16PS probe.
+func BenchmarkGemmCompute(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 11))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = rng.Float32()*2 - 1
+		}
+		return s
+	}
+	for _, ct := range []DType{F32, BF16} {
+		for _, s := range benchShapes {
+			m, k, n := s[0], s[1], s[2]
+			a, bf := fill(m*k), fill(k*n)
+			u := make([]uint16, len(bf))
+			F32ToF16(u, bf)
+			for _, lay := range []struct {
+				name string
+				bm   Mat
+			}{{"f32", F32Mat(bf, n, false)}, {"f16Bt", HalfMat(u, F16, k, true)}} {
+				b.Run(fmt.Sprintf("%v/%s/M%d_K%d_N%d", ct, lay.name, m, k, n), func(b *testing.B) {
+					prev, err := SetCompute(ct)
+					if err != nil {
+						b.Skip(err)
+					}
+					defer SetCompute(prev)
+					c := make([]float32, m*n)
+					Gemm(m, n, k, 1, F32Mat(a, k, false), lay.bm, 0, c, n)
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						Gemm(m, n, k, 1, F32Mat(a, k, false), lay.bm, 0, c, n)
+					}
+					flops := 2 * float64(m) * float64(n) * float64(k)
+					reportGFLOPS(b, flops, Threads())
+					if p := Peak(PeakBF16, Threads()); p > 0 {
+						b.ReportMetric(100*flops*float64(b.N)/b.Elapsed().Seconds()/1e9/p, "%bf16peak")
+					}
+				})
+			}
+		}
+	}
+}

@@ -49,7 +49,10 @@ func init() {
 
 // tuneBlocking sets k's cache blocks from ci by the rule above.
 func tuneBlocking(k *gemmKernel, ci CacheInfo) {
-	const f = 4 // bytes per packed value
+	f := 4 // bytes per packed value
+	if k.pairs {
+		f = 2 // BF16 pairs: two values a 32-bit word
+	}
 	resident := k.nr
 	if k.l1MaxM > 0 {
 		resident = k.mr
