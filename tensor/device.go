@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/roentgo/roentgo/kernels/cpu"
 )
 
 // openers opens the accelerator d of a kind (its backend); the CUDA one
@@ -100,16 +102,29 @@ func DeviceName(d Device) string {
 func ComputeDType(d Device) DType { return backendFor(d).computeType() }
 
 // SetComputeDType chooses the compute dtype of the open accelerator d: F16,
-// BF16 or F32 (F32 for checking against the CPU). The CPU computes in F32 only.
-// Tensors made before keep their dtype; ops convert them as needed.
+// BF16 or F32 (F32 for checking against the CPU). Tensors made before keep
+// their dtype; ops convert them as needed.
+//
+// On the CPU, ops always return F32 (ComputeDType stays F32) and dt chooses
+// what the matrix products (linear layers, convolutions, batched matmuls)
+// multiply in, process-wide: F32 (the default) or BF16 (both operands rounded
+// to bfloat16, F32 accumulation; needs AVX512_BF16, see kernels/cpu
+// SetCompute). Attention, normalisation and elementwise ops stay F32.
 func SetComputeDType(d Device, dt DType) error {
 	be := backendFor(d)
 	ab, ok := be.(accelerator)
 	if !ok {
-		if dt == F32 {
+		switch dt {
+		case F32:
+			_, err := cpu.SetCompute(cpu.F32)
+			return err
+		case BF16:
+			if _, err := cpu.SetCompute(cpu.BF16); err != nil {
+				return fmt.Errorf("tensor: BF16 compute on %v: %w", d, err)
+			}
 			return nil
 		}
-		return fmt.Errorf("tensor: %v computes in F32 only, not %v", d, dt)
+		return fmt.Errorf("tensor: %v computes in F32 or BF16 (AVX512_BF16), not %v", d, dt)
 	}
 	if dt != F32 && dt != F16 && dt != BF16 {
 		return fmt.Errorf("tensor: compute dtype %v for %v (want F16, BF16 or F32)", dt, d)

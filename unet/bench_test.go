@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roentgo/roentgo/kernels/cpu"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/nn/lora"
 	"github.com/roentgo/roentgo/nn/optim"
@@ -75,6 +76,30 @@ func BenchmarkSD15(b *testing.B) {
 		for _, size := range []int{64, 32} {
 			b.Run(fmt.Sprintf("%v/%dx%d", dt, size, size), func(b *testing.B) {
 				benchStep(b, realSize(b, "sd15_config.json", dt), size)
+			})
+		}
+	}
+}
+
+// BenchmarkSD15Compute times the SD1.5 U-Net step (F16 weights, batch 2) in
+// F32 compute and then in BF16 compute (tensor.SetComputeDType(CPU, BF16):
+// linear and convolution products in bfloat16 with F32 sums) in one run, so
+// the two can be compared as a ratio; %peak is against the F32 FMA probe.
+//
+//	go test ./unet -run '^$' -bench 'SD15Compute/.*/64' -benchtime 2x
+func BenchmarkSD15Compute(b *testing.B) {
+	for _, size := range []int{64, 32} {
+		for _, ct := range []tensor.DType{tensor.F32, tensor.BF16} {
+			b.Run(fmt.Sprintf("%v/%dx%d", ct, size, size), func(b *testing.B) {
+				if err := tensor.SetComputeDType(tensor.CPU, ct); err != nil {
+					b.Skip(err)
+				}
+				defer tensor.SetComputeDType(tensor.CPU, tensor.F32)
+				m := realSize(b, "sd15_config.json", tensor.F16)
+				benchStep(b, m, size)
+				if p := cpu.PeakGFLOPS(cpu.Threads()); p > 0 {
+					b.ReportMetric(100*forwardFLOPs(m, 2, size, size, 77)/(b.Elapsed().Seconds()/float64(b.N))/1e9/p, "%peak")
+				}
 			})
 		}
 	}

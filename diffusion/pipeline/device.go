@@ -24,7 +24,9 @@ func computeOption(s string) (tensor.DType, error) {
 
 // ToDevice moves the pipeline's models to the device named dev ("cpu",
 // "cuda", "cuda:N" or "sim"; see tensor.Open) computing in compute ("f16",
-// "bf16", "f32"; "" is f16; ignored for the CPU, which computes in F32).
+// "bf16", "f32"; "" is f16 on an accelerator). On the CPU, "bf16" makes the
+// matrix products multiply in BF16 (process-wide, AVX512_BF16 only; see
+// tensor.SetComputeDType) and anything else keeps F32.
 // Generation then runs every model on that device; the scheduler's
 // arithmetic on the latents stays on the host in F32, as do the random draws,
 // so a seed gives the same initial noise on every device. A failure (no GPU,
@@ -43,7 +45,10 @@ func (p *Pipeline) ToDevice(dev, compute string) error {
 		if p.Device != tensor.CPU {
 			return fmt.Errorf("pipeline: the models are on %v; moving back to the CPU is not supported", p.Device)
 		}
-		return nil
+		if cd != tensor.BF16 {
+			cd = tensor.F32
+		}
+		return errctx.Wrap("pipeline", tensor.SetComputeDType(tensor.CPU, cd))
 	}
 	if err := tensor.OpenDevice(d); err != nil {
 		return errctx.Wrap("pipeline", err)

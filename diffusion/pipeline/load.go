@@ -54,8 +54,9 @@ type Options struct {
 	// tests). CUDA needs a binary built with -tags cuda.
 	Device string
 	// Compute is the dtype an accelerator computes in: "f16" (the default),
-	// "bf16", or "f32" (for checking against the CPU). The CPU computes in
-	// F32 whatever this says.
+	// "bf16", or "f32" (for checking against the CPU). On the CPU, "bf16"
+	// makes the matrix products multiply in BF16 (process-wide; needs
+	// AVX512_BF16) and anything else keeps F32.
 	Compute string
 	// Warn, if set, receives the warnings of loading and, as Pipeline.Warn,
 	// of every later generation.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/roentgo/roentgo/diffusion/pipeline"
 	"github.com/roentgo/roentgo/internal/testutil"
+	"github.com/roentgo/roentgo/kernels/cpu"
 	"github.com/stretchr/testify/require"
 )
 
@@ -203,4 +204,40 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	for _, f := range []string{"-model", "-prompt", "-negative", "-steps", "-guidance", "-scheduler", "-seed", "-n", "-batch", "-height", "-width", "-gray", "-out", "-dtype", "-tokenizer", "-config", "-prediction", "-eta", "-guidance-rescale", "-device", "-compute", "-q", "-lora", "-lora-unmerged", "-embedding"} {
 		require.Regexp(t, "\n  "+f+"[ \t\n]", stderr, f)
 	}
+}
+
+// -compute bf16 on the CPU multiplies in BF16 (on CPUs with AVX512_BF16): the
+// golden model's image stays within a few 8-bit levels of the F32 one, and
+// the summary says so.
+func TestCPUBF16Compute(t *testing.T) {
+	model := goldenModel(t)
+	if !cpu.BF16ComputeSupported() {
+		t.Skip("no AVX512_BF16 on this CPU")
+	}
+	dir := t.TempDir()
+	args := []string{"-model", model, "-prompt", "small left-sided pleural effusion", "-steps", "3", "-height", "32", "-width", "32", "-seed", "3"}
+	code, stderr := runProg(t, append(args, "-out", filepath.Join(dir, "f32.png"))...)
+	require.Equal(t, 0, code, stderr)
+	require.NotContains(t, stderr, "with BF16 products")
+	code, stderr = runProg(t, append(args, "-compute", "bf16", "-out", filepath.Join(dir, "bf16.png"))...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "with BF16 products")
+	a, _ := readPNG(t, filepath.Join(dir, "f32.png"))
+	b, _ := readPNG(t, filepath.Join(dir, "bf16.png"))
+	ra, rb := a.(*image.RGBA), b.(*image.RGBA)
+	worst, differ := 0, 0
+	for i := range ra.Pix {
+		d := int(ra.Pix[i]) - int(rb.Pix[i])
+		worst = max(worst, d, -d)
+		if d != 0 {
+			differ++
+		}
+	}
+	t.Logf("BF16 vs F32 products: %d of %d 8-bit values differ, largest difference %d", differ, len(ra.Pix), worst)
+	require.LessOrEqual(t, worst, 8)
+	// A later run without the flag is back to F32 (the setting is process-wide).
+	code, stderr = runProg(t, append(args, "-out", filepath.Join(dir, "f32b.png"))...)
+	require.Equal(t, 0, code, stderr)
+	c, _ := readPNG(t, filepath.Join(dir, "f32b.png"))
+	require.Equal(t, ra.Pix, c.(*image.RGBA).Pix)
 }

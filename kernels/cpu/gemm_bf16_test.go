@@ -259,3 +259,91 @@ func TestSetCompute(t *testing.T) {
 		t.Fatalf("SetCompute(F32) returned previous %v, want BF16", p)
 	}
 }
+
+// TestPairPackingPaths checks that every pack hook of the BF16 kernel (the
+// assembly paths) writes the same panel words as the generic Go packers,
+// bit for bit, on values that include rounding ties, NaNs, infinities and
+// subnormals, for odd and even kc and short panels.
+func TestPairPackingPaths(t *testing.T) {
+	kern := bf16Kernel()
+	if kern == nil {
+		t.Skip("no BF16 kernel on this machine")
+	}
+	rng := rand.New(rand.NewPCG(14, 0))
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0,
+		math.Float32frombits(0x3f808000), math.Float32frombits(0x3f818000), // ties to even down / up
+		math.Float32frombits(0x7f800001), math.Float32frombits(0xffc00001), // NaNs with low payloads
+		math.Float32frombits(0x00000001), math.Float32frombits(0x7f7fffff)} // subnormal, max
+	vals := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			if rng.IntN(5) == 0 {
+				v[i] = special[rng.IntN(len(special))]
+			} else {
+				v[i] = float32(rng.NormFloat64())
+			}
+		}
+		return v
+	}
+	mat := func(v []float32, dt DType, stride int, trans bool) Mat {
+		if dt == F32 {
+			return F32Mat(v, stride, trans)
+		}
+		u := make([]uint16, len(v))
+		for i, f := range v {
+			if dt == F16 {
+				u[i] = F32ToF16Scalar(f)
+			} else {
+				u[i] = F32ToBF16Scalar(f)
+			}
+		}
+		return HalfMat(u, dt, stride, trans)
+	}
+	scratch := make([]float32, 4096)
+	for _, kc := range []int{1, 2, 7, 16, 33, 300} {
+		for _, dt := range []DType{F32, F16, BF16} {
+			for _, rows := range []int{1, 5, 14} {
+				// A panel (rows along k), width 14.
+				stride := kc + 3
+				a := mat(vals(rows*stride), dt, stride, false)
+				got := make([]float32, kc*14)
+				want := make([]float32, kc*14)
+				if kern.packA(got, a, 0, kc, rows) {
+					packPairRows(want, a, 0, kc, rows, 14, scratch)
+					compareWords(t, fmt.Sprintf("packA kc%d %v rows%d", kc, dt, rows), got, want, pairWords(kc, 14))
+				}
+			}
+			for _, nn := range []int{1, 16, 17, 32} {
+				// Transposed B (rows along k), width 32.
+				stride := kc + 1
+				bt := mat(vals(nn*stride), dt, stride, true)
+				got := make([]float32, kc*32)
+				want := make([]float32, kc*32)
+				if kern.packBT(got, bt, 0, kc, nn) {
+					packPairRows(want, bt, 0, kc, nn, 32, scratch)
+					compareWords(t, fmt.Sprintf("packBT kc%d %v nn%d", kc, dt, nn), got, want, pairWords(kc, 32))
+				}
+				// Non-transposed B (columns along the stored rows).
+				b := mat(vals(kc*(nn+2)), dt, nn+2, false)
+				clear(got)
+				clear(want)
+				if kern.packB(got, b, 0, kc, nn) {
+					packPairCols(want, b, 0, kc, nn, 32, scratch)
+					compareWords(t, fmt.Sprintf("packB kc%d %v nn%d", kc, dt, nn), got, want, pairWords(kc, 32))
+				} else if dt == F32 {
+					t.Errorf("packB did not take an F32 panel")
+				}
+			}
+		}
+	}
+}
+
+// compareWords fails t unless the first n words of got and want are equal bit for bit.
+func compareWords(t *testing.T, what string, got, want []float32, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: word %d = %#08x, want %#08x", what, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+		}
+	}
+}

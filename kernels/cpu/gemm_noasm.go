@@ -16,3 +16,4 @@ func bf16Kernel() *gemmKernel { return nil }
 func f16ToF32Asm(dst []float32, src []uint16) bool  { return false }
 func f32ToF16Asm(dst []uint16, src []float32) bool  { return false }
 func bf16ToF32Asm(dst []float32, src []uint16) bool { return false }
+func f32ToBF16Asm(dst []uint16, src []float32) bool { return false }

@@ -22,6 +22,7 @@ import (
 	"github.com/roentgo/roentgo/diffusion"
 	"github.com/roentgo/roentgo/diffusion/pipeline"
 	"github.com/roentgo/roentgo/internal/atomicfile"
+	"github.com/roentgo/roentgo/kernels/cpu"
 	"github.com/roentgo/roentgo/tensor"
 )
 
@@ -123,7 +124,7 @@ func newFlags(mode Mode, o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.out, "out", mode.String()+".png", "output file: .png (with the parameters in tEXt chunks) or .jpg/.jpeg (quality 95, the parameters in a comment), or - for a PNG on standard output (one image); with several images a pattern with %d (the image index from 0), else -0, -1, ... is added before the extension. A symbolic link is written through to its target; anything else but a regular file (a folder, a device, a FIFO) is refused")
 	fs.StringVar(&o.dtype, "dtype", "auto", "weight dtype: auto (as stored), f32, f16 or bf16")
 	fs.StringVar(&o.device, "device", "cpu", "where the models run: cpu, cuda (the first GPU), cuda:N, or sim (the simulated accelerator, for tests); cuda needs a program built with -tags cuda")
-	fs.StringVar(&o.compute, "compute", "f16", "on a GPU, the dtype activations are computed and stored in: f16, bf16 or f32 (f32 for checking against the CPU); the CPU always computes in f32")
+	fs.StringVar(&o.compute, "compute", "f16", "on a GPU, the dtype activations are computed and stored in: f16, bf16 or f32 (f32 for checking against the CPU); on the CPU, bf16 multiplies the linear and convolution products in bfloat16 with F32 sums (CPUs with AVX512_BF16; faster, slightly less exact), anything else computes in f32")
 	fs.Func("lora", "LoRA file to apply, FILE or FILE:SCALE (scale 1 by default; 0 gives the base model's output); repeatable. Reads the diffusers (pytorch_lora_weights.safetensors/.bin), kohya/AUTOMATIC1111 (lora_unet_..., lora_te_...) and peft layouts", func(s string) error {
 		l, err := pipeline.ParseLoRASpec(s)
 		if err == nil {
@@ -495,6 +496,8 @@ func run(ctx context.Context, mode Mode, args []string, stdout, stderr io.Writer
 	on := ""
 	if p.Device != tensor.CPU {
 		on = fmt.Sprintf(" on %v (%s, %v)", p.Device, tensor.DeviceName(p.Device), tensor.ComputeDType(p.Device))
+	} else if cpu.Compute() == cpu.BF16 {
+		on = " on the CPU with BF16 products"
 	}
 	fmt.Fprintf(stderr, "%s: %d image(s) %dx%d, %s %s, seed %d%s%s: text encoding %.2fs, denoising %.2fs%s, decoding %.2fs; wrote %s\n",
 		mode, len(res.Images), res.Width, res.Height, steps, sched, res.Seed, seedNote, on,

@@ -131,7 +131,7 @@ func (m *ModelFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&m.Prediction, "prediction", "", "what the U-Net predicts: epsilon, v_prediction or sample; empty: the scheduler config's")
 	fs.StringVar(&m.DType, "dtype", "auto", "weight dtype: auto (as stored), f32, f16 or bf16")
 	fs.StringVar(&m.Device, "device", "cpu", "where the models run: cpu, cuda, cuda:N (a program built with -tags cuda) or sim")
-	fs.StringVar(&m.Compute, "compute", "f16", "on a GPU, the activations' dtype: f16, bf16 or f32")
+	fs.StringVar(&m.Compute, "compute", "f16", "on a GPU, the activations' dtype: f16, bf16 or f32; on the CPU, bf16 multiplies the linear and convolution products in bfloat16 (AVX512_BF16 CPUs), anything else computes in f32")
 }
 
 // Check validates the flags' values without loading anything.
