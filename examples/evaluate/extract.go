@@ -3,14 +3,20 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"image"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/roentgo/roentgo/internal/atomicfile"
 	"github.com/roentgo/roentgo/metrics"
 	"github.com/roentgo/roentgo/metrics/features"
+	"github.com/roentgo/roentgo/phantom/classify"
 )
 
 // extractor computes one feature space (and, for a classifier, its scores)
@@ -28,7 +34,7 @@ type extractor struct {
 	classes []string
 	// run returns the features [N, D] (row-major) and, for a classifier, the
 	// scores [N][len(classes)].
-	run func(ims []*features.Image) (feats []float32, dim int, scores [][]float32)
+	run func(ims []*features.Image) (feats []float32, dim int, scores [][]float32, err error)
 	// close releases the model.
 	close func()
 }
@@ -64,14 +70,14 @@ func newInceptionExtractor(path string) (*extractor, error) {
 		return nil, err
 	}
 	return &extractor{name: "inception", id: "inception|" + fileID(path), weights: path,
-		run: func(ims []*features.Image) ([]float32, int, [][]float32) {
+		run: func(ims []*features.Image) ([]float32, int, [][]float32, error) {
 			x := features.PreprocessInception(ims)
 			f := m.Features(x)
 			x.Release()
 			out := append([]float32(nil), f.Float32s()...)
 			d := f.Dim(1)
 			f.Release()
-			return out, d, nil
+			return out, d, nil, nil
 		}, close: func() {}}, nil
 }
 
@@ -85,7 +91,7 @@ func newXRVExtractor(path string) (*extractor, error) {
 		classes = nil
 	}
 	return &extractor{name: "xrv", id: "xrv|" + fileID(path), weights: path, classes: classes,
-		run: func(ims []*features.Image) ([]float32, int, [][]float32) {
+		run: func(ims []*features.Image) ([]float32, int, [][]float32, error) {
 			x := features.PreprocessXRV(ims)
 			f := m.Features(x)
 			x.Release()
@@ -98,7 +104,7 @@ func newXRVExtractor(path string) (*extractor, error) {
 			out := append([]float32(nil), f.Float32s()...)
 			d := f.Dim(1)
 			f.Release()
-			return out, d, scores
+			return out, d, scores, nil
 		}, close: func() {}}, nil
 }
 
@@ -109,14 +115,14 @@ func newCLIPExtractor(path string) (*extractor, error) {
 	}
 	size := m.Config.ImageSize
 	return &extractor{name: "clip", id: "clip|" + fileID(path), weights: path,
-		run: func(ims []*features.Image) ([]float32, int, [][]float32) {
+		run: func(ims []*features.Image) ([]float32, int, [][]float32, error) {
 			x := features.PreprocessCLIP(ims, size)
 			f := m.Features(x)
 			x.Release()
 			out := append([]float32(nil), f.Float32s()...)
 			d := f.Dim(1)
 			f.Release()
-			return out, d, nil
+			return out, d, nil, nil
 		}, close: func() {}}, nil
 }
 
@@ -124,14 +130,14 @@ func newCLIPExtractor(path string) (*extractor, error) {
 // image, area-averaged to side x side, in [0, 1], as the feature vector.
 func newPixelsExtractor(side int) *extractor {
 	return &extractor{name: "pixels", id: "pixels|" + strconv.Itoa(side),
-		run: func(ims []*features.Image) ([]float32, int, [][]float32) {
+		run: func(ims []*features.Image) ([]float32, int, [][]float32, error) {
 			out := make([]float32, 0, len(ims)*side*side)
 			for _, im := range ims {
 				for _, v := range thumbnail(im, side) {
 					out = append(out, float32(v))
 				}
 			}
-			return out, side * side, nil
+			return out, side * side, nil, nil
 		}, close: func() {}}
 }
 
@@ -295,4 +301,99 @@ func readStatsFile(path string) (int, error) {
 		return 0, err
 	}
 	return st.Dim(), nil
+}
+
+// classifierBuiltinPrefix starts the -classifier values that would name a
+// classifier embedded in the program; roentgo embeds none (phantom/demo
+// holds only the diffusion model).
+const classifierBuiltinPrefix = "builtin:"
+
+// classifierClasses returns the score names of a phantom/classify model:
+// its findings (classify.Names, in order), then, for each finding the
+// classifier reports per side ("effusion right", "effusion left"), the
+// finding on either side ("effusion": the larger of the two sides'
+// probabilities), so that unsided label columns such as CheXpert's
+// "Pleural Effusion" and "Pneumothorax" have a score. sides[k] lists the
+// indices of the per-side outputs of the k-th derived name.
+func classifierClasses(names []string) (classes []string, sides [][]int) {
+	classes = append([]string(nil), names...)
+	byBase := map[string][]int{}
+	var bases []string
+	for i, n := range names {
+		for _, suf := range []string{" right", " left"} {
+			if b, ok := strings.CutSuffix(n, suf); ok {
+				if byBase[b] == nil {
+					bases = append(bases, b)
+				}
+				byBase[b] = append(byBase[b], i)
+			}
+		}
+	}
+	have := map[string]bool{}
+	for _, n := range names {
+		have[normLabel(n)] = true
+	}
+	for _, b := range bases {
+		if len(byBase[b]) == 2 && !have[normLabel(b)] {
+			classes = append(classes, b)
+			sides = append(sides, byBase[b])
+		}
+	}
+	return classes, sides
+}
+
+// newClassifierExtractor loads a findings classifier written by
+// phantom/classify's Save (examples/demomodel's classifier stage writes
+// one): its features (the hidden layer) are a feature space, its
+// probabilities the prompt-adherence scores. Each image is given to it as
+// the 16-bit gray of its luma at -size, which classify.Preprocess reduces
+// to the network's input.
+func newClassifierExtractor(path string) (*extractor, error) {
+	if strings.HasPrefix(path, classifierBuiltinPrefix) {
+		return nil, usageError{fmt.Errorf("-classifier %q: roentgo embeds no trained findings classifier (phantom/demo holds only the diffusion model); pass a file written by phantom/classify's Save, such as examples/demomodel's OUT/classifier/classifier.safetensors", path)}
+	}
+	m, err := classify.Load(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("-classifier: %w (expected a findings classifier written by phantom/classify's Save, such as examples/demomodel's OUT/classifier/classifier.safetensors)", err)
+		}
+		return nil, fmt.Errorf("-classifier: %w", err)
+	}
+	classes, sides := classifierClasses(classify.Names())
+	if len(classify.Names()) != m.Config.Outputs {
+		return nil, fmt.Errorf("-classifier %s: %d outputs, expected %d (classify.Findings)", path, m.Config.Outputs, len(classify.Names()))
+	}
+	return &extractor{name: "classifier", id: "classifier|" + fileID(path), weights: path, classes: classes,
+		run: func(ims []*features.Image) ([]float32, int, [][]float32, error) {
+			imgs := make([]image.Image, len(ims))
+			for i, im := range ims {
+				imgs[i] = gray16(im)
+			}
+			probs, feats, err := m.PredictImages(imgs)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			dim := m.Config.Hidden
+			out := make([]float32, 0, len(ims)*dim)
+			scores := make([][]float32, len(ims))
+			for i := range ims {
+				out = append(out, feats[i]...)
+				s := append(make([]float32, 0, len(classes)), probs[i]...)
+				for _, sd := range sides {
+					s = append(s, max(probs[i][sd[0]], probs[i][sd[1]]))
+				}
+				scores[i] = s
+			}
+			return out, dim, scores, nil
+		}, close: func() {}}, nil
+}
+
+// gray16 returns the BT.601 luma of im as a 16-bit gray image.
+func gray16(im *features.Image) *image.Gray16 {
+	g := image.NewGray16(image.Rect(0, 0, im.W, im.H))
+	for i, v := range luma(im) {
+		y := uint16(math.Round(min(max(v, 0), 1) * 65535))
+		g.Pix[2*i], g.Pix[2*i+1] = uint8(y>>8), uint8(y)
+	}
+	return g
 }

@@ -178,6 +178,7 @@ func TestPixelsIdenticalAndUnrelated(t *testing.T) {
 	if !strings.Contains(summary, "FID:") || !strings.Contains(summary, "Diversity:") {
 		t.Errorf("summary:\n%s", summary)
 	}
+	checkReport(t, filepath.Join(dir, "out1"))
 
 	// Another draw of phantoms: larger FID; noise images: much larger, and
 	// nothing memorised.
@@ -292,6 +293,11 @@ func TestSmallModelsAdherenceCache(t *testing.T) {
 	t.Logf("summary:\n%s", summary)
 	if !strings.Contains(summary, "Adherence:") {
 		t.Errorf("summary:\n%s", summary)
+	}
+	// The report shows every number, XRV's adherence included.
+	doc, _ := checkReport(t, filepath.Join(dir, "out1"))
+	if !strings.Contains(doc, "XRV DenseNet-121 (-xrv)") || !strings.Contains(doc, `data-key="/adherence/findings/Effusion/auroc"`) {
+		t.Error("report.html lacks XRV's adherence")
 	}
 	for set, m := range r.Cache {
 		for what, c := range m {

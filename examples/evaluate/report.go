@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"image"
-	"image/color"
 	"io"
 	"math"
 	"sort"
@@ -211,7 +209,7 @@ type cache struct {
 }
 
 // spaceOrder is the order feature spaces are listed in.
-var spaceOrder = []string{"pixel_correlation", "inception", "xrv", "clip", "pixels"}
+var spaceOrder = []string{"pixel_correlation", "inception", "xrv", "clip", "classifier", "pixels"}
 
 func sortedSpaces[T any](m map[string]T) []string {
 	rank := map[string]int{}
@@ -303,24 +301,11 @@ func fnum(v num) string {
 // row per pair, the generated image on the left and its nearest real image
 // on the right, tile x tile each, with a gap.
 func writeSheet(path string, pairs [][2][]float64, tile int) error {
-	const gap = 4
-	w := 2*tile + 3*gap
-	h := len(pairs)*(tile+gap) + gap
-	img := image.NewGray(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = 255
+	rows := make([][][]float64, len(pairs))
+	for i, p := range pairs {
+		rows[i] = [][]float64{p[0], p[1]}
 	}
-	for r, p := range pairs {
-		for c, px := range p {
-			x0, y0 := gap+c*(tile+gap), gap+r*(tile+gap)
-			for y := 0; y < tile; y++ {
-				for x := 0; x < tile; x++ {
-					v := math.Round(min(max(px[y*tile+x], 0), 1) * 255)
-					img.SetGray(x0+x, y0+y, color.Gray{Y: uint8(v)})
-				}
-			}
-		}
-	}
+	img := tileSheet(rows, tile)
 	b, err := pipeline.EncodePNG(img, []pipeline.TextChunk{{Key: "software", Value: "roentgo evaluate"},
 		{Key: "description", Value: "closest generated (left) / real (right) pairs, most similar first"}})
 	if err != nil {

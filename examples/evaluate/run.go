@@ -21,16 +21,19 @@ import (
 	"github.com/roentgo/roentgo/internal/atomicfile"
 	"github.com/roentgo/roentgo/metrics"
 	"github.com/roentgo/roentgo/metrics/features"
+	"github.com/roentgo/roentgo/phantom/classify"
 )
 
 // options are the command line's settings.
 type options struct {
 	real, gen, manifest, format, out, cache string
 	inception, xrv, clip                    string
+	classifier                              string
 	features                                string
 	size, batch, workers                    int
 	pixelsSize, memoSize, neighbors         int
 	pairs, tile, groupSize                  int
+	reportGroups                            int
 	kidSubsets, kidSubsetSize               int
 	seed                                    uint64
 	memoThreshold, memoPixelThreshold       float64
@@ -59,12 +62,13 @@ func newFlags(o *options, getenv func(string) (string, bool), stderr io.Writer) 
 	fs.StringVar(&o.gen, "gen", "", "folder of generated images: an examples/generate output folder (its manifest.jsonl gives prompts, groups and labels) or any image folder (groups from file names ID_K.png); with -prompts, the folder generated into")
 	fs.StringVar(&o.manifest, "manifest", "", "generate manifest to read instead of GEN/manifest.jsonl (paths relative to -gen)")
 	fs.StringVar(&o.format, "format", "", "with a manifest: the file format to evaluate (png, gray, png16, dcm8, dcm16); empty: each row's first file")
-	fs.StringVar(&o.out, "out", "", "output folder (created): evaluation.json, summary.txt, memorization_*.png")
+	fs.StringVar(&o.out, "out", "", "output folder (created): evaluation.json, summary.txt, memorization_*.png, report.html with its charts and grids")
 	fs.StringVar(&o.cache, "cache", "", "feature cache folder: features and clean-fid-compatible mu/sigma .npz per set and extractor; a second run on the same files is instant")
 	fs.StringVar(&o.inception, "inception", env("ROENTGO_INCEPTION"), "FID Inception weights (pytorch-fid pt_inception-2015-12-05 as safetensors or zip .pth; default $ROENTGO_INCEPTION)")
 	fs.StringVar(&o.xrv, "xrv", env("ROENTGO_XRV_DENSENET"), "torchxrayvision densenet121-res224-all weights as safetensors (default $ROENTGO_XRV_DENSENET): XRV FID and the prompt-adherence classifier")
 	fs.StringVar(&o.clip, "clip", env("ROENTGO_CLIP_VIT"), "CLIP ViT-B/32 weights (transformers or open_clip; default $ROENTGO_CLIP_VIT)")
-	fs.StringVar(&o.features, "features", "auto", "feature spaces: auto (every one whose weights are given) or a comma-separated list of inception, xrv, clip, pixels (pixels: downsampled grayscale, a weight-free sanity mode)")
+	fs.StringVar(&o.classifier, "classifier", "", "findings classifier for prompt adherence: a file written by phantom/classify's Save (examples/demomodel's OUT/classifier/classifier.safetensors); roentgo embeds no trained classifier, so only a file path is accepted. When given, adherence uses it instead of XRV, and its features are one more feature space (classifier)")
+	fs.StringVar(&o.features, "features", "auto", "feature spaces: auto (every one whose weights are given) or a comma-separated list of inception, xrv, clip, pixels (pixels: downsampled grayscale, a weight-free sanity mode); -classifier adds the classifier space to either")
 	fs.IntVar(&o.size, "size", 512, "every image is resized (shorter side, antialiased bilinear) and centre-cropped to SIZE x SIZE first, as training does; a multiple of 8")
 	fs.IntVar(&o.batch, "batch", 16, "images per feature-extraction batch")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "image decoding goroutines")
@@ -72,7 +76,8 @@ func newFlags(o *options, getenv func(string) (string, bool), stderr io.Writer) 
 	fs.IntVar(&o.memoSize, "memo-size", 64, "side of the grayscale thumbnails compared by pixel correlation")
 	fs.IntVar(&o.neighbors, "neighbors", 3, "nearest real images listed per generated image and space")
 	fs.IntVar(&o.pairs, "pairs", 8, "closest pairs reported and drawn per space")
-	fs.IntVar(&o.tile, "tile", 128, "side of each image in the memorisation sheets")
+	fs.IntVar(&o.tile, "tile", 128, "side of each image in the memorisation sheets and the report's prompt grids")
+	fs.IntVar(&o.reportGroups, "report-groups", 50, "prompt groups drawn as image grids in report.html (the first REPORT-GROUPS, up to 8 images each; 0: none)")
 	fs.IntVar(&o.groupSize, "group-size", 4, "images per prompt compared by MS-SSIM (RoentGen: 4, all 6 pairs); larger groups use their first GROUP-SIZE images; 0: all")
 	fs.IntVar(&o.kidSubsets, "kid-subsets", 100, "KID subsets")
 	fs.IntVar(&o.kidSubsetSize, "kid-subset-size", 1000, "KID subset size (capped at the smaller set)")
@@ -118,7 +123,7 @@ func Main(ctx context.Context, args []string, getenv func(string) (string, bool)
 		return 1
 	}
 	writeSummary(stdout, r)
-	fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(o.out, "evaluation.json"))
+	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(o.out, "evaluation.json"), filepath.Join(o.out, reportHTML))
 	return 0
 }
 
@@ -135,6 +140,10 @@ func (o *options) check() error {
 		return usageError{fmt.Errorf("-size %d; expected a positive multiple of 8, at most 8192", o.size)}
 	case o.batch < 1 || o.workers < 1 || o.pixelsSize < 1 || o.memoSize < 2 || o.neighbors < 1 || o.pairs < 0 || o.tile < 8 || o.groupSize < 0 || o.groupSize == 1:
 		return usageError{errors.New("-batch, -workers, -pixels-size and -neighbors must be >= 1, -memo-size >= 2, -pairs >= 0, -tile >= 8, -group-size 0 or >= 2")}
+	case o.reportGroups < 0:
+		return usageError{fmt.Errorf("-report-groups %d; expected 0 or more", o.reportGroups)}
+	case o.classifier != "" && o.size < classify.MinImageSize:
+		return usageError{fmt.Errorf("-size %d is too small for -classifier; expected at least %d", o.size, classify.MinImageSize)}
 	case o.kidSubsets < 1 || o.kidSubsetSize < 2:
 		return usageError{errors.New("-kid-subsets must be >= 1 and -kid-subset-size >= 2")}
 	case o.prompts != "" && (o.perPrompt < 1 || o.steps < 1 || o.genBatch < 1):
@@ -150,8 +159,9 @@ func (o *options) check() error {
 	return nil
 }
 
-// makeExtractors loads the feature extractors -features asks for.
-func (o *options) makeExtractors(stderr io.Writer) ([]*extractor, []string, error) {
+// makeExtractors loads the feature extractors -features asks for and
+// appends clf (the -classifier, loaded already; nil without one).
+func (o *options) makeExtractors(stderr io.Writer, clf *extractor) ([]*extractor, []string, error) {
 	var names []string
 	var notes []string
 	if o.features == "auto" || o.features == "" {
@@ -160,7 +170,7 @@ func (o *options) makeExtractors(stderr io.Writer) ([]*extractor, []string, erro
 				names = append(names, c.name)
 			}
 		}
-		if len(names) == 0 {
+		if len(names) == 0 && clf == nil {
 			notes = append(notes, "no feature extractor weights given (-inception, -xrv, -clip or ROENTGO_INCEPTION, ROENTGO_XRV_DENSENET, ROENTGO_CLIP_VIT; docs/EVALUATION.md says where to get them): FID, KID, feature memorisation and adherence skipped; -features pixels runs them on downsampled pixels as a sanity check")
 		}
 	} else {
@@ -215,6 +225,9 @@ func (o *options) makeExtractors(stderr io.Writer) ([]*extractor, []string, erro
 			return fail(err)
 		}
 		exts = append(exts, e)
+	}
+	if clf != nil {
+		exts = append(exts, clf)
 	}
 	return exts, notes, nil
 }
@@ -295,7 +308,7 @@ func computeSet(ctx context.Context, o *options, name string, items []item, exts
 	for _, e := range exts {
 		p := cachePath(o.cache, name, e.name, e.id, items, extra)
 		paths[e.name] = p
-		if c := readCache(p, n); c != nil {
+		if c := readCache(p, n); c != nil && (e.classes == nil || scoresFit(c.scores, n, len(e.classes))) {
 			res.feats[e.name] = c
 			note(e.name, p, true)
 		} else {
@@ -366,7 +379,10 @@ func computeSet(ctx context.Context, o *options, name string, items []item, exts
 			ims[i] = d.im
 		}
 		for _, e := range missing {
-			f, dim, scores := e.run(ims)
+			f, dim, scores, err := e.run(ims)
+			if err != nil {
+				return nil, fmt.Errorf("%s images, %s: %w", name, e.name, err)
+			}
 			ce := out[e.name]
 			ce.feats = append(ce.feats, f...)
 			ce.dim = dim
@@ -443,6 +459,19 @@ func computeSet(ctx context.Context, o *options, name string, items []item, exts
 	return res, nil
 }
 
+// scoresFit reports whether cached scores have n rows of k values.
+func scoresFit(scores [][]float32, n, k int) bool {
+	if len(scores) != n {
+		return false
+	}
+	for _, r := range scores {
+		if len(r) != k {
+			return false
+		}
+	}
+	return true
+}
+
 // dense returns features [N, dim] as a gonum matrix.
 func dense(feats []float32, dim int) *mat.Dense {
 	return mat.NewDense(len(feats)/dim, dim, f64(feats))
@@ -462,6 +491,28 @@ func evaluate(ctx context.Context, o *options, stderr io.Writer) (*report, error
 		MemoPixelThreshold: o.memoPixelThreshold, Neighbors: o.neighbors, AdherenceThreshold: o.adherenceThreshold}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return nil, fmt.Errorf("output folder: %w", err)
+	}
+	// The classifier is small: load it first, so that a bad file stops the
+	// program before any generation.
+	var clf *extractor
+	if o.classifier != "" {
+		var err error
+		if clf, err = newClassifierExtractor(o.classifier); err != nil {
+			return nil, err
+		}
+		if o.prompts != "" {
+			rows, err := readPrompts(o.prompts)
+			if err != nil {
+				return nil, err
+			}
+			labelled := make([]item, len(rows))
+			for i, r := range rows {
+				labelled[i].labels = r.labels
+			}
+			if err := checkClassifierLabels(labelled, clf.classes); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if o.prompts != "" {
 		tg := time.Now()
@@ -499,7 +550,7 @@ func evaluate(ctx context.Context, o *options, stderr io.Writer) (*report, error
 	groups := groupsOf(genItems)
 	rep.Counts = counts{Real: len(realItems), Generated: len(genItems), Groups: len(groups)}
 
-	exts, notes, err := o.makeExtractors(stderr)
+	exts, notes, err := o.makeExtractors(stderr, clf)
 	if err != nil {
 		return nil, err
 	}
@@ -511,6 +562,11 @@ func evaluate(ctx context.Context, o *options, stderr io.Writer) (*report, error
 	rep.Notes = append(rep.Notes, notes...)
 	for _, e := range exts {
 		rep.Settings.Extractors[e.name] = e.weights
+	}
+	if e := adherenceExtractor(exts); e != nil && e.name == "classifier" {
+		if err := checkClassifierLabels(genItems, e.classes); err != nil {
+			return nil, err
+		}
 	}
 	var divGroups []group
 	if o.diversity {
@@ -552,6 +608,9 @@ func evaluate(ctx context.Context, o *options, stderr io.Writer) (*report, error
 	var sb strings.Builder
 	writeSummary(&sb, rep)
 	if err := atomicfile.WriteFile(filepath.Join(o.out, "summary.txt"), []byte(sb.String())); err != nil {
+		return nil, err
+	}
+	if err := writeHTMLReport(&htmlContext{o: o, rep: rep, items: genItems, groups: groups, exts: exts}); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -697,9 +756,11 @@ func computeMetrics(o *options, rep *report, exts []*extractor, realItems, genIt
 	}
 
 	// Prompt adherence: the classifier's scores against the labels.
-	for _, e := range exts {
-		if e.classes == nil {
-			continue
+	if e := adherenceExtractor(exts); e != nil {
+		for _, x := range exts {
+			if x != e && x.classes != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("prompt adherence uses -classifier; %s's pathology scores are not used for it", x.name))
+			}
 		}
 		a, err := adherence(genItems, genRes.feats[e.name].scores, e.classes, o.adherenceThreshold)
 		if err != nil {
@@ -713,13 +774,65 @@ func computeMetrics(o *options, rep *report, exts []*extractor, realItems, genIt
 		}
 		if a == nil {
 			rep.Notes = append(rep.Notes, "prompt adherence skipped: the generated images have no labels naming "+e.name+" pathologies (labels come from the generate manifest's label columns)")
-			break
+		} else {
+			a.Classifier = e.name
+			rep.Adherence = a
 		}
-		a.Classifier = e.name
-		rep.Adherence = a
-		break
 	}
 	return nil
+}
+
+// adherenceExtractor returns the extractor whose scores judge prompt
+// adherence: the -classifier when given, else the first classifier among
+// exts (XRV); nil when none has scores.
+func adherenceExtractor(exts []*extractor) *extractor {
+	var first *extractor
+	for _, e := range exts {
+		if e.classes == nil {
+			continue
+		}
+		if e.name == "classifier" {
+			return e
+		}
+		if first == nil {
+			first = e
+		}
+	}
+	return first
+}
+
+// labelColumns returns the label column names of items, sorted.
+func labelColumns(items []item) []string {
+	cols := map[string]bool{}
+	for _, it := range items {
+		for k := range it.labels {
+			cols[k] = true
+		}
+	}
+	names := make([]string, 0, len(cols))
+	for k := range cols {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// checkClassifierLabels returns an error listing both sides when no label
+// column of items names one of the classifier's classes: the user asked for
+// adherence with -classifier, and there would be none.
+func checkClassifierLabels(items []item, classes []string) error {
+	cols := labelColumns(items)
+	byNorm := classIndex(classes)
+	for _, c := range cols {
+		if _, ok := matchLabel(c, byNorm); ok {
+			return nil
+		}
+	}
+	have := "none (no generate manifest with label columns)"
+	if len(cols) > 0 {
+		have = fmt.Sprintf("%q", cols)
+	}
+	return fmt.Errorf("-classifier: no label column of the generated images names one of the classifier's findings, so there is no prompt adherence to measure; label columns: %s; classifier findings: %q (compared ignoring case, spaces and _; CheXpert's \"Pleural Effusion\" is \"effusion\")", have, classes)
 }
 
 func meanStd(v []float64) (float64, float64) {
@@ -745,31 +858,34 @@ func normLabel(s string) string {
 	return strings.ToLower(strings.Join(strings.Fields(strings.ReplaceAll(s, "_", " ")), " "))
 }
 
-// adherence matches the items' label columns to the classifier's classes
-// and summarises each matched finding; nil when none matches.
-func adherence(items []item, scores [][]float32, classes []string, threshold float64) (*adherenceResult, error) {
+// classIndex maps the normalised class names to their indices.
+func classIndex(classes []string) map[string]int {
 	byNorm := map[string]int{}
 	for j, c := range classes {
 		byNorm[normLabel(c)] = j
 	}
-	cols := map[string]bool{}
-	for _, it := range items {
-		for k := range it.labels {
-			cols[k] = true
-		}
+	return byNorm
+}
+
+// matchLabel returns the index of the class that the label column col
+// names (directly or through labelAliases).
+func matchLabel(col string, byNorm map[string]int) (int, bool) {
+	j, ok := byNorm[normLabel(col)]
+	if alias, isAlias := labelAliases[normLabel(col)]; !ok && isAlias {
+		j, ok = byNorm[normLabel(alias)]
 	}
-	var names []string
-	for k := range cols {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	return j, ok
+}
+
+// adherence matches the items' label columns to the classifier's classes
+// and summarises each matched finding; nil when none matches.
+func adherence(items []item, scores [][]float32, classes []string, threshold float64) (*adherenceResult, error) {
+	byNorm := classIndex(classes)
+	names := labelColumns(items)
 	res := &adherenceResult{Threshold: threshold, Findings: map[string]*findingResult{}}
 	var aucs []float64
 	for _, col := range names {
-		j, ok := byNorm[normLabel(col)]
-		if alias, isAlias := labelAliases[normLabel(col)]; !ok && isAlias {
-			j, ok = byNorm[normLabel(alias)]
-		}
+		j, ok := matchLabel(col, byNorm)
 		if !ok {
 			res.Unmatched = append(res.Unmatched, col)
 			continue

@@ -34,4 +34,5 @@
 //	m, err = classify.Load("classifier.safetensors")
 //	x, err := classify.Preprocess(img)      // any image.Image
 //	probs, feats, err := m.Predict([][]float32{x})
+//	probs, feats, err = m.PredictImages(imgs) // Preprocess + Predict of []image.Image
 package classify

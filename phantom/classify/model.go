@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"os"
 
 	"github.com/roentgo/roentgo/nn"
@@ -218,6 +219,21 @@ func (m *Model) Predict(x [][]float32) (probs, features [][]float32, err error) 
 		return nil, nil, fmt.Errorf("classify: Predict: %w", err)
 	}
 	return probs, features, nil
+}
+
+// PredictImages is Predict of the Preprocess of each image: for each image
+// (any image.Image at least MinImageSize pixels a side, converted to gray,
+// centre-cropped and resized as Preprocess does), the probability of each
+// finding of Findings and the features. An image Preprocess rejects is an
+// error naming its index.
+func (m *Model) PredictImages(imgs []image.Image) (probs, features [][]float32, err error) {
+	xs := make([][]float32, len(imgs))
+	for i, im := range imgs {
+		if xs[i], err = Preprocess(im); err != nil {
+			return nil, nil, fmt.Errorf("classify: PredictImages: image %d: %w", i, err)
+		}
+	}
+	return m.Predict(xs)
 }
 
 // metaConfig is the safetensors metadata key holding the Config as JSON.

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"encoding/json"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -186,5 +187,49 @@ func TestStatJSON(t *testing.T) {
 	}
 	if want := `{"name":"x","positives":0,"negatives":3,"accuracy":1,"sensitivity":null,"specificity":1,"auroc":null}`; string(b) != want {
 		t.Fatalf("got %s, want %s", b, want)
+	}
+}
+
+// TestPredictImages: PredictImages is Predict of Preprocess, and names an
+// image Preprocess rejects.
+func TestPredictImages(t *testing.T) {
+	m := newTestModel(t, 3)
+	imgs := make([]image.Image, 3)
+	xs := make([][]float32, 3)
+	for i := range imgs {
+		g := image.NewGray(image.Rect(0, 0, 40+8*i, 48))
+		for j := range g.Pix {
+			g.Pix[j] = uint8(j*7 + 31*i)
+		}
+		imgs[i] = g
+		x, err := Preprocess(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xs[i] = x
+	}
+	p1, f1, err := m.PredictImages(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, f2, err := m.Predict(xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p1 {
+		for k := range p1[i] {
+			if p1[i][k] != p2[i][k] {
+				t.Fatalf("image %d finding %d: PredictImages %v, Predict %v", i, k, p1[i][k], p2[i][k])
+			}
+		}
+		for k := range f1[i] {
+			if f1[i][k] != f2[i][k] {
+				t.Fatalf("image %d feature %d: PredictImages %v, Predict %v", i, k, f1[i][k], f2[i][k])
+			}
+		}
+	}
+	imgs[1] = image.NewGray(image.Rect(0, 0, 8, 8))
+	if _, _, err := m.PredictImages(imgs); err == nil || !strings.Contains(err.Error(), "image 1") {
+		t.Errorf("a too small image: error %v, want one naming image 1", err)
 	}
 }
