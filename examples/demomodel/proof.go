@@ -251,15 +251,7 @@ func (o *options) stageProof(ctx context.Context) error {
 		nGen += len(res.Images)
 		return res.Images, nil
 	}
-	classifyImages := func(imgs []image.Image) (probs, feats [][]float32, err error) {
-		xs := make([][]float32, len(imgs))
-		for i, im := range imgs {
-			if xs[i], err = classify.Preprocess(im); err != nil {
-				return nil, nil, err
-			}
-		}
-		return clf.Predict(xs)
-	}
+	classifyImages := clf.PredictImages
 
 	// Adherence: every set's prompts, PerPrompt seeds each.
 	per := (o.ProofN + 3) / 4

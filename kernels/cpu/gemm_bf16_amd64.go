@@ -24,6 +24,17 @@ func kern14x32BF16(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 }
 
 //go:noescape
+func bf16Kernel14x32m(kp int, a, b, c *float32, ldc int, alpha, beta float32, rows, mask int)
+
+// edge14x32BF16 is the edge form of kern14x32BF16 (see gemmKernel.edge):
+// masked loads and stores of the mm x nn corner.
+func edge14x32BF16(mm, nn, kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	kp := (kc + 1) / 2
+	_, _, _ = a[kp*14-1], b[kp*32-1], c[(mm-1)*ldc+nn-1]
+	bf16Kernel14x32m(kp, unsafe.SliceData(a), unsafe.SliceData(b), &c[0], ldc, alpha, beta, mm, 1<<nn-1)
+}
+
+//go:noescape
 func f32ToBF16AVX512(dst *uint16, src *float32, n int)
 
 // f32ToBF16Asm converts with AVX-512 when allowed (bit-identical to
@@ -44,10 +55,12 @@ func f32ToBF16Asm(dst []uint16, src []float32) bool {
 	return true
 }
 
+//go:noescape
+func f16ToBF16AVX512(dst *uint16, src *uint16, n int)
+
 // pairScratch is one goroutine's scratch for packPairRowsAsm.
 type pairScratch struct {
 	u16 []uint16
-	f32 []float32
 }
 
 var pairPool = sync.Pool{New: func() any { return new(pairScratch) }}
@@ -79,11 +92,15 @@ func packPairRowsAsm(dst []float32, x Mat, off, kc, rows, w int) bool {
 			F32ToBF16(d, x.F32[o:o+kc])
 		case BF16:
 			copy(d, x.U16[o:o+kc])
-		default:
-			if cap(s.f32) < kc {
-				s.f32 = make([]float32, kc)
+		default: // F16: one rounding, 16 values an instruction
+			src := x.U16[o : o+kc]
+			v := kc &^ 15
+			if v > 0 {
+				f16ToBF16AVX512(&d[0], &src[0], v)
 			}
-			F32ToBF16(d, rowOf(x, o, kc, s.f32[:kc]))
+			for i := v; i < kc; i++ {
+				d[i] = F32ToBF16Scalar(F16ToF32Scalar(src[i]))
+			}
 		}
 		if kc&1 != 0 {
 			buf[r*2*kp+kc] = 0
@@ -119,7 +136,7 @@ func packB32Pairs(dst []float32, b Mat, off, kc, nn int) bool {
 // tile and loop orders, with KC doubled (a pair word holds two k values, so
 // the same bytes of L1 hold twice the depth).
 var avx512BF16GemmKernel = gemmKernel{name: "avx512bf16-14x32", mr: 14, nr: 32, kc: 768, mc: 14 * 24, nc: 4096,
-	fn: kern14x32BF16, pairs: true,
+	fn: kern14x32BF16, edge: edge14x32BF16, pairs: true,
 	l1MaxM: 14 * 96, l1MC: 14 * 96, l1NC: 320, l1AllK: 1 << 21,
 	packB: packB32Pairs,
 	packA: func(dst []float32, a Mat, off, kc, rows int) bool {

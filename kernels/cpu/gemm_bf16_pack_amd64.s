@@ -108,3 +108,28 @@ pp32tail:
 pp32done:
 	VZEROUPPER
 	RET
+
+// func f16ToBF16AVX512(dst *uint16, src *uint16, n int)
+//
+// dst[i] = F32ToBF16Scalar(F16ToF32Scalar(src[i])) for i < n, n a multiple
+// of 16 (F16 to F32 is exact, so this is one rounding).
+TEXT ·f16ToBF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	ROUND_CONSTS
+	SHRQ $4, CX
+	JEQ  hbdone
+hbloop:
+	VCVTPH2PS (SI), Z0
+	ROUND(Z0, Z1, Z2, K1, Z29, Z30, Z28)
+	VPSRLD $16, Z1, Z1
+	VPMOVDW Z1, Y1
+	VMOVDQU Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE  hbloop
+hbdone:
+	VZEROUPPER
+	RET

@@ -89,67 +89,18 @@ func main() {
 // Accumulators: row r in Z(2r), Z(2r+1); B words in Z28, Z29; A words are
 // broadcast from memory.
 TEXT ·bf16Kernel14x32(SB), NOSPLIT, $0-48
-	MOVQ kp+0(FP), CX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	MOVQ DX, R10
 `)
-	for r := 0; r < mr; r++ {
-		if r > 0 {
-			w.WriteString("\tADDQ R8, R10\n")
-		}
-		w.WriteString("\tPREFETCHT0 (R10)\n\tPREFETCHT0 64(R10)\n")
-	}
-	for i := 0; i < 2*mr; i++ {
-		fmt.Fprintf(&w, "\tVPXORD Z%d, Z%d, Z%d\n", i, i, i)
-	}
-	w.WriteString(`	TESTQ CX, CX
-	JEQ bf16_store
-	MOVQ CX, R9
-	SHRQ $1, R9
-	JEQ bf16_tail
-bf16_loop2:
-	PREFETCHT0 APF(AX)
-	PREFETCHT0 BPF(BX)
-	PREFETCHT0 BPF+64(BX)
-	PREFETCHT0 BPF+128(BX)
-	PREFETCHT0 BPF+192(BX)
+	kernel(&w, "bf16", false)
+	w.WriteString(`
+// func bf16Kernel14x32m(kp int, a, b, c *float32, ldc int, alpha, beta float32, rows, mask int)
+//
+// The edge form of bf16Kernel14x32: the whole 14 x 32 product, stored (and C
+// read) only in rows r < rows (>= 1) and the columns whose bit is set in mask
+// (bits 0-15: columns 0-15, bits 16-31: columns 16-31), with masked loads and
+// stores.
+TEXT ·bf16Kernel14x32m(SB), NOSPLIT, $0-64
 `)
-	pair(&w, 0, 0)
-	pair(&w, aStep, bStep)
-	fmt.Fprintf(&w, "\tADDQ $%d, AX\n\tADDQ $%d, BX\n\tDECQ R9\n\tJNE bf16_loop2\n", 2*aStep, 2*bStep)
-	w.WriteString("bf16_tail:\n\tANDQ $1, CX\n\tJEQ bf16_store\n")
-	pair(&w, 0, 0)
-	w.WriteString(`bf16_store:
-	VBROADCASTSS alpha+40(FP), Z30
-	MOVL beta+44(FP), R9
-	SHLL $1, R9
-	JEQ bf16_beta0
-	VBROADCASTSS beta+44(FP), Z31
-`)
-	for r := 0; r < mr; r++ {
-		if r > 0 {
-			w.WriteString("\tADDQ R8, DX\n")
-		}
-		for h := 0; h < 2; h++ {
-			z := 2*r + h
-			fmt.Fprintf(&w, "\tVMULPS Z30, Z%d, Z%d\n\tVFMADD231PS %d(DX), Z31, Z%d\n\tVMOVUPS Z%d, %d(DX)\n", z, z, 64*h, z, z, 64*h)
-		}
-	}
-	w.WriteString("\tVZEROUPPER\n\tRET\nbf16_beta0:\n")
-	for r := 0; r < mr; r++ {
-		if r > 0 {
-			w.WriteString("\tADDQ R8, DX\n")
-		}
-		for h := 0; h < 2; h++ {
-			z := 2*r + h
-			fmt.Fprintf(&w, "\tVMULPS Z30, Z%d, Z%d\n\tVMOVUPS Z%d, %d(DX)\n", z, z, z, 64*h)
-		}
-	}
-	w.WriteString("\tVZEROUPPER\n\tRET\n")
+	kernel(&w, "bf16m", true)
 	out := "gemm_bf16_amd64.s"
 	if len(os.Args) > 1 {
 		out = os.Args[1]
@@ -157,5 +108,97 @@ bf16_loop2:
 	if err := os.WriteFile(out, w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// kernel writes the body of one kernel; labels start with pre.
+func kernel(w *bytes.Buffer, pre string, masked bool) {
+	w.WriteString(`	MOVQ kp+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+`)
+	if masked {
+		w.WriteString(`	MOVQ rows+48(FP), R11
+	MOVQ mask+56(FP), R10
+	KMOVW R10, K1
+	SHRQ $16, R10
+	KMOVW R10, K2
+`)
+	} else {
+		w.WriteString("\tMOVQ DX, R10\n")
+		for r := 0; r < mr; r++ {
+			if r > 0 {
+				w.WriteString("\tADDQ R8, R10\n")
+			}
+			w.WriteString("\tPREFETCHT0 (R10)\n\tPREFETCHT0 64(R10)\n")
+		}
+	}
+	for i := 0; i < 2*mr; i++ {
+		fmt.Fprintf(w, "\tVPXORD Z%d, Z%d, Z%d\n", i, i, i)
+	}
+	fmt.Fprintf(w, `	TESTQ CX, CX
+	JEQ %[1]s_store
+	MOVQ CX, R9
+	SHRQ $1, R9
+	JEQ %[1]s_tail
+%[1]s_loop2:
+	PREFETCHT0 APF(AX)
+	PREFETCHT0 BPF(BX)
+	PREFETCHT0 BPF+64(BX)
+	PREFETCHT0 BPF+128(BX)
+	PREFETCHT0 BPF+192(BX)
+`, pre)
+	pair(w, 0, 0)
+	pair(w, aStep, bStep)
+	fmt.Fprintf(w, "\tADDQ $%d, AX\n\tADDQ $%d, BX\n\tDECQ R9\n\tJNE %s_loop2\n", 2*aStep, 2*bStep, pre)
+	fmt.Fprintf(w, "%[1]s_tail:\n\tANDQ $1, CX\n\tJEQ %[1]s_store\n", pre)
+	pair(w, 0, 0)
+	fmt.Fprintf(w, `%[1]s_store:
+	VBROADCASTSS alpha+40(FP), Z30
+	MOVL beta+44(FP), R9
+	SHLL $1, R9
+	JEQ %[1]s_beta0
+	VBROADCASTSS beta+44(FP), Z31
+`, pre)
+	mask := [2]string{"K1, ", "K2, "}
+	for beta := 1; beta >= 0; beta-- {
+		if beta == 0 {
+			fmt.Fprintf(w, "%s_beta0:\n", pre)
+		}
+		for r := 0; r < mr; r++ {
+			if r > 0 {
+				if masked {
+					fmt.Fprintf(w, "\tDECQ R11\n\tJEQ %s_done\n", pre)
+				}
+				w.WriteString("\tADDQ R8, DX\n")
+			}
+			for h := 0; h < 2; h++ {
+				z := 2*r + h
+				k := ""
+				if masked {
+					k = mask[h]
+				}
+				fmt.Fprintf(w, "\tVMULPS Z30, Z%d, Z%d\n", z, z)
+				if beta == 1 {
+					if masked {
+						fmt.Fprintf(w, "\tVMOVUPS.Z %d(DX), %sZ28\n\tVFMADD231PS Z28, Z31, Z%d\n", 64*h, k, z)
+					} else {
+						fmt.Fprintf(w, "\tVFMADD231PS %d(DX), Z31, Z%d\n", 64*h, z)
+					}
+				}
+				fmt.Fprintf(w, "\tVMOVUPS Z%d, %s%d(DX)\n", z, k, 64*h)
+			}
+		}
+		if masked && beta == 1 {
+			fmt.Fprintf(w, "\tJMP %s_done\n", pre)
+		} else if !masked {
+			w.WriteString("\tVZEROUPPER\n\tRET\n")
+		}
+	}
+	if masked {
+		fmt.Fprintf(w, "%s_done:\n\tVZEROUPPER\n\tRET\n", pre)
 	}
 }
