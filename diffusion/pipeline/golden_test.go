@@ -215,7 +215,7 @@ func TestGoldenTxt2Img(t *testing.T) {
 // (tensor.SetComputeDType(CPU, BF16): linear and convolution products with
 // operands rounded to bfloat16, F32 sums) against diffusers' F32 golden
 // images: the final latents' relative L2 error and the 8-bit image's largest
-// and mean differences, within the bounds documented in docs/PERFORMANCE.md.
+// and mean differences, within the bounds documented in docs/ARCHITECTURE.md (kernels/cpu).
 // Skipped on CPUs without AVX512_BF16.
 func TestGoldenTxt2ImgBF16Compute(t *testing.T) {
 	p := loadGolden(t)
@@ -264,7 +264,7 @@ func TestGoldenTxt2ImgBF16Compute(t *testing.T) {
 	}
 }
 
-// Bounds of TestGoldenTxt2ImgBF16Compute (docs/PERFORMANCE.md): about three
+// Bounds of TestGoldenTxt2ImgBF16Compute (docs/ARCHITECTURE.md): about three
 // times what was measured on Zen 4 (relative error 0.0085 and 0.0051, max
 // diff 3 and 2, mean 0.33 and 0.25 levels), for other machines' summation
 // orders.

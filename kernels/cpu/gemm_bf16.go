@@ -13,8 +13,10 @@ import (
 // both operands to bfloat16 (round to nearest even) while packing and multiply
 // them with VDPBF16PS (AVX512_BF16), which adds the two products of a pair of
 // BF16 values to an F32 accumulator: twice the multiply-adds of an F32 FMA per
-// instruction. Accumulation, alpha/beta and C stay F32. The attention kernels
-// and the elementwise and normalisation kernels are unchanged (F32).
+// instruction. Accumulation, alpha/beta and C stay F32. Attention's two
+// products (scores and probabilities times values) go through GemmPackedSerial
+// and so multiply in BF16 too; its softmax and the elementwise and
+// normalisation kernels are unchanged (F32).
 //
 // Pair layout: a pair kernel (gemmKernel.pairs) reads K two values at a time.
 // Its packed micro-panels keep the F32 kernels' offsets (panel q of a K block
