@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roentgo/roentgo/kernels/cpu"
 	"github.com/roentgo/roentgo/nn"
 	"github.com/roentgo/roentgo/tensor"
 	"github.com/roentgo/roentgo/tensor/rng"
@@ -67,9 +68,11 @@ func decodeFLOP(m *AutoencoderKL, h, w int) float64 {
 }
 
 // BenchmarkDecodeSD15 decodes 64x64 latents to a 512x512 image with Stable
-// Diffusion 1.5's VAE (random F16 weights): about 2.5 TFLOP. It reports
-// seconds per decode, GFLOP/s and the process's peak RSS. It takes minutes on
-// two cores: run it alone with -benchtime=1x.
+// Diffusion 1.5's VAE (random F16 weights): about 2.5 TFLOP, in F32 and then
+// in BF16 compute (tensor.SetComputeDType(CPU, BF16); skipped without
+// AVX512_BF16), after one warm-up decode. It reports seconds per decode, GFLOP/s, %peak against the F32
+// FMA probe and the process's peak RSS. It takes minutes on two cores: run it
+// alone with -benchtime=1x.
 func BenchmarkDecodeSD15(b *testing.B) {
 	bld := nn.NewRandomBuilder(1, tensor.F16)
 	m, err := New(bld, SD15Config())
@@ -78,15 +81,27 @@ func BenchmarkDecodeSD15(b *testing.B) {
 	}
 	z := tensor.Randn(rng.New(1), 1, 4, 64, 64)
 	flop := decodeFLOP(m, 64, 64)
-	b.ResetTimer()
-	for range b.N {
-		m.Decode(z).Release()
+	for _, ct := range []tensor.DType{tensor.F32, tensor.BF16} {
+		b.Run(ct.String(), func(b *testing.B) {
+			if err := tensor.SetComputeDType(tensor.CPU, ct); err != nil {
+				b.Skip(err)
+			}
+			defer tensor.SetComputeDType(tensor.CPU, tensor.F32)
+			m.Decode(z).Release() // warms the buffer pool
+			b.ResetTimer()
+			for range b.N {
+				m.Decode(z).Release()
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(sec, "s/decode")
+			b.ReportMetric(flop/1e12, "TFLOP/decode")
+			b.ReportMetric(flop/sec/1e9, "GFLOP/s")
+			if p := cpu.PeakGFLOPS(cpu.Threads()); p > 0 {
+				b.ReportMetric(100*flop/sec/1e9/p, "%peak")
+			}
+			b.ReportMetric(vmHWM()/(1<<20), "peakRSS-MiB")
+		})
 	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(sec, "s/decode")
-	b.ReportMetric(flop/1e12, "TFLOP/decode")
-	b.ReportMetric(flop/sec/1e9, "GFLOP/s")
-	b.ReportMetric(vmHWM()/(1<<20), "peakRSS-MiB")
 }
 
 // BenchmarkEncodeSD15 encodes a 512x512 image with SD 1.5's VAE (random F16
