@@ -203,6 +203,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-out", "x", "-vae-crop", "512"}, "-vae-crop 512"},
 		{[]string{"-out", "x", "train"}, `unknown stage "train"`},
 		{[]string{"-out", "x", "-proof-n", "4", "proof"}, "-proof-n 4"},
+		{[]string{"-out", "x", "-compute", "f16"}, `-compute "f16"; expected f32 or bf16`},
 	} {
 		code, log := runRecipe(t, c.args, "")
 		require.Equal(t, 2, code, log)
