@@ -57,16 +57,23 @@ func CheckpointName(step int) string { return fmt.Sprintf("%s%06d", checkpointPr
 // trainer.json (step, dataset position, configuration). The folder is
 // written under a temporary name and renamed when complete, then
 // Out/latest is updated; a failure (a full disk) leaves the previous
-// checkpoints as they were. With KeepCheckpoints the oldest are removed.
+// checkpoints and latest as they were (only a failure to write latest
+// itself leaves the new folder, complete), and its error names the file
+// and wraps the cause (errors.Is(err, syscall.ENOSPC) for a full disk).
+// With KeepCheckpoints the oldest are removed.
 func (t *Trainer) Checkpoint() (string, error) {
 	if err := t.ensureOut(); err != nil {
 		return "", err
 	}
 	name := CheckpointName(t.step)
 	final := filepath.Join(t.cfg.Out, name)
+	ctx := fmt.Sprintf("train: checkpoint at step %d", t.step)
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("%w; the earlier checkpoints are untouched", errctx.Wrap(ctx, err))
+	}
 	tmp, err := os.MkdirTemp(t.cfg.Out, "."+name+".tmp-")
 	if err != nil {
-		return "", fmt.Errorf("train: checkpoint: %w", err)
+		return fail(err)
 	}
 	done := false
 	defer func() {
@@ -79,13 +86,13 @@ func (t *Trainer) Checkpoint() (string, error) {
 	meta := map[string]string{"roentgo.step": fmt.Sprint(t.step)}
 	if len(t.unetTrain) > 0 {
 		if err := t.models.UNet.SaveMasters(filepath.Join(tmp, unetMasters), meta); err != nil {
-			return "", errctx.Wrap("train: checkpoint", err)
+			return fail(err)
 		}
 		st.Files = append(st.Files, unetMasters)
 	}
 	if len(t.textTrain) > 0 {
 		if err := t.models.Text.SaveMasters(filepath.Join(tmp, textMasters), meta); err != nil {
-			return "", errctx.Wrap("train: checkpoint", err)
+			return fail(err)
 		}
 		st.Files = append(st.Files, textMasters)
 	}
@@ -95,33 +102,33 @@ func (t *Trainer) Checkpoint() (string, error) {
 		}
 		f := x.Name + ".safetensors"
 		if err := x.Params.SaveMasters(filepath.Join(tmp, f), meta); err != nil {
-			return "", errctx.Wrap("train: checkpoint", err)
+			return fail(err)
 		}
 		st.Files = append(st.Files, f)
 	}
 	if err := t.opt.Save(filepath.Join(tmp, optimizerFile), meta); err != nil {
-		return "", errctx.Wrap("train: checkpoint", err)
+		return fail(err)
 	}
 	st.Files = append(st.Files, optimizerFile)
 	if t.ema != nil {
 		if err := t.ema.Save(filepath.Join(tmp, emaFile), meta); err != nil {
-			return "", errctx.Wrap("train: checkpoint", err)
+			return fail(err)
 		}
 		st.Files = append(st.Files, emaFile)
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return "", fmt.Errorf("train: checkpoint: %w", err)
+		return fail(err)
 	}
 	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), append(data, '\n')); err != nil {
-		return "", errctx.Wrap("train: checkpoint", err)
+		return fail(err)
 	}
 	if err := replaceDir(tmp, final); err != nil {
-		return "", err
+		return fail(err)
 	}
 	done = true
 	if err := atomicfile.WriteFile(filepath.Join(t.cfg.Out, latestFile), []byte(name+"\n")); err != nil {
-		return "", errctx.Wrap("train: checkpoint", err)
+		return "", fmt.Errorf("%w; %s is complete, but %s was not updated", errctx.Wrap(ctx, err), final, latestFile)
 	}
 	t.lastCheckpoint = final
 	if t.cfg.KeepCheckpoints > 0 {

@@ -136,17 +136,29 @@ func writeManifest(path string, rows []manifestLine) error {
 }
 
 // appender appends rows to a manifest, each synced to disk before the
-// next image is reported done.
+// next image is reported done. A row that cannot be written whole or synced
+// (a full disk) is cut off again, so that the manifest keeps only whole
+// rows.
 type appender struct {
-	f *os.File
+	f    *os.File
+	size int64 // the bytes of the rows written so far
 }
+
+// manifestFault, when set (tests), is asked before each write and sync of
+// a manifest row, like an atomicfile.Fault, to simulate a full disk.
+var manifestFault atomicfile.Fault
 
 func openAppender(path string) (*appender, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	return &appender{f}, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &appender{f: f, size: st.Size()}, nil
 }
 
 func (a *appender) append(rec *record) ([]byte, error) {
@@ -154,16 +166,59 @@ func (a *appender) append(rec *record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.f.Write(append(line, '\n')); err != nil {
-		return nil, fmt.Errorf("appending to the manifest %s: %v", a.f.Name(), err)
+	if err := a.write(append(line, '\n')); err != nil {
+		a.cut()
+		return nil, fmt.Errorf("appending to the manifest %s: %w", a.f.Name(), pathless(err))
 	}
-	if err := a.f.Sync(); err != nil {
-		return nil, fmt.Errorf("syncing the manifest %s: %v", a.f.Name(), err)
+	if err := a.sync(); err != nil {
+		a.cut()
+		return nil, fmt.Errorf("syncing the manifest %s: %w", a.f.Name(), pathless(err))
 	}
+	a.size += int64(len(line)) + 1
 	return line, nil
 }
 
+// write writes b at the end of the manifest.
+func (a *appender) write(b []byte) error {
+	if manifestFault != nil {
+		if short, err := manifestFault(atomicfile.OpWrite, a.f.Name(), len(b)); err != nil {
+			a.f.Write(b[:max(0, min(short, len(b)))])
+			return err
+		}
+	}
+	_, err := a.f.Write(b)
+	return err
+}
+
+// sync syncs the manifest to the disk.
+func (a *appender) sync() error {
+	if manifestFault != nil {
+		if _, err := manifestFault(atomicfile.OpSync, a.f.Name(), 0); err != nil {
+			return err
+		}
+	}
+	return a.f.Sync()
+}
+
+// cut removes what a failed append wrote (shrinking a file needs no
+// space). Should that fail too, the next run drops the torn last line.
+func (a *appender) cut() {
+	if a.f.Truncate(a.size) == nil {
+		a.f.Sync()
+	}
+}
+
 func (a *appender) close() error { return a.f.Close() }
+
+// pathless strips the path from an *fs.PathError (the caller names the
+// file).
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
 
 // writeLabels writes a CheXpert-style CSV (Path, then the label columns)
 // of rows sorted by index, atomically; Path is the first file's path

@@ -228,11 +228,11 @@ func generate(ctx context.Context, o *options) error {
 		s.Strength = o.strength
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return fmt.Errorf("cannot create the output folder: %v", err)
+		return fmt.Errorf("cannot create the output folder: %w", err)
 	}
 	for _, f := range fmts {
 		if err := os.MkdirAll(filepath.Join(o.out, f.name), 0o755); err != nil {
-			return fmt.Errorf("cannot create the output folder: %v", err)
+			return fmt.Errorf("cannot create the output folder: %w", err)
 		}
 	}
 	files := shardFiles(o.out, sh)
@@ -365,7 +365,7 @@ func generate(ctx context.Context, o *options) error {
 	}
 	if torn || redo > 0 {
 		if err := writeManifest(files.manifest, keep); err != nil {
-			return fmt.Errorf("rewriting the manifest: %v", err)
+			return fmt.Errorf("rewriting the manifest: %w", err)
 		}
 	}
 	var todo []*genImage
@@ -384,7 +384,7 @@ func generate(ctx context.Context, o *options) error {
 
 	app, err := openAppender(files.manifest)
 	if err != nil {
-		return fmt.Errorf("cannot open the manifest: %v", err)
+		return fmt.Errorf("cannot open the manifest: %w", err)
 	}
 	defer app.close()
 
@@ -430,7 +430,7 @@ func generate(ctx context.Context, o *options) error {
 	el := time.Since(start)
 	if len(pf.labelCols) > 0 {
 		if err := writeLabels(files.labels, pf.labelCols, keep); err != nil {
-			return fmt.Errorf("writing the labels CSV: %v", err)
+			return fmt.Errorf("writing the labels CSV: %w", err)
 		}
 	}
 	rate := 0.0

@@ -13,6 +13,13 @@
 //   - anything else (a folder, a device such as /dev/null, a FIFO, a
 //     socket): refused with an error naming what is there, and nothing is
 //     touched.
+//
+// When a write fails — a full disk included, at any of its steps — the
+// temporary file is removed and the destination keeps its old content. The
+// error names the destination and wraps the cause, so that
+// errors.Is(err, syscall.ENOSPC) tells a full disk. SetFault lets tests
+// make any step fail (package atomicfiletest simulates a disk that fills
+// up).
 package atomicfile
 
 import (
@@ -39,7 +46,7 @@ func Target(path string) (string, error) {
 			return cur, checkFolder(path, cur)
 		}
 		if err != nil {
-			return "", fmt.Errorf("cannot write %s: %v", path, cause(err))
+			return "", fmt.Errorf("cannot write %s: %w", path, cause(err))
 		}
 		mode := st.Mode()
 		switch {
@@ -51,7 +58,7 @@ func Target(path string) (string, error) {
 			}
 			dest, err := os.Readlink(cur)
 			if err != nil {
-				return "", fmt.Errorf("cannot write %s: %v", path, cause(err))
+				return "", fmt.Errorf("cannot write %s: %w", path, cause(err))
 			}
 			if !filepath.IsAbs(dest) {
 				dest = filepath.Join(filepath.Dir(cur), dest)
@@ -73,7 +80,7 @@ func checkFolder(path, target string) error {
 	dir := filepath.Dir(target)
 	st, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("cannot write %s: folder %s: %v", path, dir, cause(err))
+		return fmt.Errorf("cannot write %s: folder %s: %w", path, dir, cause(err))
 	}
 	if !st.IsDir() {
 		return fmt.Errorf("cannot write %s: %s is not a folder", path, dir)
@@ -111,9 +118,12 @@ func CheckWritable(path string) error {
 	if err != nil {
 		return err
 	}
+	if err := check(OpCreate, path); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
 	f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".probe-*")
 	if err != nil {
-		return fmt.Errorf("cannot write %s: %v", path, cause(err))
+		return fmt.Errorf("cannot write %s: %w", path, cause(err))
 	}
 	name := f.Name()
 	f.Close()
@@ -141,9 +151,12 @@ func Write(path string, write func(w io.Writer) error) (err error) {
 		mode = st.Mode().Perm()
 	}
 	dir := filepath.Dir(target)
+	if err := check(OpCreate, path); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("cannot write %s: %v", path, cause(err))
+		return fmt.Errorf("cannot write %s: %w", path, cause(err))
 	}
 	tmp := f.Name()
 	defer func() {
@@ -152,11 +165,18 @@ func Write(path string, write func(w io.Writer) error) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	wrap := func(e error) error { return fmt.Errorf("writing %s: %v", path, cause(e)) }
-	if err = write(f); err != nil {
+	wrap := func(e error) error { return fmt.Errorf("writing %s: %w", path, cause(e)) }
+	var w io.Writer = f
+	if flt := fault.Load(); flt != nil {
+		w = &faultWriter{f: f, path: path, fault: *flt}
+	}
+	if err = write(w); err != nil {
 		return wrap(err)
 	}
 	if err = f.Chmod(mode); err != nil {
+		return wrap(err)
+	}
+	if err = check(OpSync, path); err != nil {
 		return wrap(err)
 	}
 	if err = f.Sync(); err != nil {
@@ -173,6 +193,9 @@ func Write(path string, write func(w io.Writer) error) (err error) {
 		return terr
 	} else if again != target {
 		return fmt.Errorf("writing %s: the file changed while it was written (now %s, was %s)", path, again, target)
+	}
+	if err = check(OpRename, path); err != nil {
+		return wrap(err)
 	}
 	if err = os.Rename(tmp, target); err != nil {
 		return wrap(err)
