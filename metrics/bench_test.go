@@ -6,7 +6,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+
+	"github.com/roentgo/roentgo/internal/f64"
 )
 
 // randomStats returns the statistics of n random d-dimensional features with
@@ -87,6 +90,22 @@ func BenchmarkFrechetSymmetric2048(b *testing.B) {
 	}
 }
 
+// BenchmarkFrechetSymmetric2048Gonum is the baseline of
+// BenchmarkFrechetSymmetric2048: the same computation with gonum alone
+// (frechetSymmetricGonum, the implementation before internal/f64).
+func BenchmarkFrechetSymmetric2048Gonum(b *testing.B) {
+	s1 := randomStats(b, 4096, 2048, 1)
+	s2 := randomStats(b, 4096, 2048, 2)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := frechetSymmetricGonum(s1, s2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.Distance, "fd")
+	}
+}
+
 // BenchmarkAccumulate2048 times adding 2048-d features to an Accumulator
 // (reported per feature vector).
 func BenchmarkAccumulate2048(b *testing.B) {
@@ -144,4 +163,72 @@ func BenchmarkFrechetFiles(b *testing.B) {
 				m.name, s1.Dim(), r.Distance, sec, want, scipySec, math.Abs(r.Distance-want)/math.Abs(want))
 		})
 	}
+}
+
+// randomFeatures32 returns n random d-dimensional float32 feature vectors,
+// row-major [n, d]: a rank-32 shared factor plus independent noise, shifted
+// and scaled per dimension (non-negative-ish, like pooled CNN features).
+func randomFeatures32(n, d int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	const k = 32
+	a := make([]float64, k*d)
+	for i := range a {
+		a[i] = rng.NormFloat64() / 8
+	}
+	shift := make([]float64, d)
+	for i := range shift {
+		shift[i] = 0.5 + rng.Float64()
+	}
+	x := make([]float32, n*d)
+	z := make([]float64, k)
+	row := make([]float64, d)
+	for r := 0; r < n; r++ {
+		for i := range z {
+			z[i] = rng.NormFloat64()
+		}
+		for i := range row {
+			row[i] = shift[i] + 0.3*rng.NormFloat64()
+		}
+		for j, zj := range z {
+			for i, v := range a[j*d : (j+1)*d] {
+				row[i] += zj * v
+			}
+		}
+		for i, v := range row {
+			x[r*d+i] = float32(v)
+		}
+	}
+	return x
+}
+
+// BenchmarkFID10000x2048 times a whole 2048-d FID between two sets of 10,000
+// feature vectors (issue 12's target: under 5 s): both sets' statistics
+// accumulated from float32 features in batches of 100 rows (as a feature
+// extractor delivers them), then FrechetSymmetric. Generating the random
+// features is not timed.
+func BenchmarkFID10000x2048(b *testing.B) {
+	const n, d, batch = 10000, 2048, 100
+	x1 := randomFeatures32(n, d, 1)
+	x2 := randomFeatures32(n, d, 2)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var st [2]*Stats
+		for s, x := range [][]float32{x1, x2} {
+			acc := NewAccumulator(d)
+			for r := 0; r < n; r += batch {
+				acc.AddBatch32(x[r*d : min(r+batch, n)*d])
+			}
+			var err error
+			if st[s], err = acc.Stats(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		r, err := FrechetSymmetric(st[0], st[1])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.Distance, "fd")
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/op")
+	b.Logf("internal/f64 kernels: %s, GOMAXPROCS %d", f64.Level(), runtime.GOMAXPROCS(0))
 }

@@ -3,7 +3,9 @@
 // evaluation (after pytorch-fid, clean-fid, torch-fidelity and
 // pytorch_msssim) reports. The feature extractors themselves (Inception-v3,
 // XRV DenseNet-121, CLIP) and the evaluate program live elsewhere; this
-// package is plain float64 arithmetic on gonum matrices.
+// package is plain float64 arithmetic on gonum matrices, with the large
+// products and the symmetric eigenvalue problem of FID done by the blocked,
+// multi-goroutine routines of internal/f64.
 //
 // # Feature statistics
 //
@@ -26,7 +28,8 @@
 // recurrence on the triangular factor), an ε·I offset (ε = 1e-6) when the
 // root is not finite, and an error when the root's diagonal has an imaginary
 // part above 1e-3. FrechetSymmetric gives the same distance for covariance
-// matrices from a symmetric eigenvalue problem, several times faster.
+// matrices from a symmetric eigenvalue problem, much faster (for 2048-d
+// statistics under a second on two cores, against about a minute).
 //
 // # Kernel inception distance (KID)
 //

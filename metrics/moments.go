@@ -3,10 +3,12 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/roentgo/roentgo/internal/f64"
 )
 
 // Stats is the Gaussian summary of a set of feature vectors, as FID uses it.
@@ -38,30 +40,36 @@ func (s *Stats) validate(name string) error {
 	return nil
 }
 
-// chunkRows bounds the rows centred at once in AddBatch (memory: chunkRows*D
-// float64).
+// chunkRows is the number of rows an Accumulator collects before it folds
+// them into its totals (memory: chunkRows*D float64). Folding costs one
+// D×D triangular product whatever the number of rows, so rows are gathered
+// across AddBatch calls: small batches cost the same as large ones.
 const chunkRows = 512
 
 // Accumulator accumulates the mean and covariance of feature vectors in
 // float64, one batch at a time, without keeping the vectors.
 //
-// Each batch is centred on its own mean, its scatter matrix Σ (x-m_b)(x-m_b)ᵀ
-// is formed with one matrix product, and it is merged into the running totals
-// with Chan et al.'s pairwise update
+// Rows are gathered in chunks of up to 512 (across AddBatch calls); each
+// chunk is centred on its own mean and merged into the running totals with
+// Chan et al.'s pairwise update
 //
 //	δ = m_b - m_a,  n = n_a + n_b,
 //	m = m_a + δ·n_b/n,  M2 = M2_a + M2_b + δδᵀ·n_a·n_b/n,
 //
-// which avoids the cancellation of the naive Σxxᵀ - n·mmᵀ formula. Two
+// which avoids the cancellation of the naive Σxxᵀ - n·mmᵀ formula; M2_b and
+// the δδᵀ term are added by one symmetric rank-k product (f64.Dsyrk, upper
+// triangle) of the centred chunk with the extra row √(n_a·n_b/n)·δ. Two
 // accumulators (for example, from shards of a data set) merge the same way.
-// An Accumulator is not safe for concurrent use.
+// The chunking changes the result only by rounding. An Accumulator is not
+// safe for concurrent use.
 type Accumulator struct {
-	dim  int
-	n    int64
-	mean []float64 // [D]
-	m2   []float64 // [D, D] row-major, upper triangle: Σ (x-mean)(x-mean)ᵀ
-	xc   []float64 // scratch: centred chunk [chunkRows, D]
-	mb   []float64 // scratch: chunk mean [D]
+	dim     int
+	n       int64     // vectors folded into mean and m2
+	mean    []float64 // [D]
+	m2      []float64 // [D, D] row-major, upper triangle: Σ (x-mean)(x-mean)ᵀ
+	xc      []float64 // pending rows, then centred: [chunkRows, D]
+	pending int       // rows in xc not yet folded in
+	mb      []float64 // scratch: chunk mean [D]
 }
 
 // NewAccumulator returns an empty accumulator for dim-dimensional features.
@@ -77,7 +85,7 @@ func NewAccumulator(dim int) *Accumulator {
 func (a *Accumulator) Dim() int { return a.dim }
 
 // Count returns the number of feature vectors added so far.
-func (a *Accumulator) Count() int64 { return a.n }
+func (a *Accumulator) Count() int64 { return a.n + int64(a.pending) }
 
 // AddBatch adds the feature vectors in x, row-major [N, D]. It panics if
 // len(x) is not a multiple of D.
@@ -108,58 +116,88 @@ func (a *Accumulator) addBatch(size int, row func(dst []float64, row int)) {
 		panic(fmt.Sprintf("metrics: Accumulator: batch of %d values is not a whole number of %d-vectors", size, d))
 	}
 	rows := size / d
-	if a.xc == nil && rows > 0 {
-		a.xc = make([]float64, min(rows, chunkRows)*d)
+	if rows == 0 {
+		return
+	}
+	if a.xc == nil {
+		a.xc = make([]float64, (chunkRows+1)*d) // +1: see flush
 		a.mb = make([]float64, d)
 	}
-	if len(a.xc) < min(rows, chunkRows)*d {
-		a.xc = make([]float64, min(rows, chunkRows)*d)
-	}
-	for start := 0; start < rows; start += chunkRows {
-		nb := min(chunkRows, rows-start)
-		xc := a.xc[:nb*d]
-		clear(a.mb)
-		for r := 0; r < nb; r++ {
-			dst := xc[r*d : (r+1)*d]
-			row(dst, start+r)
-			for i, v := range dst {
-				a.mb[i] += v
-			}
+	for r := 0; r < rows; r++ {
+		row(a.xc[a.pending*d:(a.pending+1)*d], r)
+		a.pending++
+		if a.pending == chunkRows {
+			a.flush()
 		}
-		inv := 1 / float64(nb)
-		for i := range a.mb {
-			a.mb[i] *= inv
-		}
-		for r := 0; r < nb; r++ {
-			dst := xc[r*d : (r+1)*d]
-			for i := range dst {
-				dst[i] -= a.mb[i]
-			}
-		}
-		a.merge(int64(nb), a.mb, func(m2 blas64.General) {
-			// M2 += Xcᵀ Xc (full product; the lower half is ignored).
-			blas64.Gemm(blas.Trans, blas.NoTrans, 1,
-				blas64.General{Rows: nb, Cols: d, Stride: d, Data: xc},
-				blas64.General{Rows: nb, Cols: d, Stride: d, Data: xc}, 1, m2)
-		})
 	}
 }
 
-// merge folds a group of nb vectors with mean mb into a; addScatter adds the
-// group's own centred scatter matrix to the given [D, D] matrix.
-func (a *Accumulator) merge(nb int64, mb []float64, addScatter func(blas64.General)) {
+// flush folds the pending rows into the totals. The chunk's own scatter
+// matrix and the δδᵀ·n_a·n_b/n term of the pairwise update go through one
+// symmetric rank-k product: the chunk is centred on its mean m_b and
+// extended by the row √(n_a·n_b/n)·δ.
+func (a *Accumulator) flush() {
+	nb := a.pending
+	if nb == 0 {
+		return
+	}
 	d := a.dim
-	m2 := blas64.General{Rows: d, Cols: d, Stride: d, Data: a.m2}
+	xc := a.xc[:nb*d]
+	clear(a.mb)
+	for r := 0; r < nb; r++ {
+		for i, v := range xc[r*d : (r+1)*d] {
+			a.mb[i] += v
+		}
+	}
+	inv := 1 / float64(nb)
+	for i := range a.mb {
+		a.mb[i] *= inv
+	}
+	for r := 0; r < nb; r++ {
+		dst := xc[r*d : (r+1)*d]
+		for i := range dst {
+			dst[i] -= a.mb[i]
+		}
+	}
+	na := a.n
+	n := na + int64(nb)
+	rows := nb
+	if na > 0 {
+		sw := math.Sqrt(float64(na) * float64(nb) / float64(n))
+		extra := a.xc[nb*d : (nb+1)*d]
+		for i := range extra {
+			extra[i] = sw * (a.mb[i] - a.mean[i])
+		}
+		rows++
+	}
+	// Upper triangle of M2 += Xcᵀ Xc.
+	f64.Dsyrk(blas.Upper, blas.Trans, d, rows, 1, a.xc[:rows*d], d, 1, a.m2, d)
+	f := float64(nb) / float64(n)
+	for i := range a.mean {
+		a.mean[i] += (a.mb[i] - a.mean[i]) * f
+	}
+	a.n = n
+	a.pending = 0
+}
+
+// merge folds the totals of nb vectors with mean mb and upper-triangular
+// scatter matrix m2b ([D, D] row-major) into a's.
+func (a *Accumulator) merge(nb int64, mb, m2b []float64) {
+	d := a.dim
 	na := a.n
 	n := na + nb
 	delta := make([]float64, d)
 	for i := range delta {
 		delta[i] = mb[i] - a.mean[i]
 	}
-	addScatter(m2)
-	if na > 0 {
-		w := float64(na) * float64(nb) / float64(n)
-		blas64.Ger(w, blas64.Vector{N: d, Inc: 1, Data: delta}, blas64.Vector{N: d, Inc: 1, Data: delta}, m2)
+	w := float64(na) * float64(nb) / float64(n)
+	for i := 0; i < d; i++ {
+		// Upper triangle of M2 += M2_b + w·δδᵀ.
+		wi := w * delta[i]
+		row := a.m2[i*d+i : (i+1)*d]
+		for j, v := range m2b[i*d+i : (i+1)*d] {
+			row[j] += v + wi*delta[i+j]
+		}
 	}
 	f := float64(nb) / float64(n)
 	for i := range a.mean {
@@ -174,14 +212,13 @@ func (a *Accumulator) Merge(b *Accumulator) error {
 	if b.dim != a.dim {
 		return fmt.Errorf("metrics: Accumulator.Merge: dimensions differ (%d and %d)", a.dim, b.dim)
 	}
-	if b.n == 0 {
-		return nil
+	a.flush()
+	if b.n > 0 {
+		a.merge(b.n, b.mean, b.m2)
 	}
-	a.merge(b.n, b.mean, func(m2 blas64.General) {
-		for i, v := range b.m2 {
-			m2.Data[i] += v
-		}
-	})
+	if b.pending > 0 {
+		a.AddBatch(b.xc[:b.pending*b.dim])
+	}
 	return nil
 }
 
@@ -189,18 +226,19 @@ func (a *Accumulator) Merge(b *Accumulator) error {
 // numpy.cov and so pytorch-fid and clean-fid do) of everything added. The
 // covariance is exactly symmetric. It fails with fewer than two vectors.
 func (a *Accumulator) Stats() (*Stats, error) {
+	a.flush()
 	if a.n < 2 {
 		return nil, errors.New("metrics: Accumulator.Stats: need at least 2 feature vectors for a covariance")
 	}
 	d := a.dim
 	sigma := mat.NewDense(d, d, nil)
+	raw := sigma.RawMatrix().Data
 	inv := 1 / float64(a.n-1)
 	for i := 0; i < d; i++ {
-		for j := i; j < d; j++ {
-			v := a.m2[i*d+j] * inv
-			sigma.Set(i, j, v)
-			sigma.Set(j, i, v)
+		for j, v := range a.m2[i*d+i : (i+1)*d] {
+			raw[i*d+i+j] = v * inv
 		}
 	}
+	upperToLower(raw, sigma)
 	return &Stats{Mu: append([]float64(nil), a.mean...), Sigma: sigma, N: a.n}, nil
 }
