@@ -123,35 +123,15 @@ func TestGemmBF16AgainstRef(t *testing.T) {
 }
 
 // TestGemmBF16SmallBlocks shrinks the cache blocks of each pair kernel so that
-// every loop order runs several blocks and K passes, with odd kc.
+// every loop order runs several blocks and K passes, with even and odd kc.
 func TestGemmBF16SmallBlocks(t *testing.T) {
 	for _, base := range bf16Kernels() {
 		t.Run(base.name, func(t *testing.T) {
-			k := *base
-			defer func() { testKernel = nil }()
 			rng := rand.New(rand.NewPCG(12, 0))
 			for _, kc := range []int{8, 7} {
-				k.kc, k.mc, k.nc = kc, 2*k.mr, 2*k.nr
-				testKernel = &k
-				for l1 := range 3 {
-					k.l1MaxM, k.l1MC, k.l1NC, k.l1AllK = 0, 0, 0, 0
-					if l1 > 0 {
-						k.l1MaxM, k.l1MC, k.l1NC = 1<<30, 2*k.mr, 2*k.nr
-					}
-					if l1 > 1 {
-						k.l1AllK = 1 << 30
-					}
-					for _, gc := range []gemmCase{
-						{m: 3*k.mr + 1, n: 5*k.nr + 3, k: 45, alpha: 1},
-						{m: 5*k.mr - 1, n: 3*k.nr + 1, k: 19, ta: true, tb: true, alpha: -1, beta: 0.5, padC: 1},
-						{m: 4*k.mr + 2, n: 2*k.nr + 5, k: 64, ta: true, db: F16, alpha: 2, beta: 1},
-						{m: 70, n: 90, k: 33, tb: true, da: BF16, alpha: 1},
-					} {
-						for _, fn := range gemmFuncs[:2] {
-							runBF16Case(t, rng, gc, fn)
-						}
-					}
-				}
+				k := *base
+				k.kc = kc
+				smallBlockRuns(&k, func(gc gemmCase, fn gemmFunc) { runBF16Case(t, rng, gc, fn) })
 			}
 		})
 	}

@@ -259,32 +259,40 @@ func TestGemmSmallBlocks(t *testing.T) {
 	for _, l := range testLevels() {
 		withLevel(t, l, func(t *testing.T) {
 			k := *activeKernel()
-			k.kc, k.mc, k.nc = 8, 2*k.mr, 2*k.nr
-			testKernel = &k
-			defer func() { testKernel = nil }()
+			k.kc = 8
 			rng := rand.New(rand.NewPCG(3, uint64(l)))
-			// All loop orders: the BLIS one, then the A-in-L1 one (gemmSerialAL1)
-			// with the K passes outermost, then with A packed for all of K.
-			for l1 := range 3 {
-				k.l1MaxM, k.l1MC, k.l1NC, k.l1AllK = 0, 0, 0, 0
-				if l1 > 0 {
-					k.l1MaxM, k.l1MC, k.l1NC = 1<<30, 2*k.mr, 2*k.nr
-				}
-				if l1 > 1 {
-					k.l1AllK = 1 << 30
-				}
-				for _, gc := range []gemmCase{
-					{m: 3*k.mr + 1, n: 5*k.nr + 3, k: 45, alpha: 1},
-					{m: 5*k.mr - 1, n: 3*k.nr + 1, k: 19, ta: true, tb: true, alpha: -1, beta: 0.5, padC: 1},
-					{m: 4*k.mr + 2, n: 2*k.nr + 5, k: 64, ta: true, db: F16, alpha: 2, beta: 1},
-					{m: 70, n: 90, k: 33, tb: true, da: BF16, alpha: 1},
-				} {
-					for _, fn := range gemmFuncs[:2] {
-						runGemmCase(t, rng, gc, fn)
-					}
-				}
-			}
+			smallBlockRuns(&k, func(gc gemmCase, fn gemmFunc) { runGemmCase(t, rng, gc, fn) })
 		})
+	}
+}
+
+// smallBlockRuns installs k as the test kernel with MC and NC of two
+// micro-tiles (its KC as set by the caller) and calls run on each product of
+// a table of awkward shapes, layouts and dtypes, with Gemm and GemmSerial, in
+// every loop order: the BLIS one, then the A-in-L1 one (gemmSerialAL1) with
+// the K passes outermost, then with A packed for all of K.
+func smallBlockRuns(k *gemmKernel, run func(gc gemmCase, fn gemmFunc)) {
+	k.mc, k.nc = 2*k.mr, 2*k.nr
+	testKernel = k
+	defer func() { testKernel = nil }()
+	for l1 := range 3 {
+		k.l1MaxM, k.l1MC, k.l1NC, k.l1AllK = 0, 0, 0, 0
+		if l1 > 0 {
+			k.l1MaxM, k.l1MC, k.l1NC = 1<<30, 2*k.mr, 2*k.nr
+		}
+		if l1 > 1 {
+			k.l1AllK = 1 << 30
+		}
+		for _, gc := range []gemmCase{
+			{m: 3*k.mr + 1, n: 5*k.nr + 3, k: 45, alpha: 1},
+			{m: 5*k.mr - 1, n: 3*k.nr + 1, k: 19, ta: true, tb: true, alpha: -1, beta: 0.5, padC: 1},
+			{m: 4*k.mr + 2, n: 2*k.nr + 5, k: 64, ta: true, db: F16, alpha: 2, beta: 1},
+			{m: 70, n: 90, k: 33, tb: true, da: BF16, alpha: 1},
+		} {
+			for _, fn := range gemmFuncs[:2] {
+				run(gc, fn)
+			}
+		}
 	}
 }
 
