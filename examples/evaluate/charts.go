@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	"image/color"
@@ -172,27 +171,6 @@ func adherencePlot(a *adherenceResult, names []string) (*plot.Plot, error) {
 	p.X.Min, p.X.Max = 0, 1
 	p.Legend.Top = true
 	return p, nil
-}
-
-// writePlot renders p as a PNG of w x h inches to path (atomically) and
-// returns its size in pixels.
-func writePlot(p *plot.Plot, w, h float64, path string) (image.Point, error) {
-	wt, err := p.WriterTo(vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch, "png")
-	if err != nil {
-		return image.Point{}, err
-	}
-	var buf bytes.Buffer
-	if _, err := wt.WriteTo(&buf); err != nil {
-		return image.Point{}, err
-	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		return image.Point{}, err
-	}
-	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
-		return image.Point{}, err
-	}
-	return image.Pt(cfg.Width, cfg.Height), nil
 }
 
 // gridGap is the white space between and around the tiles of a sheet.

@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot"
 
 	"github.com/roentgo/roentgo/internal/atomicfile"
+	"github.com/roentgo/roentgo/internal/chart"
 )
 
 // reportHTML is the HTML report's file name in -out.
@@ -283,7 +284,7 @@ func (c *htmlContext) writeCharts(files *reportFiles) error {
 			return err
 		}
 		file := "chart_" + name + ".png"
-		sz, err := writePlot(pl, w, h, filepath.Join(c.o.out, file))
+		sz, err := chart.WritePNG(pl, w, h, filepath.Join(c.o.out, file))
 		if err != nil {
 			return err
 		}

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"image/color"
 	"math"
 
-	"github.com/roentgo/roentgo/diffusion/pipeline"
+	"github.com/roentgo/roentgo/internal/chart"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -60,13 +59,6 @@ func writeLossPNG(path string, losses []float64) error {
 	p.Legend.Add("loss per step", raw)
 	p.Legend.Add("moving average", smooth)
 	p.Legend.Top = true
-	wt, err := p.WriterTo(8*vg.Inch, 4*vg.Inch, "png")
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if _, err := wt.WriteTo(&buf); err != nil {
-		return err
-	}
-	return pipeline.WriteFileAtomic(path, buf.Bytes())
+	_, err = chart.WritePNG(p, 8, 4, path)
+	return err
 }

@@ -1,10 +1,9 @@
 package f64
 
 import (
-	"runtime"
 	"sync/atomic"
 
-	"golang.org/x/sys/cpu"
+	kcpu "github.com/roentgo/roentgo/kernels/cpu"
 )
 
 // simdLevel is an instruction-set level of the kernels.
@@ -13,7 +12,7 @@ type simdLevel int32
 const (
 	levelGo     simdLevel = iota // pure Go loops
 	levelAVX2                    // AVX2 with FMA
-	levelAVX512                  // AVX-512 F/DQ/VL with OS support for ZMM state
+	levelAVX512                  // AVX-512 F/BW/DQ/VL with OS support for ZMM state
 )
 
 func (l simdLevel) String() string {
@@ -31,16 +30,15 @@ func (l simdLevel) String() string {
 // maxLevel is the widest level this machine and build support.
 var maxLevel = detectLevel()
 
+// detectLevel reads the features kernels/cpu detected at start-up.
 func detectLevel() simdLevel {
-	if !haveAsm || runtime.GOARCH != "amd64" {
+	if !haveAsm {
 		return levelGo
 	}
-	x := cpu.X86
-	avx2 := x.HasAVX && x.HasAVX2 && x.HasFMA && x.HasOSXSAVE
 	switch {
-	case avx2 && x.HasAVX512F && x.HasAVX512DQ && x.HasAVX512VL:
+	case kcpu.CPU.HasAVX512:
 		return levelAVX512
-	case avx2:
+	case kcpu.CPU.HasAVX2FMA:
 		return levelAVX2
 	}
 	return levelGo

@@ -15,8 +15,8 @@
 //
 // On amd64 the GEMM micro-kernel and the fused axpy/dot of DsymvLower are Go
 // assembly, AVX-512 (14×16 tile) or AVX2 with FMA (6×8), chosen at run time
-// with golang.org/x/sys/cpu; other architectures and builds tagged purego or
-// noasm use pure Go loops with the same blocking. Results agree with the
+// from the features kernels/cpu detects (cpu.CPU); other architectures and
+// builds tagged purego or noasm use pure Go loops with the same blocking. Results agree with the
 // plain loops to rounding (summation order differs), not bit for bit.
 //
 // The routines do not touch gonum's global blas64 implementation.
