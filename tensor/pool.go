@@ -134,8 +134,6 @@ func ChannelAffine(x, scale, shift *Tensor, relu bool) *Tensor {
 	checkVec("ChannelAffine", "scale", scale, c)
 	checkVec("ChannelAffine", "shift", shift, c)
 	hw := x.Numel() / max(n*c, 1)
-	xc, rx := hostF32(x)
-	defer rx()
 	var sv, bv []float32
 	if scale != nil {
 		sv = scale.Float32s()
@@ -144,8 +142,37 @@ func ChannelAffine(x, scale, shift *Tensor, relu bool) *Tensor {
 		bv = shift.Float32s()
 	}
 	y := newTensor(CPU, F32, x.shape, false)
+	if stride, ok := batchStrided(x); ok {
+		// Each sample is contiguous but samples are apart (a channel slice
+		// of a wider tensor, as DenseNet's growing feature buffer gives):
+		// read the samples in place instead of copying x first.
+		xs, ys := f32s(x), f32s(y)
+		for i := 0; i < n; i++ {
+			cpu.ChannelAffine(1, c, hw, xs[i*stride:i*stride+c*hw], sv, bv, relu, ys[i*c*hw:(i+1)*c*hw])
+		}
+		return y
+	}
+	xc, rx := hostF32(x)
+	defer rx()
 	cpu.ChannelAffine(n, c, hw, f32n(xc, xc.Numel()), sv, bv, relu, f32s(y))
 	return toDeviceOf(y, x.Device())
+}
+
+// batchStrided reports whether x is a CPU F32 tensor whose samples (the
+// first dimension) are each contiguous, though not necessarily adjacent,
+// and returns the distance between samples in elements.
+func batchStrided(x *Tensor) (int, bool) {
+	if x.Device() != CPU || x.DType() != F32 || x.Rank() < 2 || x.Dim(0) < 2 || x.IsContiguous() {
+		return 0, false
+	}
+	acc := 1
+	for i := x.Rank() - 1; i >= 1; i-- {
+		if x.shape[i] != 1 && x.strides[i] != acc {
+			return 0, false
+		}
+		acc *= x.shape[i]
+	}
+	return x.strides[0], x.strides[0] >= acc
 }
 
 // ReLU returns max(x, 0) elementwise for x of any shape (NaN stays NaN). No

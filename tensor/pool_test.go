@@ -42,6 +42,19 @@ func TestPoolOps(t *testing.T) {
 		rv[i] = max(v, 0)
 	}
 	requireClose(t, "ChannelAffine", values(y), rv, 1e-6, 1e-6)
+	// A channel slice of a wider tensor (samples contiguous but apart) is
+	// read in place and gives what its contiguous copy gives.
+	wide := randT(r, 2, 5, 9, 7)
+	view := wide.Narrow(1, 1, 3)
+	if _, ok := batchStrided(view); !ok {
+		t.Fatalf("a channel slice %v with strides %v is not taken as batch-strided", view.Shape(), view.Strides())
+	}
+	y = ChannelAffine(view, sc, sh, true)
+	requireShape(t, y, 2, 3, 9, 7)
+	requireClose(t, "ChannelAffine of a channel slice", values(y), values(ChannelAffine(view.Contiguous(), sc, sh, true)), 0, 0)
+	if _, ok := batchStrided(x); ok {
+		t.Fatal("a contiguous tensor takes the batch-strided path")
+	}
 	y = ReLU(x)
 	for i, v := range xv {
 		xv[i] = max(v, 0)

@@ -167,6 +167,33 @@ func (l *DenseLayer) Forward(x *tensor.Tensor) *tensor.Tensor {
 	})
 }
 
+// denseBlock runs a dense block's layers on x [N, C, H, W] and returns x
+// with every layer's features appended: the same values as calling each
+// layer's Forward in turn, without its concatenation. The output tensor is
+// allocated once at its final width; x is copied into its first channels and
+// each layer reads the channels filled so far (a view, read in place) and
+// writes its new features after them, so the features are copied once in
+// all instead of once per later layer.
+func denseBlock(layers []*DenseLayer, x *tensor.Tensor) *tensor.Tensor {
+	n, c, hh, ww := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
+	grow := make([]int, len(layers))
+	total := c
+	for i, l := range layers {
+		grow[i] = l.Conv2.Weight.Dim(0)
+		total += grow[i]
+	}
+	buf := tensor.EmptyOn(x.Device(), x.DType(), n, total, hh, ww)
+	tensor.Do(func() { buf.Narrow(1, 0, c).CopyFrom(x) })
+	for i, l := range layers {
+		tensor.Do(func() {
+			h := l.Conv2.Forward(l.Conv1.Forward(l.Norm1.Forward(buf.Narrow(1, 0, c), true)))
+			buf.Narrow(1, c, grow[i]).CopyFrom(h)
+		})
+		c += grow[i]
+	}
+	return buf
+}
+
 // Forward returns the transition's output.
 func (t *Transition) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Scope(func() *tensor.Tensor {
@@ -195,9 +222,7 @@ func (m *DenseNet) Features(x *tensor.Tensor) *tensor.Tensor {
 			})
 			hook("pool0", h)
 			for i, layers := range m.Blocks {
-				for _, l := range layers {
-					h = tensor.Scope(func() *tensor.Tensor { return l.Forward(h) }, h)
-				}
+				h = tensor.Scope(func() *tensor.Tensor { return denseBlock(layers, h) }, h)
 				hook(fmt.Sprintf("denseblock%d", i+1), h)
 				if i < len(m.Trans) {
 					h = tensor.Scope(func() *tensor.Tensor { return m.Trans[i].Forward(h) }, h)
