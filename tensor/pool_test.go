@@ -98,3 +98,47 @@ func TestPoolOpsSim(t *testing.T) {
 		requireClose(t, name, got.Float32s(), values(want), 0, 0)
 	}
 }
+
+// TestConv2dFused: Conv2dFused equals ChannelAffine, Conv2d and ReLU run
+// one after the other, on a contiguous x and on a channel slice of a wider
+// tensor (read in place), for 1x1 and padded 3x3 convolutions.
+func TestConv2dFused(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	wide := randT(r, 3, 7, 6, 5)
+	sc, sh := randT(r, 4), randT(r, 4)
+	for _, x := range []*Tensor{wide.Narrow(1, 0, 4).Contiguous(), wide.Narrow(1, 2, 4)} {
+		for _, k := range []int{1, 3} {
+			w, b := randT(r, 6, 4, k, k), randT(r, 6)
+			o := ConvSquare(1, k/2)
+			for _, f := range []ConvFusion{
+				{InScale: sc, InShift: sh, InReLU: true},
+				{OutReLU: true},
+				{InShift: sh, InReLU: true, OutReLU: true},
+			} {
+				want := x
+				if f.InScale != nil || f.InShift != nil || f.InReLU {
+					want = ChannelAffine(x, f.InScale, f.InShift, f.InReLU)
+				}
+				want = Conv2d(want, w, b, o)
+				if f.OutReLU {
+					want = ReLU(want)
+				}
+				got := Conv2dFused(x, w, b, o, f)
+				requireShape(t, got, 3, 6, 6, 5)
+				requireClose(t, "Conv2dFused", values(got), values(want), 1e-5, 1e-5)
+				if !f.OutReLU {
+					continue
+				}
+				for i, v := range values(got) {
+					if v < 0 {
+						t.Fatalf("output %d is %v after the ReLU", i, v)
+					}
+				}
+			}
+		}
+	}
+	requirePanic(t, "InScale shape", func() { Conv2dFused(wide, randT(r, 2, 7, 1, 1), nil, ConvOpts{}, ConvFusion{InScale: sc}) })
+	g := randT(r, 2, 7, 1, 1)
+	g.SetRequiresGrad(true)
+	requirePanic(t, "no backward rule", func() { Conv2dFused(wide, g, nil, ConvOpts{}, ConvFusion{}) })
+}

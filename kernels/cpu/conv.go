@@ -146,10 +146,74 @@ func convCheck(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 // w [K, C*R*S] (F32, F16 or BF16, not transposed), bias [K] or nil,
 // y [N, K, OutH, OutW]. y must not overlap x.
 func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
-	convCheck(p, x, w, bias, y)
+	Conv2dFused(p, x, w, bias, y, ConvFusion{})
+}
+
+// ConvFusion is elementwise work that Conv2dFused does inside the
+// convolution instead of in passes of its own over memory, and the layout
+// of its input (see Conv2dFusedRef for the exact definition).
+type ConvFusion struct {
+	// InScale and InShift ([C] each, or nil for 1 and 0) map every input
+	// value to x*InScale[c] + InShift[c], followed by max(., 0) when InReLU
+	// is set, before the convolution sees it: an eval-mode BatchNorm and
+	// ReLU in front of the convolution. The zero padding is added after the
+	// map (padding stays zero, as when the map runs as its own layer).
+	InScale, InShift []float32
+	InReLU           bool
+	// OutReLU replaces every output value v (bias included) by max(v, 0),
+	// NaN staying NaN.
+	OutReLU bool
+	// XStride is the distance in elements between consecutive samples of
+	// x (0: C*H*W, x contiguous), so that x may be the first channels of a
+	// wider tensor.
+	XStride int
+}
+
+// inMap reports whether f maps the input.
+func (f *ConvFusion) inMap() bool { return f.InScale != nil || f.InShift != nil || f.InReLU }
+
+// mapRow applies f's input map of channel c to v in place.
+func (f *ConvFusion) mapRow(v []float32, c int) {
+	a, b := float32(1), float32(0)
+	if f.InScale != nil {
+		a = f.InScale[c]
+	}
+	if f.InShift != nil {
+		b = f.InShift[c]
+	}
+	convAffineRow(v, v, a, b, f.InReLU)
+}
+
+// reluRows applies max(v, 0) to columns [j0, j1) of rows [0, rows) of y
+// (row length ld).
+func reluRows(y []float32, rows, ld, j0, j1 int) {
+	for k := 0; k < rows; k++ {
+		r := y[k*ld+j0 : k*ld+j1]
+		convAffineRow(r, r, 1, 0, true)
+	}
+}
+
+// Conv2dFused is Conv2d with the fused work and input layout of f.
+func Conv2dFused(p ConvParams, x []float32, w Mat, bias []float32, y []float32, f ConvFusion) {
+	xs := p.C * p.H * p.W
+	if f.XStride != 0 {
+		if f.XStride < xs {
+			panic("cpu: Conv2dFused: XStride smaller than C*H*W")
+		}
+		xs = f.XStride
+	}
+	if f.InScale != nil && len(f.InScale) < p.C || f.InShift != nil && len(f.InShift) < p.C {
+		panic("cpu: Conv2dFused: InScale or InShift shorter than C")
+	}
+	if p.N > 0 && len(x) < (p.N-1)*xs+p.C*p.H*p.W {
+		panic("cpu: Conv2dFused: x shorter than its N samples")
+	}
+	convCheck(p, x[:min(len(x), p.N*p.C*p.H*p.W)], w, bias, y)
 	if p.N == 0 {
 		return
 	}
+	fu := &f
+	f.XStride = xs
 	oh, ow := p.OutH(), p.OutW()
 	ohw := oh * ow
 	beta := float32(0)
@@ -163,16 +227,18 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 		}
 	}
 
-	pointwise := convIsPointwise(p)
+	// A mapped input is expanded (and mapped) like an im2col piece even for
+	// a 1x1 convolution, instead of being read in place.
+	pointwise := convIsPointwise(p) && !fu.inMap()
 	pl := convMakePlan(p)
 	tasks := p.N * pl.tilesPerImg
 	// (Not with a BF16 pair kernel: the bias would be rounded to BF16 with W.)
-	if !pointwise && bias != nil && pl.blocks == 1 && pl.crs < convBiasRowMaxCRS && !pickKernel().pairs {
-		convBiasRow(p, pl, x, w, bias, y)
+	if !convIsPointwise(p) && bias != nil && pl.blocks == 1 && pl.crs < convBiasRowMaxCRS && !pickKernel().pairs {
+		convBiasRow(p, pl, x, w, bias, y, fu)
 		return
 	}
 	if p.K >= convSplitKRatio*pl.colsPerTile {
-		convSplitK(p, pl, pointwise, x, w, bias, y)
+		convSplitK(p, pl, pointwise, x, w, bias, y, fu)
 		return
 	}
 	run := func(task int, gemm func(m, n, k int, alpha float32, a, b Mat, beta float32, c []float32, ldc int)) {
@@ -180,28 +246,31 @@ func Conv2d(p ConvParams, x []float32, w Mat, bias []float32, y []float32) {
 		j0 := tile * pl.colsPerTile
 		j1 := min(j0+pl.colsPerTile, ohw)
 		cols := j1 - j0
-		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+		xn := x[n*fu.XStride : n*fu.XStride+p.C*p.H*p.W]
 		yn := y[n*p.K*ohw:]
 		if bias != nil {
 			fillBias(yn, j0, j1)
 		}
 		if pointwise { // y_n = W x_n: x_n is the im2col matrix already
 			gemm(p.K, cols, p.C, 1, w, F32Mat(xn[j0:], ohw, false), beta, yn[j0:], ohw)
-			return
-		}
-		buf := convGetScratch(pl.rowsPerBlock * cols)
-		for blk := 0; blk < pl.blocks; blk++ {
-			r0 := blk * pl.rowsPerBlock
-			r1 := min(r0+pl.rowsPerBlock, pl.crs)
-			rows := r1 - r0
-			convIm2col(p, xn, (*buf)[:rows*cols], r0, r1, j0, j1)
-			bb := beta
-			if blk > 0 {
-				bb = 1
+		} else {
+			buf := convGetScratch(pl.rowsPerBlock * cols)
+			for blk := 0; blk < pl.blocks; blk++ {
+				r0 := blk * pl.rowsPerBlock
+				r1 := min(r0+pl.rowsPerBlock, pl.crs)
+				rows := r1 - r0
+				convIm2col(p, xn, (*buf)[:rows*cols], r0, r1, j0, j1, fu)
+				bb := beta
+				if blk > 0 {
+					bb = 1
+				}
+				gemm(p.K, cols, rows, 1, offsetMat(w, r0), F32Mat(*buf, cols, false), bb, yn[j0:], ohw)
 			}
-			gemm(p.K, cols, rows, 1, offsetMat(w, r0), F32Mat(*buf, cols, false), bb, yn[j0:], ohw)
+			convScratch.Put(buf)
 		}
-		convScratch.Put(buf)
+		if fu.OutReLU {
+			reluRows(yn, p.K, ohw, j0, j1)
+		}
 	}
 	if tasks >= Threads() {
 		ParallelTasks(tasks, func(i int) { run(i, GemmSerial) })
@@ -232,7 +301,7 @@ const convSplitKRatio = 8
 // synchronisation. A pointwise convolution uses row blocks of the product's
 // own K passes, so that its sums are those of one product over all C. The
 // results are those of the per-tile products bit for bit.
-func convSplitK(p ConvParams, pl convPlan, pointwise bool, x []float32, w Mat, bias, y []float32) {
+func convSplitK(p ConvParams, pl convPlan, pointwise bool, x []float32, w Mat, bias, y []float32, fu *ConvFusion) {
 	ohw := pl.ohw
 	kern := pickKernel()
 	rowsPerBlock := pl.rowsPerBlock
@@ -267,7 +336,7 @@ func convSplitK(p ConvParams, pl convPlan, pointwise bool, x []float32, w Mat, b
 				j0 := tile * pl.colsPerTile
 				j1 := min(j0+pl.colsPerTile, ohw)
 				cols := j1 - j0
-				xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+				xn := x[n*fu.XStride : n*fu.XStride+p.C*p.H*p.W]
 				yk := y[(n*p.K+k0)*ohw:]
 				bb := float32(1)
 				if r0 == 0 {
@@ -278,10 +347,13 @@ func convSplitK(p ConvParams, pl convPlan, pointwise bool, x []float32, w Mat, b
 				}
 				if pointwise { // y_n = W x_n: x_n is the im2col matrix already
 					GemmPackedSerial(kk, cols, r1-r0, 1, pa, F32Mat(xn[r0*ohw+j0:], ohw, false), bb, yk[j0:], ohw)
-					continue
+				} else {
+					convIm2col(p, xn, (*buf)[:(r1-r0)*cols], r0, r1, j0, j1, fu)
+					GemmPackedSerial(kk, cols, r1-r0, 1, pa, F32Mat(*buf, cols, false), bb, yk[j0:], ohw)
 				}
-				convIm2col(p, xn, (*buf)[:(r1-r0)*cols], r0, r1, j0, j1)
-				GemmPackedSerial(kk, cols, r1-r0, 1, pa, F32Mat(*buf, cols, false), bb, yk[j0:], ohw)
+				if fu.OutReLU && r1 == pl.crs {
+					reluRows(yk, kk, ohw, j0, j1)
+				}
 			}
 		}
 		if buf != nil {
@@ -305,7 +377,7 @@ const convBiasRowMaxCRS = 128
 // joins the product as an extra column of W ([W | bias], converted to float32
 // once) against an extra row of ones under the im2col tile, so every tile of y
 // is written once by a product with beta = 0 and never read.
-func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, y []float32) {
+func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, y []float32, fu *ConvFusion) {
 	crs, ohw := pl.crs, pl.ohw
 	ka := crs + 1
 	wbuf := convGetScratch(p.K * ka)
@@ -332,11 +404,14 @@ func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, 
 		j0 := tile * pl.colsPerTile
 		j1 := min(j0+pl.colsPerTile, ohw)
 		cols := j1 - j0
-		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+		xn := x[n*fu.XStride : n*fu.XStride+p.C*p.H*p.W]
 		buf := convGetScratch(ka * cols)
-		convIm2col(p, xn, (*buf)[:crs*cols], 0, crs, j0, j1)
+		convIm2col(p, xn, (*buf)[:crs*cols], 0, crs, j0, j1, fu)
 		convFill((*buf)[crs*cols:ka*cols], 1)
 		gemm(p.K, cols, ka, 1, wm, F32Mat(*buf, cols, false), 0, y[n*p.K*ohw+j0:], ohw)
+		if fu.OutReLU {
+			reluRows(y[n*p.K*ohw:], p.K, ohw, j0, j1)
+		}
 		convScratch.Put(buf)
 	}
 	if tasks >= Threads() {
@@ -350,8 +425,10 @@ func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, 
 }
 
 // convIm2col writes rows [r0, r1) and columns [j0, j1) of the im2col matrix of one
-// image xn [C, H, W] into dst (row-major, row length j1-j0).
-func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int) {
+// image xn [C, H, W] into dst (row-major, row length j1-j0), with fu's input
+// map applied to the values from the image (not to the padding).
+func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int, fu *ConvFusion) {
+	mapped := fu != nil && fu.inMap()
 	ow := p.OutW()
 	cols := j1 - j0
 	rs := p.R * p.S
@@ -391,6 +468,9 @@ func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int) {
 				for i := range mid {
 					mid[i] = src[i*sw]
 				}
+			}
+			if mapped {
+				fu.mapRow(mid, c)
 			}
 			clear(seg[hi-a:])
 		}
@@ -435,5 +515,24 @@ func convGather2(dst, src []float32) {
 	}
 	for ; i < len(dst); i++ {
 		dst[i] = src[2*i]
+	}
+}
+
+// convAffineRow sets y[i] = x[i]*a + b, then 0 where that is below 0 when
+// relu is set (NaN stays NaN), as ChannelAffineRef does for one row.
+func convAffineRow(x, y []float32, a, b float32, relu bool) {
+	y = y[:len(x)]
+	if relu {
+		for i, v := range x {
+			v = v*a + b
+			if v < 0 {
+				v = 0
+			}
+			y[i] = v
+		}
+		return
+	}
+	for i, v := range x {
+		y[i] = v*a + b
 	}
 }

@@ -369,7 +369,7 @@ func Conv2dBackwardWeight(p ConvParams, x, dy, dw []float32) {
 					bm = F32Mat(xn[r0*ohw+j0:], ohw, true)
 				} else {
 					blkBuf := (*buf)[:rows*(j1-j0)]
-					convIm2col(p, xn, blkBuf, r0, r1, j0, j1)
+					convIm2col(p, xn, blkBuf, r0, r1, j0, j1, nil)
 					bm = F32Mat(blkBuf, j1-j0, true)
 				}
 				gemm(kk, rows, j1-j0, 1, F32Mat(dyk[j0:], ohw, false), bm, beta, dw[k0*crs+r0:], crs)

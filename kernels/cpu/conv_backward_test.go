@@ -341,7 +341,7 @@ func TestConvCol2imAdjoint(t *testing.T) {
 			r0, r1, j0, j1 := rng[0], rng[1], rng[2], rng[3]
 			cols := convTestData((r1-r0)*(j1-j0), 2)
 			im := make([]float32, len(cols))
-			convIm2col(p, x, im, r0, r1, j0, j1)
+			convIm2col(p, x, im, r0, r1, j0, j1, nil)
 			back := make([]float32, len(x))
 			convCol2im(p, back, cols, r0, r1, j0, j1)
 			var a, b float64

@@ -272,7 +272,7 @@ func convPerTile(p ConvParams, x []float32, w Mat, bias, y []float32) {
 		buf := make([]float32, pl.rowsPerBlock*cols)
 		for r0 := 0; r0 < pl.crs; r0 += pl.rowsPerBlock {
 			r1 := min(r0+pl.rowsPerBlock, pl.crs)
-			convIm2col(p, xn, buf[:(r1-r0)*cols], r0, r1, j0, j1)
+			convIm2col(p, xn, buf[:(r1-r0)*cols], r0, r1, j0, j1, nil)
 			bb := beta
 			if r0 > 0 {
 				bb = 1

@@ -284,3 +284,46 @@ func TimestepEmbeddingRef(t []float32, dim int, flipSinToCos bool, shift, scale,
 		}
 	}
 }
+
+// Conv2dFusedRef computes what Conv2dFused(p, x, w, bias, y, f) does, as
+// three separate passes: every input value mapped (sample n of x starting
+// at n*f.XStride, or n*C*H*W when XStride is 0),
+//
+//	x'[n,c,h,w] = x[n,c,h,w]*InScale[c] + InShift[c], then 0 if InReLU and x' < 0
+//
+// (scale 1 and shift 0 when nil), Conv2dRef on x' (zero padding added after
+// the map), and y = 0 where y < 0 when OutReLU is set (NaN stays NaN).
+func Conv2dFusedRef(p ConvParams, x []float32, w Mat, bias []float32, y []float32, f ConvFusion) {
+	chw := p.C * p.H * p.W
+	xs := f.XStride
+	if xs == 0 {
+		xs = chw
+	}
+	xm := make([]float32, p.N*chw)
+	for n := 0; n < p.N; n++ {
+		for c := 0; c < p.C; c++ {
+			a, b := float32(1), float32(0)
+			if f.InScale != nil {
+				a = f.InScale[c]
+			}
+			if f.InShift != nil {
+				b = f.InShift[c]
+			}
+			for i := 0; i < p.H*p.W; i++ {
+				v := x[n*xs+c*p.H*p.W+i]*a + b
+				if f.InReLU && v < 0 {
+					v = 0
+				}
+				xm[n*chw+c*p.H*p.W+i] = v
+			}
+		}
+	}
+	Conv2dRef(p, xm, w, bias, y)
+	if f.OutReLU {
+		for i, v := range y[:p.N*p.K*p.OutH()*p.OutW()] {
+			if v < 0 {
+				y[i] = 0
+			}
+		}
+	}
+}

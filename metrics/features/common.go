@@ -80,13 +80,16 @@ func foldConvBN(conv, bn *nn.Builder, c, k, kh, kw int, o tensor.ConvOpts, eps f
 	return cb
 }
 
-// Forward returns relu(conv(x) + b) (or without relu) for x [N, C, H, W].
+// Forward returns relu(conv(x) + b) (or without relu) for x [N, C, H, W]
+// (the ReLU fused into the convolution).
 func (c *ConvBN) Forward(x *tensor.Tensor) *tensor.Tensor {
-	y := tensor.Conv2d(x, c.Weight, c.Bias, c.Opts)
-	if !c.Relu {
-		return y
-	}
-	return tensor.Scope(func() *tensor.Tensor { return tensor.ReLU(y) }, y)
+	return tensor.Conv2dFused(x, c.Weight, c.Bias, c.Opts, tensor.ConvFusion{OutReLU: c.Relu})
+}
+
+// ForwardMapped is Forward on ChannelAffine(x, n.Scale, n.Shift, true): the
+// eval-mode BatchNorm and ReLU in front of the convolution, fused into it.
+func (c *ConvBN) ForwardMapped(n *BatchNorm, x *tensor.Tensor) *tensor.Tensor {
+	return tensor.Conv2dFused(x, c.Weight, c.Bias, c.Opts, tensor.ConvFusion{InScale: n.Scale, InShift: n.Shift, InReLU: true, OutReLU: c.Relu})
 }
 
 // openWeights opens a weight file by its contents: safetensors (any name) or

@@ -162,7 +162,7 @@ func (m *DenseNet) Dim() int {
 // Forward returns the layer's output, x with the new features appended.
 func (l *DenseLayer) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Scope(func() *tensor.Tensor {
-		h := l.Conv2.Forward(l.Conv1.Forward(l.Norm1.Forward(x, true)))
+		h := l.Conv2.Forward(l.Conv1.ForwardMapped(l.Norm1, x))
 		return tensor.Cat(1, x, h)
 	})
 }
@@ -186,7 +186,7 @@ func denseBlock(layers []*DenseLayer, x *tensor.Tensor) *tensor.Tensor {
 	tensor.Do(func() { buf.Narrow(1, 0, c).CopyFrom(x) })
 	for i, l := range layers {
 		tensor.Do(func() {
-			h := l.Conv2.Forward(l.Conv1.Forward(l.Norm1.Forward(buf.Narrow(1, 0, c), true)))
+			h := l.Conv2.Forward(l.Conv1.ForwardMapped(l.Norm1, buf.Narrow(1, 0, c)))
 			buf.Narrow(1, c, grow[i]).CopyFrom(h)
 		})
 		c += grow[i]
@@ -197,7 +197,8 @@ func denseBlock(layers []*DenseLayer, x *tensor.Tensor) *tensor.Tensor {
 // Forward returns the transition's output.
 func (t *Transition) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Scope(func() *tensor.Tensor {
-		return tensor.AvgPool2d(t.Conv.Forward(t.Norm.Forward(x, true)), tensor.PoolSquare(2, 2, 0), true)
+		y := tensor.Conv2dFused(x, t.Conv.Weight, t.Conv.Bias, t.Conv.Opts, tensor.ConvFusion{InScale: t.Norm.Scale, InShift: t.Norm.Shift, InReLU: true})
+		return tensor.AvgPool2d(y, tensor.PoolSquare(2, 2, 0), true)
 	})
 }
 
