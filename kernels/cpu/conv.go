@@ -172,8 +172,9 @@ type ConvFusion struct {
 // inMap reports whether f maps the input.
 func (f *ConvFusion) inMap() bool { return f.InScale != nil || f.InShift != nil || f.InReLU }
 
-// mapRow applies f's input map of channel c to v in place.
-func (f *ConvFusion) mapRow(v []float32, c int) {
+// mapInto sets dst to f's input map of channel c applied to src (dst may
+// be src).
+func (f *ConvFusion) mapInto(dst, src []float32, c int) {
 	a, b := float32(1), float32(0)
 	if f.InScale != nil {
 		a = f.InScale[c]
@@ -181,7 +182,7 @@ func (f *ConvFusion) mapRow(v []float32, c int) {
 	if f.InShift != nil {
 		b = f.InShift[c]
 	}
-	convAffineRow(v, v, a, b, f.InReLU)
+	convAffineRow(src, dst, a, b, f.InReLU)
 }
 
 // reluRows applies max(v, 0) to columns [j0, j1) of rows [0, rows) of y
@@ -429,6 +430,19 @@ func convBiasRow(p ConvParams, pl convPlan, x []float32, w Mat, bias []float32, 
 // map applied to the values from the image (not to the padding).
 func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int, fu *ConvFusion) {
 	mapped := fu != nil && fu.inMap()
+	if convIsPointwise(p) { // (only mapped ones come here) row = channel, one span
+		hw := p.H * p.W
+		for row := r0; row < r1; row++ {
+			d := dst[(row-r0)*(j1-j0) : (row-r0+1)*(j1-j0)]
+			src := xn[row*hw+j0 : row*hw+j1]
+			if mapped {
+				fu.mapInto(d, src, row)
+			} else {
+				copy(d, src)
+			}
+		}
+		return
+	}
 	ow := p.OutW()
 	cols := j1 - j0
 	rs := p.R * p.S
@@ -458,10 +472,12 @@ func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int, fu *ConvFus
 			xr := xc[ih*p.W : (ih+1)*p.W]
 			clear(seg[:lo-a])
 			mid := seg[lo-a : hi-a]
-			switch sw {
-			case 1:
+			switch {
+			case sw == 1 && mapped: // copy and map in one pass
+				fu.mapInto(mid, xr[lo+off:hi+off], c)
+			case sw == 1:
 				copy(mid, xr[lo+off:hi+off])
-			case 2:
+			case sw == 2:
 				convGather2(mid, xr[lo*2+off:(hi-1)*2+off+1])
 			default:
 				src := xr[lo*sw+off : (hi-1)*sw+off+1]
@@ -469,8 +485,8 @@ func convIm2col(p ConvParams, xn, dst []float32, r0, r1, j0, j1 int, fu *ConvFus
 					mid[i] = src[i*sw]
 				}
 			}
-			if mapped {
-				fu.mapRow(mid, c)
+			if mapped && sw != 1 {
+				fu.mapInto(mid, mid, c)
 			}
 			clear(seg[hi-a:])
 		}
