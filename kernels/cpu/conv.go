@@ -535,20 +535,12 @@ func convGather2(dst, src []float32) {
 }
 
 // convAffineRow sets y[i] = x[i]*a + b, then 0 where that is below 0 when
-// relu is set (NaN stays NaN), as ChannelAffineRef does for one row.
+// relu is set (NaN stays NaN), as ChannelAffineRef does for one row (with
+// the vector kernel of affineSpan).
 func convAffineRow(x, y []float32, a, b float32, relu bool) {
-	y = y[:len(x)]
+	lo := poolNegInf
 	if relu {
-		for i, v := range x {
-			v = v*a + b
-			if v < 0 {
-				v = 0
-			}
-			y[i] = v
-		}
-		return
+		lo = 0
 	}
-	for i, v := range x {
-		y[i] = v*a + b
-	}
+	affineSpan(x, y, a, b, lo)
 }

@@ -7,7 +7,8 @@ import "math"
 // Images are planes: x holds nc = N*C planes of h x w floats, row-major, and
 // y the nc output planes. Each function has a naive ...Ref beside it whose doc
 // comment is the loop it computes; the fast versions split the planes across
-// goroutines and hoist the bounds out of the inner loops.
+// goroutines and run the row kernels of pool_vec.go (AVX2 assembly on amd64,
+// pure Go elsewhere or with -tags purego).
 
 // PoolParams describes a 2-D pooling window: kernel kh x kw, strides and
 // zero (or -inf, for max pooling) paddings; ceil mode is not supported
@@ -121,7 +122,9 @@ func AdaptiveAvgPool2dRef(nc, h, w, oh, ow int, x, y []float32) {
 // BatchNorm folded to y = x*scale + shift), optionally followed by ReLU, to
 // x [n, c, hw]; a nil scale means 1 and a nil shift 0:
 //
-//	for i < n, k < c, s < hw: v = x[i,k,s]*scale[k] + shift[k]; y[i,k,s] = relu ? max(v, 0) : v
+//	for i < n, k < c, s < hw:
+//	  v = x[i,k,s]*scale[k] + shift[k]  (the product rounded to float32, then the sum)
+//	  y[i,k,s] = relu && v < 0 ? 0 : v  (NaN stays NaN, -0 stays -0)
 func ChannelAffineRef(n, c, hw int, x, scale, shift []float32, relu bool, y []float32) {
 	for i := 0; i < n; i++ {
 		for k := 0; k < c; k++ {
@@ -133,7 +136,7 @@ func ChannelAffineRef(n, c, hw int, x, scale, shift []float32, relu bool, y []fl
 				b = shift[k]
 			}
 			for s := 0; s < hw; s++ {
-				v := x[(i*c+k)*hw+s]*a + b
+				v := float32(x[(i*c+k)*hw+s]*a) + b // rounded product, no FMA
 				if relu && v < 0 {
 					v = 0
 				}
@@ -143,78 +146,115 @@ func ChannelAffineRef(n, c, hw int, x, scale, shift []float32, relu bool, y []fl
 	}
 }
 
-// MaxPool2d computes MaxPool2dRef, planes in parallel, with the window
-// clipped to the plane once per output position (unit strides: two
-// separable passes, see pool2dStride1).
+// MaxPool2d computes MaxPool2dRef, planes in parallel: per output row the
+// maximum over the window's rows (vectorised down the columns) into a
+// -inf-padded scratch row, then over the window's columns at the stride
+// (vectorised for strides 1 and 2). Unit strides take the separable passes
+// of pool2dStride1. The values equal the reference's; where a window's
+// maximum is a tie of -0 and +0 either may be returned (they compare equal),
+// and of several NaNs any one.
 func MaxPool2d(p PoolParams, x, y []float32) {
 	if p.StrideH == 1 && p.StrideW == 1 {
 		pool2dStride1(p, false, false, x, y)
 		return
 	}
 	oh, ow := p.OutH(), p.OutW()
+	if oh <= 0 || ow <= 0 {
+		return
+	}
+	wp := max(p.W+2*p.PadW, (ow-1)*p.StrideW+p.KW)
 	ParallelFor(p.NC, max(1, 16384/max(oh*ow*p.KH*p.KW, 1)), func(lo, hi int) {
+		buf := make([]float32, wp) // [PadW -inf | column maxima | -inf ...]
+		poolFill(buf, poolNegInf)
+		mid := buf[p.PadW : p.PadW+p.W]
 		for c := lo; c < hi; c++ {
 			xp, yp := x[c*p.H*p.W:(c+1)*p.H*p.W], y[c*oh*ow:(c+1)*oh*ow]
 			for i := 0; i < oh; i++ {
 				r0 := i*p.StrideH - p.PadH
 				r1 := min(r0+p.KH, p.H)
 				r0 = max(r0, 0)
-				for j := 0; j < ow; j++ {
-					q0 := j*p.StrideW - p.PadW
-					q1 := min(q0+p.KW, p.W)
-					q0 = max(q0, 0)
-					m := float32(math.Inf(-1))
-					for r := r0; r < r1; r++ {
-						for _, v := range xp[r*p.W+q0 : r*p.W+q1] {
-							if v > m || v != v {
-								m = v
-							}
-						}
-					}
-					yp[i*ow+j] = m
+				yr := yp[i*ow : (i+1)*ow]
+				if r0 >= r1 { // the window lies in the padding
+					poolFill(yr, poolNegInf)
+					continue
 				}
+				colMax(mid, xp[r0*p.W:], p.W, r1-r0)
+				rowMax(yr, buf, p.KW, p.StrideW)
 			}
 		}
 	})
 }
 
 // AvgPool2d computes AvgPool2dRef, planes in parallel (unit strides: two
-// separable passes, see pool2dStride1). The window sums are accumulated in
-// float32 over at most KH*KW terms, which differs from the reference's
-// float64 sums by rounding only.
+// separable passes, see pool2dStride1). Each window is summed in float32 in
+// the window's row-major order starting from +0 (the padding's zeros, when
+// columns are padded, add exactly nothing), vectorised over the outputs of a
+// row for column stride 2, which differs from the reference's float64 sums
+// by rounding only.
 func AvgPool2d(p PoolParams, countIncludePad bool, x, y []float32) {
 	if p.StrideH == 1 && p.StrideW == 1 {
 		pool2dStride1(p, true, countIncludePad, x, y)
 		return
 	}
 	oh, ow := p.OutH(), p.OutW()
+	if oh <= 0 || ow <= 0 {
+		return
+	}
+	den := poolDen(p, countIncludePad)
+	// Padded columns: the window's rows are copied into zero-padded scratch rows.
+	wp := max(p.W+2*p.PadW, (ow-1)*p.StrideW+p.KW)
+	direct := p.PadW == 0 && wp == p.W
 	ParallelFor(p.NC, max(1, 16384/max(oh*ow*p.KH*p.KW, 1)), func(lo, hi int) {
+		var buf []float32
+		if !direct {
+			buf = make([]float32, p.KH*wp)
+		}
 		for c := lo; c < hi; c++ {
 			xp, yp := x[c*p.H*p.W:(c+1)*p.H*p.W], y[c*oh*ow:(c+1)*oh*ow]
 			for i := 0; i < oh; i++ {
 				r0 := i*p.StrideH - p.PadH
-				r1 := min(r0+p.KH, p.H+p.PadH)
-				rd := r1 - r0
-				r0, r1 = max(r0, 0), min(r1, p.H)
-				for j := 0; j < ow; j++ {
-					q0 := j*p.StrideW - p.PadW
-					q1 := min(q0+p.KW, p.W+p.PadW)
-					den := rd * (q1 - q0)
-					q0, q1 = max(q0, 0), min(q1, p.W)
-					if !countIncludePad {
-						den = (r1 - r0) * (q1 - q0)
-					}
-					var s float32
-					for r := r0; r < r1; r++ {
-						for _, v := range xp[r*p.W+q0 : r*p.W+q1] {
-							s += v
+				r1 := min(r0+p.KH, p.H)
+				r0 = max(r0, 0)
+				rows := max(r1-r0, 0)
+				var src []float32
+				ld := p.W
+				if rows > 0 {
+					src = xp[r0*p.W:]
+					if !direct {
+						for r := 0; r < rows; r++ {
+							copy(buf[r*wp+p.PadW:], xp[(r0+r)*p.W:(r0+r+1)*p.W])
 						}
+						src, ld = buf, wp
 					}
-					yp[i*ow+j] = s / float32(den)
 				}
+				rowsAvg(yp[i*ow:(i+1)*ow], src, den[i*ow:], ld, rows, p.KW, p.StrideW)
 			}
 		}
 	})
+}
+
+// poolDen returns the divisors of AvgPool2dRef, [OutH, OutW] as float32.
+func poolDen(p PoolParams, countIncludePad bool) []float32 {
+	oh, ow := p.OutH(), p.OutW()
+	den := make([]float32, oh*ow)
+	for i := 0; i < oh; i++ {
+		r0 := i*p.StrideH - p.PadH
+		r1 := min(r0+p.KH, p.H+p.PadH)
+		rd := r1 - r0
+		if !countIncludePad {
+			rd = min(r1, p.H) - max(r0, 0)
+		}
+		for j := 0; j < ow; j++ {
+			q0 := j*p.StrideW - p.PadW
+			q1 := min(q0+p.KW, p.W+p.PadW)
+			qd := q1 - q0
+			if !countIncludePad {
+				qd = min(q1, p.W) - max(q0, 0)
+			}
+			den[i*ow+j] = float32(rd * qd)
+		}
+	}
+	return den
 }
 
 // AdaptiveAvgPool2d computes AdaptiveAvgPool2dRef, planes in parallel (the
@@ -226,8 +266,29 @@ func AdaptiveAvgPool2d(nc, h, w, oh, ow int, x, y []float32) {
 	})
 }
 
-// ChannelAffine computes ChannelAffineRef, rows of channels in parallel.
+// ChannelAffine computes ChannelAffineRef, bit for bit (the same product
+// then sum, the same ReLU, so NaN and -0 come out as there), rows of
+// channels in parallel; when one map serves every element (c = 1, or no
+// scale and no shift, as tensor.ReLU calls it) the whole span is split
+// instead, so short rows cost nothing extra.
 func ChannelAffine(n, c, hw int, x, scale, shift []float32, relu bool, y []float32) {
+	floor := poolNegInf
+	if relu {
+		floor = 0
+	}
+	if c == 1 || (scale == nil && shift == nil) {
+		a, b := float32(1), float32(0)
+		if scale != nil {
+			a = scale[0]
+		}
+		if shift != nil {
+			b = shift[0]
+		}
+		ParallelFor(n*c*hw, 32768, func(lo, hi int) {
+			affineSpan(x[lo:hi], y[lo:hi], a, b, floor)
+		})
+		return
+	}
 	ParallelFor(n*c, max(1, 32768/max(hw, 1)), func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			k := row % c
@@ -238,84 +299,64 @@ func ChannelAffine(n, c, hw int, x, scale, shift []float32, relu bool, y []float
 			if shift != nil {
 				b = shift[k]
 			}
-			xs, ys := x[row*hw:(row+1)*hw], y[row*hw:(row+1)*hw]
-			if relu {
-				for s, v := range xs {
-					ys[s] = max(v*a+b, 0)
-				}
-			} else {
-				for s, v := range xs {
-					ys[s] = v*a + b
-				}
-			}
+			affineSpan(x[row*hw:(row+1)*hw], y[row*hw:(row+1)*hw], a, b, floor)
 		}
 	})
 }
 
 // pool2dStride1 is max (avg false) or average pooling with unit strides (the
 // 3x3 pools of Inception's blocks) as two separable passes per plane: each
-// row reduced over its window of columns into a scratch plane, then each
-// column of that over its window of rows.
+// row, copied into a scratch row padded with the padding's value (0, or -inf
+// for max) when columns are padded, reduced over its window of columns into
+// a scratch plane, then each column of that over its window of rows (and
+// divided by the window's size). Both passes are vectorised over a row; the
+// sums run from +0 in column then row order, the order of the scalar loops
+// this replaced, and the padding's zeros add exactly nothing.
 func pool2dStride1(p PoolParams, avg, countIncludePad bool, x, y []float32) {
 	oh, ow := p.OutH(), p.OutW()
+	if oh <= 0 || ow <= 0 {
+		return
+	}
+	var den []float32
+	padv := poolNegInf
+	if avg {
+		den = poolDen(p, countIncludePad)
+		padv = 0
+	}
+	wp := max(p.W+2*p.PadW, ow-1+p.KW)
+	direct := p.PadW == 0 && wp == p.W
 	ParallelFor(p.NC, max(1, 16384/max(oh*ow*p.KH*p.KW, 1)), func(lo, hi int) {
 		tmp := make([]float32, p.H*ow)
+		buf := make([]float32, wp) // [PadW padv | row | padv ...]
+		poolFill(buf, padv)
+		mid := buf[p.PadW : p.PadW+p.W]
 		for c := lo; c < hi; c++ {
 			xp, yp := x[c*p.H*p.W:(c+1)*p.H*p.W], y[c*oh*ow:(c+1)*oh*ow]
 			for r := 0; r < p.H; r++ {
-				row, tr := xp[r*p.W:(r+1)*p.W], tmp[r*ow:(r+1)*ow]
-				for j := range tr {
-					q0 := j - p.PadW
-					q1 := min(q0+p.KW, p.W)
-					q0 = max(q0, 0)
-					if avg {
-						var s float32
-						for _, v := range row[q0:q1] {
-							s += v
-						}
-						tr[j] = s
-					} else {
-						m := float32(math.Inf(-1))
-						for _, v := range row[q0:q1] {
-							if v > m || v != v {
-								m = v
-							}
-						}
-						tr[j] = m
-					}
+				src := xp[r*p.W : (r+1)*p.W]
+				if !direct {
+					copy(mid, src)
+					src = buf
+				}
+				if avg {
+					rowSum1(tmp[r*ow:(r+1)*ow], src, p.KW)
+				} else {
+					rowMax(tmp[r*ow:(r+1)*ow], src, p.KW, 1)
 				}
 			}
 			for i := 0; i < oh; i++ {
 				r0 := i - p.PadH
 				r1 := min(r0+p.KH, p.H)
-				rd := min(r0+p.KH, p.H+p.PadH) - r0
 				r0 = max(r0, 0)
-				yr := yp[i*ow : (i+1)*ow]
-				if !avg {
-					copy(yr, tmp[r0*ow:(r0+1)*ow])
-					for r := r0 + 1; r < r1; r++ {
-						for j, v := range tmp[r*ow : (r+1)*ow] {
-							if v > yr[j] || v != v {
-								yr[j] = v
-							}
-						}
-					}
-					continue
+				rows := max(r1-r0, 0)
+				var src []float32
+				if rows > 0 {
+					src = tmp[r0*ow:]
 				}
-				clear(yr)
-				for r := r0; r < r1; r++ {
-					for j, v := range tmp[r*ow : (r+1)*ow] {
-						yr[j] += v
-					}
-				}
-				for j := range yr {
-					q0 := j - p.PadW
-					q1 := min(q0+p.KW, p.W+p.PadW)
-					den := rd * (q1 - q0)
-					if !countIncludePad {
-						den = (r1 - r0) * (min(q1, p.W) - max(q0, 0))
-					}
-					yr[j] /= float32(den)
+				if avg {
+					colAvg(yp[i*ow:(i+1)*ow], src, den[i*ow:], ow, rows)
+				} else {
+					colMax(yp[i*ow:(i+1)*ow], src, ow, rows)
 				}
 			}
 		}

@@ -310,7 +310,7 @@ func Conv2dFusedRef(p ConvParams, x []float32, w Mat, bias []float32, y []float3
 				b = f.InShift[c]
 			}
 			for i := 0; i < p.H*p.W; i++ {
-				v := x[n*xs+c*p.H*p.W+i]*a + b
+				v := float32(x[n*xs+c*p.H*p.W+i]*a) + b
 				if f.InReLU && v < 0 {
 					v = 0
 				}
